@@ -1,0 +1,209 @@
+//! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
+
+use crate::utf8::Utf8Validator;
+
+/// A close status code (§7.4.1).
+///
+/// Codes that never appear on the wire (1005, 1006, 1015) exist only so that
+/// a connection can report how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 1000: the purpose of the connection was fulfilled.
+    Normal,
+    /// 1001: an endpoint is going away (server shutdown, page navigation).
+    GoingAway,
+    /// 1002: the peer broke the protocol.
+    ProtocolError,
+    /// 1003: a kind of data the endpoint cannot accept.
+    Unsupported,
+    /// 1005: the close frame carried no status code. Never sent.
+    NoStatus,
+    /// 1006: the connection ended without a close frame. Never sent.
+    Abnormal,
+    /// 1007: message data was not consistent with its type (bad UTF-8).
+    InvalidPayload,
+    /// 1008: a message violated the endpoint's policy.
+    PolicyViolation,
+    /// 1009: a message was too big to process.
+    TooBig,
+    /// 1010: the client expected an extension the server did not negotiate.
+    MandatoryExtension,
+    /// 1011: the server met an unexpected condition.
+    InternalError,
+    /// Any other code; only 3000–4999 are valid on the wire.
+    Other(u16),
+}
+
+impl CloseCode {
+    /// The numeric code.
+    pub fn as_u16(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
+            Self::Unsupported => 1003,
+            Self::NoStatus => 1005,
+            Self::Abnormal => 1006,
+            Self::InvalidPayload => 1007,
+            Self::PolicyViolation => 1008,
+            Self::TooBig => 1009,
+            Self::MandatoryExtension => 1010,
+            Self::InternalError => 1011,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// Whether a peer may send this code in a close frame (§7.4.1, §7.4.2):
+    /// 1000–1003, 1007–1011 and 3000–4999.
+    pub fn is_valid_on_wire(self) -> bool {
+        matches!(self.as_u16(), 1000..=1003 | 1007..=1011 | 3000..=4999)
+    }
+}
+
+impl From<u16> for CloseCode {
+    fn from(code: u16) -> Self {
+        match code {
+            1000 => Self::Normal,
+            1001 => Self::GoingAway,
+            1002 => Self::ProtocolError,
+            1003 => Self::Unsupported,
+            1005 => Self::NoStatus,
+            1006 => Self::Abnormal,
+            1007 => Self::InvalidPayload,
+            1008 => Self::PolicyViolation,
+            1009 => Self::TooBig,
+            1010 => Self::MandatoryExtension,
+            1011 => Self::InternalError,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl std::fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.as_u16())
+    }
+}
+
+/// Why a received close frame payload is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CloseFrameError {
+    /// A one-byte payload cannot hold a status code (§5.5.1).
+    #[error("close frame payload of 1 byte")]
+    Truncated,
+    /// A code that must not be sent (§7.4.1, §7.4.2).
+    #[error("invalid close code {0}")]
+    InvalidCode(u16),
+    /// The reason is not UTF-8 (§5.5.1).
+    #[error("close reason is not valid UTF-8")]
+    InvalidReason,
+}
+
+impl CloseFrameError {
+    /// The code with which a receiver fails the connection.
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            Self::InvalidReason => CloseCode::InvalidPayload,
+            Self::Truncated | Self::InvalidCode(_) => CloseCode::ProtocolError,
+        }
+    }
+}
+
+/// Reads a close frame payload: an optional code and a UTF-8 reason (§5.5.1).
+///
+/// An empty payload means "no status code" and reads as [`CloseCode::NoStatus`].
+pub fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, String), CloseFrameError> {
+    match payload {
+        [] => Ok((CloseCode::NoStatus, String::new())),
+        [_] => Err(CloseFrameError::Truncated),
+        [hi, lo, reason @ ..] => {
+            let code = CloseCode::from(u16::from_be_bytes([*hi, *lo]));
+            if !code.is_valid_on_wire() {
+                return Err(CloseFrameError::InvalidCode(code.as_u16()));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| CloseFrameError::InvalidReason)?;
+            Ok((code, reason.to_owned()))
+        }
+    }
+}
+
+/// Writes a close frame payload. [`CloseCode::NoStatus`] gives an empty payload.
+///
+/// The reason is cut at a character boundary so that the payload fits the
+/// 125 bytes of a control frame (§5.5).
+pub fn close_payload(code: CloseCode, reason: &str, out: &mut Vec<u8>) {
+    if code == CloseCode::NoStatus {
+        return;
+    }
+    out.extend_from_slice(&code.as_u16().to_be_bytes());
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&reason.as_bytes()[..end]);
+    debug_assert!(Utf8Validator::new().feed(&out[2..]).is_ok());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_code_table() {
+        // §7.4.1 defines 1000–1003 and 1007–1011 for use on the wire; 1004 is
+        // reserved, 1005/1006/1015 must never be sent; 0–999 and 1016–2999 are
+        // not in use; 3000–4999 belong to libraries and applications (§7.4.2).
+        for code in 0..=u16::MAX {
+            let expected = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            assert_eq!(CloseCode::from(code).is_valid_on_wire(), expected, "{code}");
+            assert_eq!(CloseCode::from(code).as_u16(), code);
+        }
+        for code in [1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 2999, 5000] {
+            assert_eq!(
+                parse_close_payload(&u16::to_be_bytes(code)),
+                Err(CloseFrameError::InvalidCode(code))
+            );
+        }
+    }
+
+    #[test]
+    fn parses_payloads() {
+        assert_eq!(
+            parse_close_payload(b""),
+            Ok((CloseCode::NoStatus, String::new()))
+        );
+        assert_eq!(
+            parse_close_payload(b"\x03"),
+            Err(CloseFrameError::Truncated)
+        );
+        assert_eq!(
+            parse_close_payload(b"\x03\xe8bye"),
+            Ok((CloseCode::Normal, "bye".to_owned()))
+        );
+        assert_eq!(
+            parse_close_payload(b"\x03\xe8\xff"),
+            Err(CloseFrameError::InvalidReason)
+        );
+        assert_eq!(
+            CloseFrameError::InvalidReason.close_code(),
+            CloseCode::InvalidPayload
+        );
+        assert_eq!(
+            CloseFrameError::Truncated.close_code(),
+            CloseCode::ProtocolError
+        );
+    }
+
+    #[test]
+    fn writes_payloads_that_fit_a_control_frame() {
+        let mut out = Vec::new();
+        close_payload(CloseCode::NoStatus, "ignored", &mut out);
+        assert!(out.is_empty());
+        let long = "é".repeat(100);
+        close_payload(CloseCode::GoingAway, &long, &mut out);
+        assert!(out.len() <= 125);
+        let (code, reason) = parse_close_payload(&out).expect("round trip");
+        assert_eq!(code, CloseCode::GoingAway);
+        assert!(long.starts_with(&reason) && !reason.is_empty());
+    }
+}

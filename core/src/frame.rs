@@ -1,0 +1,349 @@
+//! Frame headers (RFC 6455 §5.2).
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-------+-+-------------+-------------------------------+
+//! |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+//! |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+//! |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+//! | |1|2|3|       |K|             |                               |
+//! ```
+
+use crate::connection::Role;
+use crate::error::ProtocolError;
+
+/// The longest possible header: 2 + 8 (length) + 4 (mask) bytes.
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// A frame opcode (§5.2, §11.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpCode {
+    /// 0x0: continues a fragmented message.
+    Continuation,
+    /// 0x1: the first frame of a text message.
+    Text,
+    /// 0x2: the first frame of a binary message.
+    Binary,
+    /// 0x8: begins or answers the closing handshake.
+    Close,
+    /// 0x9: asks for a pong.
+    Ping,
+    /// 0xA: answers a ping, or is a unidirectional heartbeat.
+    Pong,
+}
+
+impl OpCode {
+    /// Reads the 4-bit opcode; reserved values are an error.
+    pub fn from_u8(bits: u8) -> Result<Self, ProtocolError> {
+        Ok(match bits {
+            0x0 => Self::Continuation,
+            0x1 => Self::Text,
+            0x2 => Self::Binary,
+            0x8 => Self::Close,
+            0x9 => Self::Ping,
+            0xA => Self::Pong,
+            other => return Err(ProtocolError::ReservedOpcode(other)),
+        })
+    }
+
+    /// The 4-bit value.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Self::Continuation => 0x0,
+            Self::Text => 0x1,
+            Self::Binary => 0x2,
+            Self::Close => 0x8,
+            Self::Ping => 0x9,
+            Self::Pong => 0xA,
+        }
+    }
+
+    /// Close, ping and pong are control frames (§5.5).
+    pub fn is_control(self) -> bool {
+        matches!(self, Self::Close | Self::Ping | Self::Pong)
+    }
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// FIN: this is the final fragment of a message.
+    pub fin: bool,
+    /// RSV1, RSV2, RSV3 as the low three bits.
+    pub rsv: u8,
+    /// The opcode.
+    pub opcode: OpCode,
+    /// The masking key, present on client-to-server frames.
+    pub mask: Option<[u8; 4]>,
+    /// The payload length in bytes.
+    pub payload_len: u64,
+}
+
+impl FrameHeader {
+    /// A final, unmasked frame with no RSV bits.
+    pub fn new(opcode: OpCode, payload_len: u64) -> Self {
+        Self {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len,
+        }
+    }
+
+    /// Decodes a header from the start of `buf`.
+    ///
+    /// Returns the header and its length in bytes, or `None` if `buf` does not
+    /// yet hold the whole header.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, ProtocolError> {
+        let [b0, b1, rest @ ..] = buf else {
+            return Ok(None);
+        };
+        let opcode = OpCode::from_u8(b0 & 0x0F)?;
+        let (payload_len, len_bytes) = match b1 & 0x7F {
+            126 => {
+                let Some(bytes) = rest.first_chunk::<2>() else {
+                    return Ok(None);
+                };
+                let len = u16::from_be_bytes(*bytes);
+                if len < 126 {
+                    return Err(ProtocolError::NonMinimalLength);
+                }
+                (u64::from(len), 2)
+            }
+            127 => {
+                let Some(bytes) = rest.first_chunk::<8>() else {
+                    return Ok(None);
+                };
+                let len = u64::from_be_bytes(*bytes);
+                if len >> 63 != 0 {
+                    return Err(ProtocolError::LengthHighBit);
+                }
+                if len <= u64::from(u16::MAX) {
+                    return Err(ProtocolError::NonMinimalLength);
+                }
+                (len, 8)
+            }
+            short => (u64::from(short), 0),
+        };
+        let rest = &rest[len_bytes..];
+        let mask = if b1 & 0x80 != 0 {
+            let Some(key) = rest.first_chunk::<4>() else {
+                return Ok(None);
+            };
+            Some(*key)
+        } else {
+            None
+        };
+        let header = Self {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x07,
+            opcode,
+            mask,
+            payload_len,
+        };
+        Ok(Some((header, header.encoded_len())))
+    }
+
+    /// Checks the rules that depend on who receives the frame (§5.1, §5.2, §5.5):
+    /// no RSV bits (no extension is negotiated), masking by role, and short,
+    /// unfragmented control frames.
+    pub fn validate(&self, receiver: Role) -> Result<(), ProtocolError> {
+        if self.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        match (receiver, self.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if self.opcode.is_control() {
+            if self.payload_len > 125 {
+                return Err(ProtocolError::ControlTooLong);
+            }
+            if !self.fin {
+                return Err(ProtocolError::ControlFragmented);
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of bytes [`FrameHeader::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let len_bytes = match self.payload_len {
+            0..=125 => 0,
+            126..=0xFFFF => 2,
+            _ => 8,
+        };
+        2 + len_bytes + if self.mask.is_some() { 4 } else { 0 }
+    }
+
+    /// Appends the header to `out`, with the minimal length encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut b0 = self.opcode.as_u8() | (self.rsv & 0x07) << 4;
+        if self.fin {
+            b0 |= 0x80;
+        }
+        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        match self.payload_len {
+            len @ 0..=125 => out.extend_from_slice(&[b0, mask_bit | len as u8]),
+            len @ 126..=0xFFFF => {
+                out.extend_from_slice(&[b0, mask_bit | 126]);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                out.extend_from_slice(&[b0, mask_bit | 127]);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        if let Some(key) = self.mask {
+            out.extend_from_slice(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all(bytes: &[u8]) -> (FrameHeader, &[u8]) {
+        let (header, len) = FrameHeader::decode(bytes)
+            .expect("valid")
+            .expect("complete");
+        (header, &bytes[len..])
+    }
+
+    #[test]
+    fn rfc_5_7_unmasked_hello() {
+        let (h, payload) = decode_all(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert_eq!(h, FrameHeader::new(OpCode::Text, 5));
+        assert_eq!(payload, b"Hello");
+        assert_eq!(h.validate(Role::Client), Ok(()));
+        assert_eq!(h.validate(Role::Server), Err(ProtocolError::UnmaskedFrame));
+    }
+
+    #[test]
+    fn rfc_5_7_masked_hello() {
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let (h, _) = decode_all(&bytes);
+        assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+        assert_eq!(h.payload_len, 5);
+        assert_eq!(h.validate(Role::Server), Ok(()));
+        assert_eq!(h.validate(Role::Client), Err(ProtocolError::MaskedFrame));
+    }
+
+    #[test]
+    fn rfc_5_7_fragmented_hello() {
+        let (first, _) = decode_all(&[0x01, 0x03, 0x48, 0x65, 0x6c]);
+        assert!(!first.fin);
+        assert_eq!(first.opcode, OpCode::Text);
+        let (last, _) = decode_all(&[0x80, 0x02, 0x6c, 0x6f]);
+        assert!(last.fin);
+        assert_eq!(last.opcode, OpCode::Continuation);
+    }
+
+    #[test]
+    fn rfc_5_7_ping_and_pong() {
+        let (ping, _) = decode_all(&[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert_eq!(ping.opcode, OpCode::Ping);
+        let bytes = [
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let (pong, _) = decode_all(&bytes);
+        assert_eq!(pong.opcode, OpCode::Pong);
+        assert_eq!(pong.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+    }
+
+    #[test]
+    fn rfc_5_7_16_and_64_bit_lengths() {
+        let mut bytes = vec![0x82, 0x7E, 0x01, 0x00];
+        let (h, _) = decode_all(&bytes);
+        assert_eq!(h.payload_len, 256);
+        let mut encoded = Vec::new();
+        h.encode(&mut encoded);
+        assert_eq!(encoded, bytes);
+
+        bytes = vec![0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00];
+        let (h, _) = decode_all(&bytes);
+        assert_eq!(h.payload_len, 65536);
+        encoded.clear();
+        h.encode(&mut encoded);
+        assert_eq!(encoded, bytes);
+    }
+
+    #[test]
+    fn rejects_reserved_opcodes_and_bad_lengths() {
+        for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            assert_eq!(
+                FrameHeader::decode(&[0x80 | op, 0x80]),
+                Err(ProtocolError::ReservedOpcode(op))
+            );
+        }
+        let high_bit = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            FrameHeader::decode(&high_bit),
+            Err(ProtocolError::LengthHighBit)
+        );
+        assert_eq!(
+            FrameHeader::decode(&[0x82, 0x7E, 0x00, 0x7D]),
+            Err(ProtocolError::NonMinimalLength)
+        );
+        assert_eq!(
+            FrameHeader::decode(&[0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]),
+            Err(ProtocolError::NonMinimalLength)
+        );
+    }
+
+    #[test]
+    fn validates_control_frames_and_rsv() {
+        let mut h = FrameHeader::new(OpCode::Ping, 126);
+        assert_eq!(h.validate(Role::Client), Err(ProtocolError::ControlTooLong));
+        h.payload_len = 125;
+        h.fin = false;
+        assert_eq!(
+            h.validate(Role::Client),
+            Err(ProtocolError::ControlFragmented)
+        );
+        let mut h = FrameHeader::new(OpCode::Text, 1);
+        h.rsv = 0b100;
+        assert_eq!(h.validate(Role::Client), Err(ProtocolError::ReservedBits));
+    }
+
+    fn any_header() -> impl Strategy<Value = FrameHeader> {
+        let opcode = prop::sample::select(vec![
+            OpCode::Continuation,
+            OpCode::Text,
+            OpCode::Binary,
+            OpCode::Close,
+            OpCode::Ping,
+            OpCode::Pong,
+        ]);
+        let len = prop_oneof![0u64..=125, 126u64..=0xFFFF, 0x1_0000u64..=(u64::MAX >> 1)];
+        (any::<bool>(), 0u8..8, opcode, any::<Option<[u8; 4]>>(), len).prop_map(
+            |(fin, rsv, opcode, mask, payload_len)| FrameHeader {
+                fin,
+                rsv,
+                opcode,
+                mask,
+                payload_len,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_at_every_split(header in any_header()) {
+            let mut bytes = Vec::new();
+            header.encode(&mut bytes);
+            prop_assert_eq!(bytes.len(), header.encoded_len());
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(FrameHeader::decode(&bytes[..cut]), Ok(None));
+            }
+            prop_assert_eq!(FrameHeader::decode(&bytes), Ok(Some((header, bytes.len()))));
+        }
+    }
+}

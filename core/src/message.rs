@@ -1,0 +1,238 @@
+//! Messages (RFC 6455 §5.4, §5.6): assembling fragments under size limits, and
+//! messages encoded once for many connections.
+
+use std::sync::Arc;
+
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+
+/// A complete data message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message; always valid UTF-8.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl Message {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(text) => text.as_bytes(),
+            Self::Binary(bytes) => bytes,
+        }
+    }
+
+    /// The opcode of the message's first frame.
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            Self::Text(_) => OpCode::Text,
+            Self::Binary(_) => OpCode::Binary,
+        }
+    }
+}
+
+/// The kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode of the message's first frame.
+    pub fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
+        }
+    }
+}
+
+/// A message encoded once as an unmasked (server-to-client) frame, whose bytes
+/// any number of connections can share.
+///
+/// Cloning is a reference-count increment; this is what keeps broadcast cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedMessage {
+    frame: Arc<[u8]>,
+}
+
+impl PreparedMessage {
+    /// Encodes a text message.
+    pub fn text(text: &str) -> Self {
+        Self::new(OpCode::Text, text.as_bytes())
+    }
+
+    /// Encodes a binary message.
+    pub fn binary(bytes: &[u8]) -> Self {
+        Self::new(OpCode::Binary, bytes)
+    }
+
+    /// Encodes `message`.
+    pub fn from_message(message: &Message) -> Self {
+        Self::new(message.opcode(), message.as_bytes())
+    }
+
+    fn new(opcode: OpCode, payload: &[u8]) -> Self {
+        let header = FrameHeader::new(opcode, payload.len() as u64);
+        let mut frame = Vec::with_capacity(header.encoded_len() + payload.len());
+        header.encode(&mut frame);
+        frame.extend_from_slice(payload);
+        Self {
+            frame: frame.into(),
+        }
+    }
+
+    /// The encoded frame.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+
+    pub(crate) fn shared(&self) -> Arc<[u8]> {
+        Arc::clone(&self.frame)
+    }
+}
+
+/// Reassembles data frames into messages, checking text as it arrives.
+#[derive(Debug)]
+pub(crate) struct Assembler {
+    kind: Option<MessageKind>,
+    buf: Vec<u8>,
+    utf8: Utf8Validator,
+    max_message_size: usize,
+}
+
+impl Assembler {
+    pub(crate) fn new(max_message_size: usize) -> Self {
+        Self {
+            kind: None,
+            buf: Vec::new(),
+            utf8: Utf8Validator::new(),
+            max_message_size,
+        }
+    }
+
+    /// Checks a data frame header against the message in progress (§5.4) and
+    /// the size limit, before any of its payload is read.
+    pub(crate) fn begin_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (header.opcode, self.kind) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            (OpCode::Text, None) => self.kind = Some(MessageKind::Text),
+            (OpCode::Binary, None) => self.kind = Some(MessageKind::Binary),
+            _ => {}
+        }
+        let size = self.buf.len() as u64 + header.payload_len;
+        if size > self.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                size,
+                limit: self.max_message_size,
+            });
+        }
+        if self.buf.is_empty() {
+            // One reservation for a whole unfragmented message.
+            self.buf.reserve(header.payload_len as usize);
+        }
+        Ok(())
+    }
+
+    /// Appends payload bytes that start `offset` bytes into their frame,
+    /// unmasking them in place. Text is validated at once, so invalid UTF-8
+    /// fails the connection before the rest of the frame arrives (§8.1).
+    pub(crate) fn extend(
+        &mut self,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+        offset: u64,
+    ) -> Result<(), ProtocolError> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        let added = &mut self.buf[start..];
+        if let Some(key) = mask {
+            apply_mask(added, key, (offset % 4) as usize);
+        }
+        if self.kind == Some(MessageKind::Text) {
+            self.utf8
+                .feed(added)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the message after its final frame.
+    pub(crate) fn finish(&mut self) -> Result<Message, ProtocolError> {
+        let bytes = std::mem::take(&mut self.buf);
+        match self.kind.take() {
+            Some(MessageKind::Text) => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                // Already validated piece by piece; from_utf8 checks again but
+                // cannot fail.
+                String::from_utf8(bytes)
+                    .map(Message::Text)
+                    .map_err(|_| ProtocolError::InvalidUtf8)
+            }
+            _ => Ok(Message::Binary(bytes)),
+        }
+    }
+
+    /// Bytes held for the message in progress.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_5_7_prepared_frames() {
+        assert_eq!(PreparedMessage::text("Hello").frame(), b"\x81\x05Hello");
+        let big = PreparedMessage::binary(&[0u8; 256]);
+        assert_eq!(&big.frame()[..4], &[0x82, 0x7E, 0x01, 0x00]);
+        let huge = PreparedMessage::binary(&vec![0u8; 65536]);
+        assert_eq!(&huge.frame()[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn assembles_fragments_and_enforces_order() {
+        let mut a = Assembler::new(100);
+        let mut first = FrameHeader::new(OpCode::Text, 3);
+        first.fin = false;
+        a.begin_frame(&first).expect("start");
+        a.extend(b"Hel", None, 0).expect("utf8");
+        assert_eq!(
+            a.begin_frame(&FrameHeader::new(OpCode::Binary, 1)),
+            Err(ProtocolError::ExpectedContinuation)
+        );
+        a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2))
+            .expect("continue");
+        a.extend(b"lo", None, 0).expect("utf8");
+        assert_eq!(a.finish(), Ok(Message::Text("Hello".into())));
+        assert_eq!(
+            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 1)),
+            Err(ProtocolError::UnexpectedContinuation)
+        );
+    }
+
+    #[test]
+    fn enforces_the_message_limit_across_fragments() {
+        let mut a = Assembler::new(4);
+        let mut first = FrameHeader::new(OpCode::Binary, 3);
+        first.fin = false;
+        a.begin_frame(&first).expect("fits");
+        a.extend(b"abc", None, 0).expect("binary");
+        assert_eq!(
+            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2)),
+            Err(ProtocolError::MessageTooBig { size: 5, limit: 4 })
+        );
+    }
+}

@@ -1,0 +1,524 @@
+//! The chat server's application logic for one connection, shared by every
+//! runtime: routing the HTTP request, accepting the upgrade, feeding the chat,
+//! answering in echo mode, and the log lines.
+//!
+//! A runtime owns one [`Session`] per socket and one [`Hub`] behind a lock.
+//! It feeds bytes and time into the session, calls [`Session::process`] with
+//! the hub, hands each returned delivery to the recipient's outbox (its own
+//! channel type `T`), and writes what [`Session::poll_transmit`] gives.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use crate::chat::{Chat, ClientId};
+use crate::close::CloseCode;
+use crate::connection::{Config, Connection, Event, Role};
+use crate::error::{Error, SendError};
+use crate::handshake::Request;
+use crate::message::{Message, PreparedMessage};
+
+/// The page served at `GET /`.
+pub const INDEX_HTML: &str = include_str!("index.html");
+
+/// Everything a server binary is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The TCP port.
+    pub port: u16,
+    /// The address to listen on.
+    pub bind: std::net::IpAddr,
+    /// Echo every message to its sender instead of chatting (for conformance
+    /// testing).
+    pub echo: bool,
+    /// Lines below this level are not printed.
+    pub log_level: LogLevel,
+    /// Limits and timers of each connection.
+    pub connection: Config,
+    /// How many messages may wait for a client before it counts as too slow.
+    pub outbox_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            echo: false,
+            log_level: LogLevel::Info,
+            connection: Config {
+                max_message_size: 16 << 20,
+                max_send_queue: 32 << 20,
+                ..Config::default()
+            },
+            outbox_capacity: 1024,
+        }
+    }
+}
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// The server cannot go on.
+    Error,
+    /// A client misbehaved or was refused.
+    Warn,
+    /// Connections, messages, pings.
+    Info,
+    /// Everything else.
+    Debug,
+}
+
+/// A line for the server's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Log {
+    /// The server is ready.
+    Listening {
+        /// The port it listens on.
+        port: u16,
+    },
+    /// An upgrade request arrived.
+    UpgradeRequest {
+        /// The client's address.
+        peer: String,
+    },
+    /// The upgrade was accepted.
+    HandshakeComplete {
+        /// The client's address.
+        peer: String,
+    },
+    /// A handshake failed; the client got this status.
+    HandshakeRejected {
+        /// The client's address.
+        peer: String,
+        /// The HTTP status sent.
+        status: u16,
+        /// The one-line reason sent.
+        reason: String,
+    },
+    /// A plain HTTP request was answered.
+    HttpRequest {
+        /// The client's address.
+        peer: String,
+        /// The request method.
+        method: String,
+        /// The request target.
+        target: String,
+        /// The HTTP status sent.
+        status: u16,
+    },
+    /// A text message arrived.
+    ReceivedText {
+        /// The text, shortened if long.
+        text: String,
+        /// Its full length in bytes.
+        len: usize,
+    },
+    /// A binary message arrived.
+    ReceivedBinary {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A chat message went to this many clients.
+    Broadcasting {
+        /// How many.
+        clients: usize,
+    },
+    /// A keepalive ping went to an idle client.
+    SendingPing {
+        /// The client's address.
+        peer: String,
+    },
+    /// A ping arrived.
+    ReceivedPing,
+    /// A pong arrived.
+    ReceivedPong,
+    /// A client broke the protocol.
+    ProtocolError {
+        /// The client's address.
+        peer: String,
+        /// What it did.
+        error: String,
+        /// The close code it got.
+        code: CloseCode,
+    },
+    /// A client read too slowly and is being closed with 1008.
+    SlowClient {
+        /// The client's address.
+        peer: String,
+    },
+    /// A WebSocket connection ended.
+    Closed {
+        /// The client's address.
+        peer: String,
+        /// The close code.
+        code: CloseCode,
+        /// The close reason.
+        reason: String,
+    },
+    /// The server is stopping.
+    ShuttingDown {
+        /// How many clients get a 1001 close.
+        clients: usize,
+    },
+}
+
+impl Log {
+    /// The line's level.
+    pub fn level(&self) -> LogLevel {
+        match self {
+            Self::HandshakeRejected { .. }
+            | Self::ProtocolError { .. }
+            | Self::SlowClient { .. } => LogLevel::Warn,
+            Self::HttpRequest { .. } => LogLevel::Debug,
+            _ => LogLevel::Info,
+        }
+    }
+
+    /// The line with its `[HH:MM:SS]` (UTC) time stamp.
+    pub fn render(&self, unix_secs: u64) -> String {
+        let s = unix_secs % 86_400;
+        format!("[{:02}:{:02}:{:02}] {self}", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
+impl fmt::Display for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Listening { port } => write!(f, "WebSocket server listening on port {port}"),
+            Self::UpgradeRequest { peer } => write!(f, "HTTP upgrade request from {peer}"),
+            Self::HandshakeComplete { .. } => write!(f, "WebSocket handshake complete"),
+            Self::HandshakeRejected {
+                peer,
+                status,
+                reason,
+            } => {
+                write!(f, "Rejected handshake from {peer}: {status} {reason}")
+            }
+            Self::HttpRequest {
+                peer,
+                method,
+                target,
+                status,
+            } => {
+                write!(f, "HTTP {method} {target} from {peer}: {status}")
+            }
+            Self::ReceivedText { text, len } if text.len() < *len => {
+                write!(f, "Received TEXT: {text:?}... ({len} bytes)")
+            }
+            Self::ReceivedText { text, .. } => write!(f, "Received TEXT: {text:?}"),
+            Self::ReceivedBinary { len } => write!(f, "Received BINARY: {len} bytes"),
+            Self::Broadcasting { clients: 1 } => write!(f, "Broadcasting to 1 client"),
+            Self::Broadcasting { clients } => write!(f, "Broadcasting to {clients} clients"),
+            Self::SendingPing { peer } => write!(f, "Sending PING to {peer}"),
+            Self::ReceivedPing => write!(f, "Received PING"),
+            Self::ReceivedPong => write!(f, "Received PONG"),
+            Self::ProtocolError { peer, error, code } => {
+                write!(
+                    f,
+                    "Protocol error from {peer}: {error} (closing with {code})"
+                )
+            }
+            Self::SlowClient { peer } => {
+                write!(
+                    f,
+                    "Client {peer} is too slow: send queue full, closing with 1008"
+                )
+            }
+            Self::Closed { peer, code, reason } if reason.is_empty() => {
+                write!(f, "Connection with {peer} closed: {code}")
+            }
+            Self::Closed { peer, code, reason } => {
+                write!(f, "Connection with {peer} closed: {code} {reason:?}")
+            }
+            Self::ShuttingDown { clients } => {
+                write!(
+                    f,
+                    "Shutting down: closing {clients} connection(s) with 1001"
+                )
+            }
+        }
+    }
+}
+
+/// State shared by all sessions: the chat and each client's outbox, where `T`
+/// is the runtime's sending half of a channel.
+#[derive(Debug)]
+pub struct Hub<T> {
+    chat: Chat,
+    outboxes: HashMap<ClientId, T>,
+    next_id: u64,
+}
+
+impl<T> Default for Hub<T> {
+    fn default() -> Self {
+        Self {
+            chat: Chat::new(),
+            outboxes: HashMap::new(),
+            next_id: 1,
+        }
+    }
+}
+
+impl<T: Clone> Hub<T> {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fresh id for a new connection.
+    pub fn next_id(&mut self) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// The outboxes of every connected client.
+    pub fn outboxes(&self) -> impl Iterator<Item = &T> {
+        self.outboxes.values()
+    }
+
+    /// How many clients are connected.
+    pub fn len(&self) -> usize {
+        self.outboxes.len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.outboxes.is_empty()
+    }
+
+    fn join(&mut self, id: ClientId, outbox: T) {
+        self.chat.join(id);
+        self.outboxes.insert(id, outbox);
+    }
+
+    fn leave(&mut self, id: ClientId) {
+        self.chat.leave(id);
+        self.outboxes.remove(&id);
+    }
+}
+
+/// One client connection of the chat server.
+#[derive(Debug)]
+pub struct Session {
+    id: ClientId,
+    peer: String,
+    conn: Connection,
+    echo: bool,
+    joined: bool,
+    logs: VecDeque<Log>,
+}
+
+impl Session {
+    /// A session for a client that connected from `peer`.
+    pub fn new(id: ClientId, peer: impl fmt::Display, config: &ServerConfig) -> Self {
+        Self {
+            id,
+            peer: peer.to_string(),
+            conn: Connection::new(Role::Server, config.connection.clone()),
+            echo: config.echo,
+            joined: false,
+            logs: VecDeque::new(),
+        }
+    }
+
+    /// Bytes from the client.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.conn.receive(bytes);
+    }
+
+    /// The client closed its side.
+    pub fn receive_eof(&mut self) {
+        self.conn.receive_eof();
+    }
+
+    /// See [`Connection::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.conn.poll_timeout()
+    }
+
+    /// See [`Connection::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Duration) {
+        self.conn.handle_timeout(now);
+    }
+
+    /// A chat message from another session, taken from this client's outbox.
+    pub fn deliver(&mut self, message: &PreparedMessage) {
+        if let Err(SendError::QueueFull) = self.conn.send_prepared(message) {
+            self.too_slow();
+        }
+    }
+
+    /// The hub closed this client's outbox because it was full.
+    pub fn outbox_closed(&mut self) {
+        self.too_slow();
+    }
+
+    /// The server is stopping: close with 1001 (§7.4.1 "going away").
+    pub fn shutdown(&mut self) {
+        if self
+            .conn
+            .close(CloseCode::GoingAway, "server shutting down")
+            .is_err()
+        {
+            // Not open: nothing to say goodbye to.
+            self.conn.receive_eof();
+        }
+    }
+
+    /// Handles what happened since the last call. Returns the messages for
+    /// other clients, each with the outbox to put it in; the hub is needed
+    /// only during this call.
+    pub fn process<T: Clone>(&mut self, hub: &mut Hub<T>, outbox: &T) -> Vec<(T, PreparedMessage)> {
+        let mut deliveries = Vec::new();
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Request(request) => self.route(&request, hub, outbox),
+                Event::Open { .. } => {}
+                Event::Message(Message::Text(text)) => {
+                    self.log_text(&text);
+                    if self.echo {
+                        self.reply(|conn| conn.send_text(&text));
+                    } else if let Some(broadcast) = hub.chat.say(self.id, &text) {
+                        self.logs.push_back(Log::Broadcasting {
+                            clients: broadcast.recipients.len(),
+                        });
+                        for recipient in broadcast.recipients {
+                            if recipient == self.id {
+                                self.deliver(&broadcast.message);
+                            } else if let Some(outbox) = hub.outboxes.get(&recipient) {
+                                deliveries.push((outbox.clone(), broadcast.message.clone()));
+                            }
+                        }
+                    }
+                }
+                Event::Message(Message::Binary(bytes)) => {
+                    self.logs
+                        .push_back(Log::ReceivedBinary { len: bytes.len() });
+                    if self.echo {
+                        self.reply(|conn| conn.send_binary(&bytes));
+                    } else {
+                        // §7.4.1: 1003 for a kind of data the endpoint cannot accept.
+                        let _ = self
+                            .conn
+                            .close(CloseCode::Unsupported, "this chat accepts text only");
+                    }
+                }
+                Event::Ping(_) => self.logs.push_back(Log::ReceivedPing),
+                Event::Pong(_) => self.logs.push_back(Log::ReceivedPong),
+                Event::PingSent => self.logs.push_back(Log::SendingPing {
+                    peer: self.peer.clone(),
+                }),
+                Event::Error(Error::Handshake(e)) => self.logs.push_back(Log::HandshakeRejected {
+                    peer: self.peer.clone(),
+                    status: e.status(),
+                    reason: e.to_string(),
+                }),
+                Event::Error(Error::Protocol(e)) => self.logs.push_back(Log::ProtocolError {
+                    peer: self.peer.clone(),
+                    error: e.to_string(),
+                    code: e.close_code(),
+                }),
+                Event::Closed { code, reason } => {
+                    if self.joined || self.echo {
+                        self.logs.push_back(Log::Closed {
+                            peer: self.peer.clone(),
+                            code,
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        if self.joined && self.conn.is_closed() {
+            hub.leave(self.id);
+            self.joined = false;
+        }
+        deliveries
+    }
+
+    /// The next log line.
+    pub fn poll_log(&mut self) -> Option<Log> {
+        self.logs.pop_front()
+    }
+
+    /// See [`Connection::poll_transmit`].
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        self.conn.poll_transmit()
+    }
+
+    /// See [`Connection::advance`].
+    pub fn advance(&mut self, n: usize) {
+        self.conn.advance(n);
+    }
+
+    /// See [`Connection::is_closed`]: shut the write side once nothing is left
+    /// to transmit.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_closed()
+    }
+
+    /// See [`Connection::is_finished`]: drop the socket.
+    pub fn is_finished(&self) -> bool {
+        self.conn.is_finished()
+    }
+
+    fn route<T: Clone>(&mut self, request: &Request, hub: &mut Hub<T>, outbox: &T) {
+        if request.is_upgrade {
+            self.logs.push_back(Log::UpgradeRequest {
+                peer: self.peer.clone(),
+            });
+            if self.conn.accept(None).is_ok() {
+                self.logs.push_back(Log::HandshakeComplete {
+                    peer: self.peer.clone(),
+                });
+                if !self.echo {
+                    hub.join(self.id, outbox.clone());
+                    self.joined = true;
+                }
+            }
+            return;
+        }
+        let (status, content_type, body) = match (request.method.as_str(), request.path()) {
+            ("GET", "/") => (200, "text/html; charset=utf-8", INDEX_HTML),
+            ("GET", _) => (404, "text/plain; charset=utf-8", "not found\n"),
+            _ => (405, "text/plain; charset=utf-8", "method not allowed\n"),
+        };
+        let _ = self.conn.respond(status, content_type, body.as_bytes());
+        self.logs.push_back(Log::HttpRequest {
+            peer: self.peer.clone(),
+            method: request.method.clone(),
+            target: request.target.clone(),
+            status,
+        });
+    }
+
+    fn log_text(&mut self, text: &str) {
+        let mut end = text.len().min(200);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.logs.push_back(Log::ReceivedText {
+            text: text[..end].to_owned(),
+            len: text.len(),
+        });
+    }
+
+    fn reply(&mut self, send: impl FnOnce(&mut Connection) -> Result<(), SendError>) {
+        if let Err(SendError::QueueFull) = send(&mut self.conn) {
+            self.too_slow();
+        }
+    }
+
+    fn too_slow(&mut self) {
+        if self.conn.is_open() {
+            self.logs.push_back(Log::SlowClient {
+                peer: self.peer.clone(),
+            });
+            let _ = self
+                .conn
+                .close(CloseCode::PolicyViolation, "too slow: send queue full");
+        }
+    }
+}
