@@ -469,9 +469,9 @@ impl Connection {
     }
 
     /// Whether the transport can be dropped: the peer closed it too, or the
-    /// close timeout passed.
+    /// close timeout passed, and nothing is left to transmit.
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.finished && self.out_len == 0
     }
 
     fn on_head(&mut self, head: &[u8]) {
@@ -663,15 +663,34 @@ impl Connection {
         self.timer = Timer::Arm(self.config.close_timeout);
     }
 
+    /// Nothing more will be read. Output still queued gets `close_timeout`
+    /// to leave, then is dropped.
     fn finish(&mut self) {
         if !matches!(self.state, State::Closed) {
             self.enter_closed();
         }
         self.finished = true;
-        self.timer = Timer::Off;
+        self.timer = if self.out_len > 0 {
+            Timer::Arm(self.config.close_timeout)
+        } else {
+            Timer::Off
+        };
+    }
+
+    fn discard_output(&mut self) {
+        self.out.clear();
+        self.tail.clear();
+        self.out_offset = 0;
+        self.out_len = 0;
     }
 
     fn on_timer(&mut self) {
+        if self.finished {
+            // The peer does not read what is left.
+            self.discard_output();
+            self.timer = Timer::Off;
+            return;
+        }
         match self.state {
             State::Handshake(_) | State::Decision { .. } => {
                 self.events.push_back(Event::Closed {
@@ -707,6 +726,8 @@ impl Connection {
             self.timer = Timer::Due(self.now + self.config.ping_timeout);
         } else {
             self.fail(ProtocolError::KeepaliveTimeout);
+            // The peer is gone: nothing queued will be read.
+            self.discard_output();
             self.finish();
         }
     }

@@ -1,0 +1,229 @@
+//! `tincan-smol`: the tincan chat server on the smol runtime.
+//!
+//! A thin adapter: it moves bytes between sockets and [`tincan_core::server::Session`]s,
+//! arms the timer each session asks for, and carries chat messages between
+//! sessions through bounded channels. Everything about the protocol and the
+//! chat lives in `tincan-core`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_signal::{Signal, Signals};
+use smol::channel::{self, Receiver, Sender};
+use smol::future::{self, FutureExt};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{Shutdown, TcpListener, TcpStream};
+use smol::stream::StreamExt;
+use smol::Timer;
+use tincan_core::cli::{self, Command};
+use tincan_core::server::{Hub, Log, ServerConfig, Session};
+use tincan_core::PreparedMessage;
+
+const PROGRAM: &str = "tincan-smol";
+
+type Outbox = Sender<PreparedMessage>;
+type SharedHub = Arc<Mutex<Hub<Outbox>>>;
+
+fn main() -> ExitCode {
+    let config = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            print!("{}", cli::usage(PROGRAM));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{PROGRAM} {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{PROGRAM}: error: {e}\nTry '{PROGRAM} --help' for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    match smol::block_on(run(Arc::new(config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{PROGRAM}: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Accepts connections until SIGINT or SIGTERM, then closes every client with
+/// 1001 and waits (bounded) for them to finish.
+async fn run(config: Arc<ServerConfig>) -> Result<(), String> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mut signals = Signals::new([Signal::Int, Signal::Term])
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    log(&config, &Log::Listening { port: config.port });
+
+    let hub: SharedHub = Arc::default();
+    // Closing `stop` tells every session to shut down; `alive` closes once
+    // every session has ended.
+    let (stop, stopped) = channel::bounded::<()>(1);
+    let (alive, all_done) = channel::bounded::<()>(1);
+    loop {
+        let accepted = async { Some(listener.accept().await) }.or(async {
+            signals.next().await;
+            None
+        });
+        match accepted.await {
+            Some(Ok((stream, peer))) => {
+                let task = serve(
+                    stream,
+                    peer,
+                    hub.clone(),
+                    config.clone(),
+                    stopped.clone(),
+                    alive.clone(),
+                );
+                smol::spawn(task).detach();
+            }
+            Some(Err(e)) => {
+                // Out of file descriptors and the like: back off briefly.
+                eprintln!("{PROGRAM}: accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => break,
+        }
+    }
+    log(
+        &config,
+        &Log::ShuttingDown {
+            clients: lock(&hub).len(),
+        },
+    );
+    stop.close();
+    drop(alive);
+    let grace = config.connection.close_timeout + Duration::from_secs(1);
+    let _ = all_done
+        .recv()
+        .or(async {
+            Timer::after(grace).await;
+            Ok(())
+        })
+        .await;
+    Ok(())
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Inbox(Result<PreparedMessage, channel::RecvError>),
+    Stop,
+    Timer,
+}
+
+/// Drives one connection until the session is finished.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: SharedHub,
+    config: Arc<ServerConfig>,
+    stop: Receiver<()>,
+    _alive: Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = (stream.clone(), stream.clone());
+    let (outbox, inbox) = channel::bounded(config.outbox_capacity);
+    let id = lock(&hub).next_id();
+    let mut session = Session::new(id, peer, &config);
+    let start = Instant::now();
+    let mut buf = vec![0; 64 * 1024];
+    let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
+    loop {
+        for (recipient, message) in session.process(&mut lock(&hub), &outbox) {
+            if recipient.try_send(message).is_err() {
+                // Full: that client is too slow. Closing its outbox tells it.
+                recipient.close();
+            }
+        }
+        while let Some(line) = session.poll_log() {
+            log(&config, &line);
+        }
+        if session.is_finished() {
+            break;
+        }
+        if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
+            let _ = stream.shutdown(Shutdown::Write);
+            write_shut = true;
+        }
+        let deadline = session.poll_timeout().map(|t| start + t);
+        let read = async { Wake::Read(reader.read(&mut buf).await) };
+        let write = async {
+            match session.poll_transmit() {
+                Some(bytes) => Wake::Wrote(writer.write(bytes).await),
+                None => future::pending().await,
+            }
+        };
+        let message = async {
+            match inbox_open {
+                true => Wake::Inbox(inbox.recv().await),
+                false => future::pending().await,
+            }
+        };
+        let stop = async {
+            match stopping {
+                false => {
+                    let _ = stop.recv().await;
+                    Wake::Stop
+                }
+                true => future::pending().await,
+            }
+        };
+        let timer = async {
+            match deadline {
+                Some(at) => {
+                    Timer::at(at).await;
+                    Wake::Timer
+                }
+                None => future::pending().await,
+            }
+        };
+        let wake = future::race(
+            future::race(read, write),
+            future::race(message, stop.or(timer)),
+        )
+        .await;
+        match wake {
+            Wake::Read(Ok(0) | Err(_)) => session.receive_eof(),
+            Wake::Read(Ok(n)) => session.receive(&buf[..n]),
+            Wake::Wrote(Ok(n)) => session.advance(n),
+            Wake::Wrote(Err(_)) => break,
+            Wake::Inbox(Ok(message)) => session.deliver(&message),
+            Wake::Inbox(Err(_)) => {
+                inbox_open = false;
+                session.outbox_closed();
+            }
+            Wake::Stop => {
+                stopping = true;
+                session.shutdown();
+            }
+            Wake::Timer => session.handle_timeout(start.elapsed()),
+        }
+    }
+    // The socket is gone or done: make sure the hub forgets this client.
+    session.receive_eof();
+    session.process(&mut lock(&hub), &outbox);
+    while let Some(line) = session.poll_log() {
+        log(&config, &line);
+    }
+}
+
+fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub<Outbox>> {
+    hub.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn log(config: &ServerConfig, line: &Log) {
+    if line.level() <= config.log_level {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        println!("{}", line.render(now.as_secs()));
+    }
+}
