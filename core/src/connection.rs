@@ -128,6 +128,22 @@ enum State {
     Closed,
 }
 
+/// What the application will see, and what happens when it gets there.
+///
+/// A close caused by input (the answer to the peer's close frame, or the close
+/// frame of a failure) takes effect only when the application has taken every
+/// event before it, so replies to earlier messages are sent first (§7.1.7
+/// fails the connection, but a message that arrived whole before the bad frame
+/// was received and is answered).
+#[derive(Debug)]
+enum Step {
+    Event(Event),
+    /// Send this close frame unless one was sent; then the connection is closed.
+    Close(Option<(CloseCode, String)>),
+    /// The transport ended too.
+    Finish,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     Off,
@@ -171,7 +187,9 @@ pub struct Connection {
     frame: Option<InFrame>,
     control: Vec<u8>,
     assembler: Assembler,
-    events: VecDeque<Event>,
+    steps: VecDeque<Step>,
+    /// False once input can no longer be used: a close or a failure is queued.
+    reading: bool,
     /// Sealed output, in order; `tail` follows it and takes small frames.
     out: VecDeque<Chunk>,
     tail: Vec<u8>,
@@ -200,7 +218,8 @@ impl Connection {
             frame: None,
             control: Vec::new(),
             assembler: Assembler::new(config.max_message_size),
-            events: VecDeque::new(),
+            steps: VecDeque::new(),
+            reading: true,
             out: VecDeque::new(),
             tail: Vec::new(),
             out_offset: 0,
@@ -230,7 +249,7 @@ impl Connection {
 
     /// Feeds bytes that arrived from the peer, in any split.
     pub fn receive(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || !self.reading {
             return;
         }
         self.activity = true;
@@ -257,15 +276,29 @@ impl Connection {
 
     /// The peer closed its side of the transport (a read returned 0 bytes).
     pub fn receive_eof(&mut self) {
-        if !matches!(self.state, State::Closed) {
-            self.closed(CloseCode::Abnormal, "connection lost".into());
+        if self.reading {
+            self.stop(None, CloseCode::Abnormal, "connection lost".into());
         }
-        self.finish();
+        self.finish_after_steps();
     }
 
-    /// The next event, in the order things happened.
+    /// The next event, in the order things happened. Call it until it returns
+    /// `None` after every input: a close that input caused takes effect when
+    /// the events before it have been taken.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        while let Some(step) = self.steps.pop_front() {
+            match step {
+                Step::Event(event) => return Some(event),
+                Step::Close(frame) => {
+                    if let Some((code, reason)) = frame.filter(|_| !self.close_sent) {
+                        self.send_close(code, &reason);
+                    }
+                    self.enter_closed();
+                }
+                Step::Finish => self.finish(),
+            }
+        }
+        None
     }
 
     /// Bytes to write to the transport next, if any. Call
@@ -482,7 +515,7 @@ impl Connection {
                         key: request.key().map(str::to_owned),
                         protocols: request.protocols.clone(),
                     };
-                    self.events.push_back(Event::Request(request));
+                    self.emit(Event::Request(request));
                 }
                 Err(e) => self.fail_handshake(e),
             },
@@ -498,9 +531,9 @@ impl Connection {
                         self.read_frames(&rest);
                     }
                     Err(e) => {
-                        self.events.push_back(Event::Error(e.into()));
+                        self.emit(Event::Error(e.into()));
                         self.enter_closed();
-                        self.finish();
+                        self.steps.push_back(Step::Finish);
                     }
                 }
             }
@@ -511,7 +544,7 @@ impl Connection {
         if self.role == Role::Server {
             self.push_owned(&handshake::error_response(&error));
         }
-        self.events.push_back(Event::Error(error.into()));
+        self.emit(Event::Error(error.into()));
         self.enter_closed();
     }
 
@@ -521,7 +554,7 @@ impl Connection {
             Some(interval) => Timer::Arm(interval),
             None => Timer::Off,
         };
-        self.events.push_back(Event::Open { protocol });
+        self.emit(Event::Open { protocol });
     }
 
     /// Parses frames from `bytes`, keeping what is left over for later.
@@ -536,7 +569,7 @@ impl Connection {
             input.drain(..used);
             self.input = input;
         }
-        if !matches!(self.state, State::Open) {
+        if !self.reading {
             self.input.clear();
         }
     }
@@ -544,7 +577,7 @@ impl Connection {
     /// Consumes as much of `buf` as possible; returns how much.
     fn parse(&mut self, mut buf: &[u8]) -> usize {
         let start = buf.len();
-        while matches!(self.state, State::Open) {
+        while self.reading {
             let mut frame = match self.frame.take() {
                 Some(frame) => frame,
                 None => match FrameHeader::decode(buf) {
@@ -601,7 +634,7 @@ impl Connection {
         if !header.opcode.is_control() {
             if header.fin {
                 match self.assembler.finish() {
-                    Ok(message) => self.events.push_back(Event::Message(message)),
+                    Ok(message) => self.emit(Event::Message(message)),
                     Err(e) => self.fail(e),
                 }
             }
@@ -619,21 +652,16 @@ impl Connection {
                 if !self.close_sent && self.out_len + payload.len() <= self.config.max_send_queue {
                     self.queue_frame(OpCode::Pong, &payload, true);
                 }
-                self.events.push_back(Event::Ping(payload));
+                self.emit(Event::Ping(payload));
             }
             OpCode::Pong => {
                 self.ping_outstanding = false;
-                self.events.push_back(Event::Pong(payload));
+                self.emit(Event::Pong(payload));
             }
             _ => match parse_close_payload(&payload) {
                 Err(e) => self.fail(e.into()),
-                Ok((code, reason)) => {
-                    // §5.5.1: echo the status code of the peer's close.
-                    if !self.close_sent {
-                        self.send_close(code, "");
-                    }
-                    self.closed(code, reason);
-                }
+                // §5.5.1: answer with the status code of the peer's close.
+                Ok((code, reason)) => self.stop(Some((code, String::new())), code, reason),
             },
         }
     }
@@ -642,20 +670,27 @@ impl Connection {
     fn fail(&mut self, error: ProtocolError) {
         let code = error.close_code();
         let reason = error.to_string();
-        self.events.push_back(Event::Error(error.into()));
-        if !self.close_sent && code != CloseCode::Abnormal {
-            self.send_close(code, &reason);
-        }
-        self.closed(code, reason);
+        self.emit(Event::Error(error.into()));
+        let frame = (code != CloseCode::Abnormal).then(|| (code, reason.clone()));
+        self.stop(frame, code, reason);
     }
 
-    fn closed(&mut self, code: CloseCode, reason: String) {
-        self.events.push_back(Event::Closed { code, reason });
-        self.enter_closed();
+    /// Stops reading and queues the close (with `frame`, if any) and the
+    /// `Closed` event behind the events already queued.
+    fn stop(&mut self, frame: Option<(CloseCode, String)>, code: CloseCode, reason: String) {
+        self.reading = false;
+        self.frame = None;
+        self.steps.push_back(Step::Close(frame));
+        self.emit(Event::Closed { code, reason });
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.steps.push_back(Step::Event(event));
     }
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
+        self.reading = false;
         self.frame = None;
         self.control = Vec::new();
         self.assembler = Assembler::new(self.config.max_message_size);
@@ -677,6 +712,15 @@ impl Connection {
         };
     }
 
+    /// Finishes now, or after the steps already queued.
+    fn finish_after_steps(&mut self) {
+        if self.steps.is_empty() {
+            self.finish();
+        } else {
+            self.steps.push_back(Step::Finish);
+        }
+    }
+
     fn discard_output(&mut self) {
         self.out.clear();
         self.tail.clear();
@@ -692,16 +736,19 @@ impl Connection {
             return;
         }
         match self.state {
+            // A close is already queued.
+            _ if !self.reading && !matches!(self.state, State::Closed) => {}
             State::Handshake(_) | State::Decision { .. } => {
-                self.events.push_back(Event::Closed {
-                    code: CloseCode::Abnormal,
-                    reason: "handshake timed out".into(),
-                });
-                self.finish();
+                self.stop(None, CloseCode::Abnormal, "handshake timed out".into());
+                self.steps.push_back(Step::Finish);
             }
             State::Open if self.close_sent => {
-                self.closed(CloseCode::Abnormal, "close handshake timed out".into());
-                self.finish();
+                self.stop(
+                    None,
+                    CloseCode::Abnormal,
+                    "close handshake timed out".into(),
+                );
+                self.steps.push_back(Step::Finish);
             }
             State::Open => self.keepalive(),
             State::Closed => self.finish(),
@@ -722,13 +769,13 @@ impl Connection {
         } else if !self.ping_outstanding {
             self.ping_outstanding = true;
             self.queue_frame(OpCode::Ping, b"tincan", true);
-            self.events.push_back(Event::PingSent);
+            self.emit(Event::PingSent);
             self.timer = Timer::Due(self.now + self.config.ping_timeout);
         } else {
             self.fail(ProtocolError::KeepaliveTimeout);
             // The peer is gone: nothing queued will be read.
             self.discard_output();
-            self.finish();
+            self.steps.push_back(Step::Finish);
         }
     }
 
@@ -868,7 +915,9 @@ mod tests {
             matches!(evs.last(), Some(Event::Closed { code: c, .. }) if c.as_u16() == code),
             "{evs:?}"
         );
-        assert_eq!(close_code_of(&drain(server)), code);
+        let out = drain(server);
+        let close = out.iter().rposition(|&b| b == 0x88).expect("a close frame");
+        assert_eq!(close_code_of(&out[close..]), code);
         assert!(server.is_closed());
     }
 
@@ -955,6 +1004,36 @@ mod tests {
             assert_eq!(server.poll_event(), None);
             assert_eq!(server.send_text("late"), Err(SendError::Closing));
         }
+    }
+
+    #[test]
+    fn replies_to_messages_before_a_bad_frame_go_out_before_the_close() {
+        // Autobahn 3.2: a good message and a bad frame in one read.
+        let mut server = open_server(Config::default());
+        server.receive(&[masked(0x1, true, b"first"), masked(0x3, true, b"")].concat());
+        assert_eq!(
+            server.poll_event(),
+            Some(Event::Message(Message::Text("first".into())))
+        );
+        server
+            .send_text("first")
+            .expect("still open: the failure is not reached yet");
+        assert_failed(&mut server, 1002);
+        let mut server = open_server(Config::default());
+        server.receive(&[masked(0x1, true, b"bye"), masked(0x8, true, b"\x03\xe8")].concat());
+        assert_eq!(
+            server.poll_event(),
+            Some(Event::Message(Message::Text("bye".into())))
+        );
+        server.send_text("bye").expect("open");
+        assert_eq!(
+            events(&mut server),
+            [Event::Closed {
+                code: CloseCode::Normal,
+                reason: String::new()
+            }]
+        );
+        assert_eq!(drain(&mut server), b"\x81\x03bye\x88\x02\x03\xe8");
     }
 
     #[test]
@@ -1106,6 +1185,13 @@ mod tests {
         server.handle_timeout(Duration::ZERO);
         server.receive(b"GET / HTTP/1.1\r\n");
         server.handle_timeout(Duration::from_secs(10));
+        assert!(matches!(
+            events(&mut server).as_slice(),
+            [Event::Closed {
+                code: CloseCode::Abnormal,
+                ..
+            }]
+        ));
         assert!(server.is_finished());
 
         let config = Config {
@@ -1268,8 +1354,8 @@ mod tests {
             // The closing handshake completes from the client side.
             client.close(CloseCode::Normal, "done").expect("open");
             pump(&mut client, &mut server, &cuts);
-            pump(&mut server, &mut client, &cuts);
             prop_assert_eq!(events(&mut server), vec![Event::Closed { code: CloseCode::Normal, reason: "done".into() }]);
+            pump(&mut server, &mut client, &cuts);
             prop_assert_eq!(events(&mut client), vec![Event::Closed { code: CloseCode::Normal, reason: String::new() }]);
         }
     }
