@@ -237,6 +237,15 @@ impl Connection {
         }
     }
 
+    /// A connection whose opening handshake was done elsewhere (for example
+    /// by an HTTP server that handed the socket over): frames flow at once.
+    pub fn open(role: Role, config: Config) -> Self {
+        let mut conn = Self::new(role, config);
+        conn.open_state(None);
+        conn.steps.clear();
+        conn
+    }
+
     /// Client: queues the opening handshake request.
     pub fn connect(&mut self, request: ClientRequest) -> Result<(), SendError> {
         if self.role != Role::Client || self.client_request.is_some() {
@@ -385,7 +394,7 @@ impl Connection {
         }
         let response = handshake::accept_response(key, protocol);
         self.push_owned(&response);
-        self.open(protocol.map(str::to_owned));
+        self.open_state(protocol.map(str::to_owned));
         let early = std::mem::take(&mut self.input);
         self.read_frames(&early);
         Ok(())
@@ -526,7 +535,7 @@ impl Connection {
                 };
                 match checked {
                     Ok(protocol) => {
-                        self.open(protocol);
+                        self.open_state(protocol);
                         let rest = std::mem::take(&mut self.input);
                         self.read_frames(&rest);
                     }
@@ -548,7 +557,7 @@ impl Connection {
         self.enter_closed();
     }
 
-    fn open(&mut self, protocol: Option<String>) {
+    fn open_state(&mut self, protocol: Option<String>) {
         self.state = State::Open;
         self.timer = match self.config.ping_interval {
             Some(interval) => Timer::Arm(interval),
@@ -942,6 +951,19 @@ mod tests {
             drain(&mut server),
             [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
         );
+    }
+
+    #[test]
+    fn a_connection_can_start_open() {
+        let mut client = Connection::open(Role::Client, Config::default());
+        client.receive(b"\x81\x05Hello");
+        assert_eq!(
+            events(&mut client),
+            [Event::Message(Message::Text("Hello".into()))]
+        );
+        client.send_text("Hi").expect("open");
+        let out = drain(&mut client);
+        assert_eq!(&out[..2], [0x81, 0x82]);
     }
 
     #[test]
