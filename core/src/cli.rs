@@ -6,10 +6,10 @@ use std::time::Duration;
 use crate::server::{LogLevel, ServerConfig};
 
 /// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Run a server.
-    Run(ServerConfig),
+    Run(Box<ServerConfig>),
     /// Print [`usage`] and exit successfully.
     Help,
     /// Print the version and exit successfully.
@@ -68,6 +68,14 @@ Options:
       --max-frame-size <BYTES>    largest frame accepted [default: 16777216]
       --max-send-queue <BYTES>    bytes queued for a slow client before it is
                              closed with 1008 [default: 33554432]
+      --history <N>          messages a room keeps for late joiners [default: 50]
+      --max-chat-length <N>  longest chat message in characters [default: 2000]
+      --max-clients <N>      clients on the server; more get 503 [default: 10000]
+      --max-room-clients <N> clients in one room; more get 503 [default: 1000]
+      --rate <PER_SEC>       chat messages per second per client [default: 2]
+      --burst <N>            chat messages a client may send at once [default: 10]
+      --idle-timeout <SECS>  close clients that send no message for this long;
+                             0 disables [default: 1800]
       --log-level <LEVEL>    error, warn, info or debug [default: info]
   -q, --quiet                same as --log-level warn
   -h, --help                 print this help
@@ -117,6 +125,28 @@ where
             "--max-message-size" => config.connection.max_message_size = bytes(&name, &value()?)?,
             "--max-frame-size" => config.connection.max_frame_size = bytes(&name, &value()?)?,
             "--max-send-queue" => config.connection.max_send_queue = bytes(&name, &value()?)?,
+            "--history" => config.chat.history = count(&name, &value()?, 0)?,
+            "--max-chat-length" => config.chat.max_text_len = count(&name, &value()?, 1)?,
+            "--max-clients" => config.chat.max_clients = count(&name, &value()?, 1)?,
+            "--max-room-clients" => config.chat.max_room_clients = count(&name, &value()?, 1)?,
+            "--burst" => config.chat.rate.burst = count(&name, &value()?, 1)?,
+            "--rate" => {
+                let v = value()?;
+                config.chat.rate.per_second = match v.parse::<f64>() {
+                    Ok(rate) if rate > 0.0 && rate.is_finite() => rate,
+                    _ => {
+                        return Err(invalid(
+                            &name,
+                            &v,
+                            "a positive number of messages per second",
+                        ))
+                    }
+                };
+            }
+            "--idle-timeout" => {
+                let secs = seconds(&name, &value()?)?;
+                config.idle_timeout = (!secs.is_zero()).then_some(secs);
+            }
             "--log-level" => {
                 let v = value()?;
                 config.log_level = match v.as_str() {
@@ -136,7 +166,7 @@ where
         }
     }
     config.port = port.ok_or(CliError::MissingPort)?;
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 fn invalid(option: &str, value: &str, expected: &'static str) -> CliError {
@@ -154,6 +184,18 @@ fn seconds(option: &str, value: &str) -> Result<Duration, CliError> {
         .map_err(|_| invalid(option, value, "a whole number of seconds"))
 }
 
+fn count<N: std::str::FromStr + PartialOrd + From<u8>>(
+    option: &str,
+    value: &str,
+    min: u8,
+) -> Result<N, CliError> {
+    match value.parse::<N>() {
+        Ok(n) if n >= N::from(min) => Ok(n),
+        _ if min == 0 => Err(invalid(option, value, "a whole number")),
+        _ => Err(invalid(option, value, "a positive whole number")),
+    }
+}
+
 fn bytes(option: &str, value: &str) -> Result<usize, CliError> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -167,7 +209,7 @@ mod tests {
 
     fn run(args: &[&str]) -> ServerConfig {
         match parse(args.iter().copied()) {
-            Ok(Command::Run(config)) => config,
+            Ok(Command::Run(config)) => *config,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -190,8 +232,22 @@ mod tests {
             "--ping-interval=0",
             "--max-message-size",
             "100",
+            "--history",
+            "0",
+            "--rate",
+            "0.5",
+            "--burst",
+            "3",
+            "--idle-timeout",
+            "0",
+            "--max-clients=7",
             "9001",
         ]);
+        assert_eq!(config.chat.history, 0);
+        assert_eq!(config.chat.rate.per_second, 0.5);
+        assert_eq!(config.chat.rate.burst, 3);
+        assert_eq!(config.chat.max_clients, 7);
+        assert_eq!(config.idle_timeout, None);
         assert!(config.echo);
         assert_eq!(config.log_level, LogLevel::Warn);
         assert_eq!(config.bind.to_string(), "0.0.0.0");
@@ -224,6 +280,17 @@ mod tests {
             err(&["--log-level", "loud", "1"]),
             CliError::InvalidValue { .. }
         ));
+        for bad in [
+            ["--burst", "0", "1"],
+            ["--rate", "-1", "1"],
+            ["--rate", "inf", "1"],
+            ["--history", "x", "1"],
+        ] {
+            assert!(
+                matches!(err(&bad), CliError::InvalidValue { .. }),
+                "{bad:?}"
+            );
+        }
         assert_eq!(parse(["--help"]), Ok(Command::Help));
         assert_eq!(parse(["8080", "-V"]), Ok(Command::Version));
     }

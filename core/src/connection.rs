@@ -74,7 +74,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
-            mask_seed: 0x5EED_0F_7AC4,
+            mask_seed: 0x5EED_F07A_C4B1,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use crate::chat::{Chat, ClientId};
+use crate::chat::{self, Chat, ChatConfig, ClientId, Format, Now, Output};
 use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Event, Role};
 use crate::error::{Error, SendError};
@@ -22,7 +22,7 @@ use crate::message::{Message, PreparedMessage};
 pub const INDEX_HTML: &str = include_str!("index.html");
 
 /// Everything a server binary is configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// The TCP port.
     pub port: u16,
@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub connection: Config,
     /// How many messages may wait for a client before it counts as too slow.
     pub outbox_capacity: usize,
+    /// Rooms, history and limits of the chat.
+    pub chat: ChatConfig,
+    /// Close clients that send no message for this long; `None` never does.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
                 ..Config::default()
             },
             outbox_capacity: 1024,
+            chat: ChatConfig::default(),
+            idle_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -142,6 +148,25 @@ pub enum Log {
         /// The close code it got.
         code: CloseCode,
     },
+    /// A client joined a room.
+    Joined {
+        /// The client's address.
+        peer: String,
+        /// Its nickname.
+        nick: String,
+        /// The room.
+        room: String,
+    },
+    /// A client sent no message for the idle timeout and is being closed.
+    Idle {
+        /// The client's address.
+        peer: String,
+    },
+    /// A client kept sending faster than the rate limit; closed with 1008.
+    Flooding {
+        /// The client's address.
+        peer: String,
+    },
     /// A client read too slowly and is being closed with 1008.
     SlowClient {
         /// The client's address.
@@ -169,7 +194,8 @@ impl Log {
         match self {
             Self::HandshakeRejected { .. }
             | Self::ProtocolError { .. }
-            | Self::SlowClient { .. } => LogLevel::Warn,
+            | Self::SlowClient { .. }
+            | Self::Flooding { .. } => LogLevel::Warn,
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
         }
@@ -219,6 +245,9 @@ impl fmt::Display for Log {
                     "Protocol error from {peer}: {error} (closing with {code})"
                 )
             }
+            Self::Joined { peer, nick, room } => write!(f, "{peer} joined #{room} as {nick}"),
+            Self::Idle { peer } => write!(f, "Client {peer} is idle, closing with 1001"),
+            Self::Flooding { peer } => write!(f, "Client {peer} is flooding, closing with 1008"),
             Self::SlowClient { peer } => {
                 write!(
                     f,
@@ -250,20 +279,14 @@ pub struct Hub<T> {
     next_id: u64,
 }
 
-impl<T> Default for Hub<T> {
-    fn default() -> Self {
+impl<T: Clone> Hub<T> {
+    /// An empty hub for a chat with these limits.
+    pub fn new(config: ChatConfig) -> Self {
         Self {
-            chat: Chat::new(),
+            chat: Chat::new(config),
             outboxes: HashMap::new(),
             next_id: 1,
         }
-    }
-}
-
-impl<T: Clone> Hub<T> {
-    /// An empty hub.
-    pub fn new() -> Self {
-        Self::default()
     }
 
     /// A fresh id for a new connection.
@@ -273,31 +296,24 @@ impl<T: Clone> Hub<T> {
         id
     }
 
-    /// The outboxes of every connected client.
-    pub fn outboxes(&self) -> impl Iterator<Item = &T> {
-        self.outboxes.values()
-    }
-
-    /// How many clients are connected.
+    /// How many clients are in the chat.
     pub fn len(&self) -> usize {
         self.outboxes.len()
     }
 
-    /// Whether no client is connected.
+    /// Whether the chat is empty.
     pub fn is_empty(&self) -> bool {
         self.outboxes.is_empty()
     }
 
-    fn join(&mut self, id: ClientId, outbox: T) {
-        self.chat.join(id);
-        self.outboxes.insert(id, outbox);
-    }
-
-    fn leave(&mut self, id: ClientId) {
-        self.chat.leave(id);
+    fn leave(&mut self, id: ClientId, now: Now) -> Output {
         self.outboxes.remove(&id);
+        self.chat.leave(id, now)
     }
 }
+
+/// A chat message for another client, with the outbox it goes into.
+pub type Forward<T> = (T, PreparedMessage);
 
 /// One client connection of the chat server.
 #[derive(Debug)]
@@ -307,6 +323,9 @@ pub struct Session {
     conn: Connection,
     echo: bool,
     joined: bool,
+    idle_timeout: Option<Duration>,
+    /// Monotonic time of the last chat message (or of joining).
+    last_input: Duration,
     logs: VecDeque<Log>,
 }
 
@@ -319,6 +338,8 @@ impl Session {
             conn: Connection::new(Role::Server, config.connection.clone()),
             echo: config.echo,
             joined: false,
+            idle_timeout: config.idle_timeout,
+            last_input: Duration::ZERO,
             logs: VecDeque::new(),
         }
     }
@@ -333,14 +354,25 @@ impl Session {
         self.conn.receive_eof();
     }
 
-    /// See [`Connection::poll_timeout`].
+    /// When [`Session::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.conn.poll_timeout()
+        let idle = self.idle_deadline();
+        match (self.conn.poll_timeout(), idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// See [`Connection::handle_timeout`].
+    /// Tells the session the monotonic time: keepalive, handshake and close
+    /// timers, and the idle timeout.
     pub fn handle_timeout(&mut self, now: Duration) {
         self.conn.handle_timeout(now);
+        if self.idle_deadline().is_some_and(|at| now >= at) {
+            self.logs.push_back(Log::Idle {
+                peer: self.peer.clone(),
+            });
+            let _ = self.conn.close(CloseCode::GoingAway, "idle timeout");
+        }
     }
 
     /// A chat message from another session, taken from this client's outbox.
@@ -367,30 +399,26 @@ impl Session {
         }
     }
 
-    /// Handles what happened since the last call. Returns the messages for
-    /// other clients, each with the outbox to put it in; the hub is needed
-    /// only during this call.
-    pub fn process<T: Clone>(&mut self, hub: &mut Hub<T>, outbox: &T) -> Vec<(T, PreparedMessage)> {
-        let mut deliveries = Vec::new();
+    /// Handles what happened since the last call, at time `now`. Returns the
+    /// messages for other clients with the outbox each goes into; the hub is
+    /// needed only during this call.
+    pub fn process<T: Clone>(&mut self, hub: &mut Hub<T>, outbox: &T, now: Now) -> Vec<Forward<T>> {
+        let mut forwards = Vec::new();
         while let Some(event) = self.conn.poll_event() {
             match event {
-                Event::Request(request) => self.route(&request, hub, outbox),
+                Event::Request(request) => {
+                    let out = self.route(&request, hub, outbox, now);
+                    self.dispatch(out, hub, &mut forwards);
+                }
                 Event::Open { .. } => {}
                 Event::Message(Message::Text(text)) => {
                     self.log_text(&text);
+                    self.last_input = now.mono;
                     if self.echo {
                         self.reply(|conn| conn.send_text(&text));
-                    } else if let Some(broadcast) = hub.chat.say(self.id, &text) {
-                        self.logs.push_back(Log::Broadcasting {
-                            clients: broadcast.recipients.len(),
-                        });
-                        for recipient in broadcast.recipients {
-                            if recipient == self.id {
-                                self.deliver(&broadcast.message);
-                            } else if let Some(outbox) = hub.outboxes.get(&recipient) {
-                                deliveries.push((outbox.clone(), broadcast.message.clone()));
-                            }
-                        }
+                    } else {
+                        let out = hub.chat.input(self.id, &text, now);
+                        self.dispatch(out, hub, &mut forwards);
                     }
                 }
                 Event::Message(Message::Binary(bytes)) => {
@@ -432,10 +460,11 @@ impl Session {
             }
         }
         if self.joined && self.conn.is_closed() {
-            hub.leave(self.id);
             self.joined = false;
+            let out = hub.leave(self.id, now);
+            self.dispatch(out, hub, &mut forwards);
         }
-        deliveries
+        forwards
     }
 
     /// The next log line.
@@ -464,34 +493,120 @@ impl Session {
         self.conn.is_finished()
     }
 
-    fn route<T: Clone>(&mut self, request: &Request, hub: &mut Hub<T>, outbox: &T) {
-        if request.is_upgrade {
-            self.logs.push_back(Log::UpgradeRequest {
+    /// Answers the HTTP request: the page, a refusal, or the upgrade into a
+    /// room (`/` is the lobby), in the format the client asked for.
+    fn route<T: Clone>(
+        &mut self,
+        request: &Request,
+        hub: &mut Hub<T>,
+        outbox: &T,
+        now: Now,
+    ) -> Output {
+        if !request.is_upgrade {
+            let (status, content_type, body) = match (request.method.as_str(), request.path()) {
+                ("GET", "/") => (200, "text/html; charset=utf-8", INDEX_HTML),
+                ("GET", _) => (404, "text/plain; charset=utf-8", "not found\n"),
+                _ => (405, "text/plain; charset=utf-8", "method not allowed\n"),
+            };
+            let _ = self.conn.respond(status, content_type, body.as_bytes());
+            self.logs.push_back(Log::HttpRequest {
                 peer: self.peer.clone(),
+                method: request.method.clone(),
+                target: request.target.clone(),
+                status,
             });
+            return Output::default();
+        }
+        self.logs.push_back(Log::UpgradeRequest {
+            peer: self.peer.clone(),
+        });
+        if self.echo {
             if self.conn.accept(None).is_ok() {
                 self.logs.push_back(Log::HandshakeComplete {
                     peer: self.peer.clone(),
                 });
-                if !self.echo {
-                    hub.join(self.id, outbox.clone());
-                    self.joined = true;
+            }
+            return Output::default();
+        }
+        let wants_json = request.protocols.iter().any(|p| p == chat::SUBPROTOCOL);
+        let format = if wants_json {
+            Format::Json
+        } else {
+            Format::Plain
+        };
+        let joined = chat::room_for_path(request.path())
+            .and_then(|room| hub.chat.check_join(room).map(|()| room));
+        let room = match joined {
+            Ok(room) => room,
+            Err(refusal) => {
+                let reason = format!("{refusal}\n");
+                let _ = self.conn.respond(
+                    refusal.status(),
+                    "text/plain; charset=utf-8",
+                    reason.as_bytes(),
+                );
+                self.logs.push_back(Log::HandshakeRejected {
+                    peer: self.peer.clone(),
+                    status: refusal.status(),
+                    reason: refusal.to_string(),
+                });
+                return Output::default();
+            }
+        };
+        let protocol = wants_json.then_some(chat::SUBPROTOCOL);
+        if self.conn.accept(protocol).is_err() {
+            return Output::default();
+        }
+        self.logs.push_back(Log::HandshakeComplete {
+            peer: self.peer.clone(),
+        });
+        match hub.chat.join(self.id, room, format, now) {
+            Ok(out) => {
+                hub.outboxes.insert(self.id, outbox.clone());
+                self.joined = true;
+                self.last_input = now.mono;
+                let nick = hub.chat.nick(self.id).unwrap_or_default().to_owned();
+                self.logs.push_back(Log::Joined {
+                    peer: self.peer.clone(),
+                    nick,
+                    room: room.to_owned(),
+                });
+                out
+            }
+            // Checked above under the same lock, so this cannot happen.
+            Err(_) => Output::default(),
+        }
+    }
+
+    /// Sends this client its part of `out` and returns the rest for others.
+    fn dispatch<T: Clone>(&mut self, out: Output, hub: &Hub<T>, forwards: &mut Vec<Forward<T>>) {
+        if let Some(clients) = out.broadcast {
+            self.logs.push_back(Log::Broadcasting { clients });
+        }
+        for delivery in out.deliveries {
+            for recipient in delivery.to {
+                if recipient == self.id {
+                    self.deliver(&delivery.message);
+                } else if let Some(outbox) = hub.outboxes.get(&recipient) {
+                    forwards.push((outbox.clone(), delivery.message.clone()));
                 }
             }
-            return;
         }
-        let (status, content_type, body) = match (request.method.as_str(), request.path()) {
-            ("GET", "/") => (200, "text/html; charset=utf-8", INDEX_HTML),
-            ("GET", _) => (404, "text/plain; charset=utf-8", "not found\n"),
-            _ => (405, "text/plain; charset=utf-8", "method not allowed\n"),
-        };
-        let _ = self.conn.respond(status, content_type, body.as_bytes());
-        self.logs.push_back(Log::HttpRequest {
-            peer: self.peer.clone(),
-            method: request.method.clone(),
-            target: request.target.clone(),
-            status,
-        });
+        if let Some((code, reason)) = out.close {
+            if self.conn.is_open() {
+                self.logs.push_back(Log::Flooding {
+                    peer: self.peer.clone(),
+                });
+                let _ = self.conn.close(code, &reason);
+            }
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<Duration> {
+        match (self.joined && self.conn.is_open(), self.idle_timeout) {
+            (true, Some(timeout)) => Some(self.last_input + timeout),
+            _ => None,
+        }
     }
 
     fn log_text(&mut self, text: &str) {

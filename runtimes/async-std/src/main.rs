@@ -1,9 +1,9 @@
 //! `tincan-async-std`: the tincan chat server on the async-std runtime.
 //!
-//! A thin adapter: it moves bytes between sockets and [`tincan_core::server::Session`]s,
-//! arms the timer each session asks for, and carries chat messages between
-//! sessions through bounded channels. Everything about the protocol and the
-//! chat lives in `tincan-core`.
+//! A thin adapter: it moves bytes between sockets and
+//! [`tincan_core::server::Session`]s, arms the timer each session asks for,
+//! and carries chat messages between sessions through bounded channels.
+//! Everything about the protocol and the chat lives in `tincan-core`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,6 +17,7 @@ use async_std::net::{Shutdown, TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
+use tincan_core::chat::Now;
 use tincan_core::cli::{self, Command};
 use tincan_core::server::{Hub, Log, ServerConfig, Session};
 use tincan_core::PreparedMessage;
@@ -24,11 +25,22 @@ use tincan_core::PreparedMessage;
 const PROGRAM: &str = "tincan-async-std";
 
 type Outbox = Sender<PreparedMessage>;
-type SharedHub = Arc<Mutex<Hub<Outbox>>>;
+
+/// What every connection task shares. Once the accept loop and every task
+/// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
+struct Shared {
+    config: ServerConfig,
+    hub: Mutex<Hub<Outbox>>,
+    /// The clock origin of every session, so the chat sees one time line.
+    start: Instant,
+    /// Closed to tell every session to shut down.
+    stop: Receiver<()>,
+    _alive: Sender<()>,
+}
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args().skip(1)) {
-        Ok(Command::Run(config)) => config,
+        Ok(Command::Run(config)) => *config,
         Ok(Command::Help) => {
             print!("{}", cli::usage(PROGRAM));
             return ExitCode::SUCCESS;
@@ -42,7 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match task::block_on(run(Arc::new(config))) {
+    match task::block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{PROGRAM}: error: {message}");
@@ -53,7 +65,7 @@ fn main() -> ExitCode {
 
 /// Accepts connections until SIGINT or SIGTERM, then closes every client with
 /// 1001 and waits (bounded) for them to finish.
-async fn run(config: Arc<ServerConfig>) -> Result<(), String> {
+async fn run(config: ServerConfig) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -62,11 +74,15 @@ async fn run(config: Arc<ServerConfig>) -> Result<(), String> {
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     log(&config, &Log::Listening { port: config.port });
 
-    let hub: SharedHub = Arc::default();
-    // Closing `stop` tells every session to shut down; `alive` closes once
-    // every session has ended.
     let (stop, stopped) = channel::bounded::<()>(1);
     let (alive, all_done) = channel::bounded::<()>(1);
+    let shared = Arc::new(Shared {
+        hub: Mutex::new(Hub::new(config.chat.clone())),
+        config,
+        start: Instant::now(),
+        stop: stopped,
+        _alive: alive,
+    });
     loop {
         let accepted = async { Some(listener.accept().await) }.or(async {
             signals.next().await;
@@ -74,15 +90,7 @@ async fn run(config: Arc<ServerConfig>) -> Result<(), String> {
         });
         match accepted.await {
             Some(Ok((stream, peer))) => {
-                let task = serve(
-                    stream,
-                    peer,
-                    hub.clone(),
-                    config.clone(),
-                    stopped.clone(),
-                    alive.clone(),
-                );
-                task::spawn(task);
+                task::spawn(serve(stream, peer, shared.clone()));
             }
             Some(Err(e)) => {
                 // Out of file descriptors and the like: back off briefly.
@@ -92,15 +100,11 @@ async fn run(config: Arc<ServerConfig>) -> Result<(), String> {
             None => break,
         }
     }
-    log(
-        &config,
-        &Log::ShuttingDown {
-            clients: lock(&hub).len(),
-        },
-    );
+    let clients = lock(&shared).len();
+    log(&shared.config, &Log::ShuttingDown { clients });
     stop.close();
-    drop(alive);
-    let grace = config.connection.close_timeout + Duration::from_secs(1);
+    let grace = shared.config.connection.close_timeout + Duration::from_secs(1);
+    drop(shared);
     let _ = all_done
         .recv()
         .or(async {
@@ -119,32 +123,20 @@ enum Wake {
     Timer,
 }
 
-/// Drives one connection until the session is finished.
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    hub: SharedHub,
-    config: Arc<ServerConfig>,
-    stop: Receiver<()>,
-    _alive: Sender<()>,
-) {
+/// Drives one connection until its session is finished.
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = (stream.clone(), stream.clone());
     let (outbox, inbox) = channel::bounded(config.outbox_capacity);
-    let id = lock(&hub).next_id();
-    let mut session = Session::new(id, peer, &config);
-    let start = Instant::now();
+    let id = lock(&shared).next_id();
+    let mut session = Session::new(id, peer, config);
     let mut buf = vec![0; 64 * 1024];
     let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
     loop {
-        for (recipient, message) in session.process(&mut lock(&hub), &outbox) {
-            if recipient.try_send(message).is_err() {
-                // Full: that client is too slow. Closing its outbox tells it.
-                recipient.close();
-            }
-        }
+        forward(session.process(&mut lock(&shared), &outbox, now(shared.start)));
         while let Some(line) = session.poll_log() {
-            log(&config, &line);
+            log(config, &line);
         }
         if session.is_finished() {
             break;
@@ -153,7 +145,7 @@ async fn serve(
             let _ = stream.shutdown(Shutdown::Write);
             write_shut = true;
         }
-        let deadline = session.poll_timeout().map(|t| start + t);
+        let deadline = session.poll_timeout().map(|t| shared.start + t);
         let read = async { Wake::Read(reader.read(&mut buf).await) };
         let write = async {
             match session.poll_transmit() {
@@ -170,7 +162,7 @@ async fn serve(
         let stop = async {
             match stopping {
                 false => {
-                    let _ = stop.recv().await;
+                    let _ = shared.stop.recv().await;
                     Wake::Stop
                 }
                 true => future::pending().await,
@@ -204,19 +196,39 @@ async fn serve(
                 stopping = true;
                 session.shutdown();
             }
-            Wake::Timer => session.handle_timeout(start.elapsed()),
+            Wake::Timer => session.handle_timeout(shared.start.elapsed()),
         }
     }
-    // The socket is gone or done: make sure the hub forgets this client.
+    // The socket is done or broken: make sure the chat forgets this client.
     session.receive_eof();
-    session.process(&mut lock(&hub), &outbox);
+    forward(session.process(&mut lock(&shared), &outbox, now(shared.start)));
     while let Some(line) = session.poll_log() {
-        log(&config, &line);
+        log(config, &line);
     }
 }
 
-fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub<Outbox>> {
-    hub.lock().unwrap_or_else(PoisonError::into_inner)
+/// Hands chat messages to other clients' outboxes without waiting: a full
+/// outbox means that client is too slow, and closing it tells it so.
+fn forward(messages: Vec<(Outbox, PreparedMessage)>) {
+    for (outbox, message) in messages {
+        if outbox.try_send(message).is_err() {
+            outbox.close();
+        }
+    }
+}
+
+fn now(start: Instant) -> Now {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Now {
+        mono: start.elapsed(),
+        unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Hub<Outbox>> {
+    shared.hub.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn log(config: &ServerConfig, line: &Log) {

@@ -1,0 +1,696 @@
+//! The chat: rooms, nicknames, presence, history and limits. Sans-io like the
+//! rest: it decides who is told what and encodes each notice once per wire
+//! format; the runtime moves the bytes.
+//!
+//! Clients send plain text; a line that starts with `/` is a command
+//! (`/nick NAME`, `/who`, `/me ACTION`, `/help`; `//` sends a literal `/`).
+//! What they receive depends on their [`Format`].
+
+pub mod format;
+pub mod rate;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::close::CloseCode;
+use crate::message::PreparedMessage;
+pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
+pub use rate::{RateLimit, TokenBucket};
+
+/// Identifies one client of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u64);
+
+/// The time, as the chat needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Now {
+    /// Monotonic time since an origin the caller picks (rate limits).
+    pub mono: Duration,
+    /// Wall-clock Unix time in milliseconds (the `ts` clients see).
+    pub unix_ms: u64,
+}
+
+/// The chat's limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatConfig {
+    /// Messages a room keeps for late joiners.
+    pub history: usize,
+    /// Longest chat message, in characters.
+    pub max_text_len: usize,
+    /// Clients on the whole server.
+    pub max_clients: usize,
+    /// Clients in one room.
+    pub max_room_clients: usize,
+    /// Rooms kept, with their history; an empty room is forgotten to make
+    /// space for a new one.
+    pub max_rooms: usize,
+    /// How fast one client may send.
+    pub rate: RateLimit,
+    /// Refused messages in a row after which a flooding client is closed
+    /// with 1008.
+    pub flood_strikes: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            history: 50,
+            max_text_len: 2000,
+            max_clients: 10_000,
+            max_room_clients: 1000,
+            max_rooms: 1000,
+            rate: RateLimit::default(),
+            flood_strikes: 10,
+        }
+    }
+}
+
+/// Why a client may not join; answered at handshake time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The path is not a room name.
+    #[error(
+        "no such room: rooms are '/' (the lobby) or '/NAME' with 1-32 letters, digits, '-' or '_'"
+    )]
+    BadRoom,
+    /// The server has `max_clients` clients.
+    #[error("server full: {0} clients connected, try again later")]
+    ServerFull(usize),
+    /// The room has `max_room_clients` clients.
+    #[error("room full: #{0} has reached its limit, try again later")]
+    RoomFull(String),
+    /// Every one of `max_rooms` rooms has people in it.
+    #[error("too many rooms in use, try again later")]
+    TooManyRooms,
+}
+
+impl Refusal {
+    /// The HTTP status of the refusal.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRoom => 404,
+            _ => 503,
+        }
+    }
+}
+
+/// One encoded message for some clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Who gets it.
+    pub to: Vec<ClientId>,
+    /// The frame, shared by all of them.
+    pub message: PreparedMessage,
+}
+
+/// What one chat input leads to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Messages to send, in order.
+    pub deliveries: Vec<Delivery>,
+    /// When a chat message went to a room: how many clients it reached.
+    pub broadcast: Option<usize>,
+    /// The sender must be closed (persistent flooding).
+    pub close: Option<(CloseCode, String)>,
+}
+
+#[derive(Debug)]
+struct Member {
+    room: String,
+    nick: String,
+    format: Format,
+    bucket: TokenBucket,
+    strikes: u32,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// In join order.
+    members: Vec<ClientId>,
+    history: VecDeque<Entry>,
+    last_active: Duration,
+}
+
+/// The state of the whole chat.
+#[derive(Debug, Default)]
+pub struct Chat {
+    config: ChatConfig,
+    rooms: HashMap<String, Room>,
+    members: HashMap<ClientId, Member>,
+}
+
+/// The room that a request path names: `/` is the lobby.
+pub fn room_for_path(path: &str) -> Result<&str, Refusal> {
+    match path.strip_prefix('/') {
+        Some("") => Ok("lobby"),
+        Some(name)
+            if name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(name)
+        }
+        _ => Err(Refusal::BadRoom),
+    }
+}
+
+impl Chat {
+    /// An empty chat with these limits.
+    pub fn new(config: ChatConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// How many clients are in the chat.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether nobody is in the chat.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// A client's nickname.
+    pub fn nick(&self, id: ClientId) -> Option<&str> {
+        self.members.get(&id).map(|m| m.nick.as_str())
+    }
+
+    /// Checks that a client may join `room` now.
+    pub fn check_join(&self, room: &str) -> Result<(), Refusal> {
+        if self.members.len() >= self.config.max_clients {
+            return Err(Refusal::ServerFull(self.members.len()));
+        }
+        match self.rooms.get(room) {
+            Some(r) if r.members.len() >= self.config.max_room_clients => {
+                Err(Refusal::RoomFull(room.to_owned()))
+            }
+            None if self.rooms.len() >= self.config.max_rooms
+                && self.rooms.values().all(|r| !r.members.is_empty()) =>
+            {
+                Err(Refusal::TooManyRooms)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a client to `room` as `guest-N`: it gets a welcome and the room's
+    /// history; the others a join notice.
+    pub fn join(
+        &mut self,
+        id: ClientId,
+        room: &str,
+        format: Format,
+        now: Now,
+    ) -> Result<Output, Refusal> {
+        self.check_join(room)?;
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
+            self.forget_an_empty_room();
+        }
+        let nick = format!("guest-{}", id.0);
+        let member = Member {
+            room: room.to_owned(),
+            nick: nick.clone(),
+            format,
+            bucket: TokenBucket::new(self.config.rate, now.mono),
+            strikes: 0,
+        };
+        self.members.insert(id, member);
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        r.members.push(id);
+        r.last_active = now.mono;
+        let mut out = Output::default();
+        self.notify(&mut out, &[id], &Notice::Welcome { nick: &nick }, now);
+        let r = &self.rooms[room];
+        if !r.history.is_empty() {
+            let entries: Vec<&Entry> = r.history.iter().collect();
+            self.notify(&mut out, &[id], &Notice::History(&entries), now);
+        }
+        let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
+        self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
+        Ok(out)
+    }
+
+    /// Removes a client; the rest of its room gets a leave notice.
+    pub fn leave(&mut self, id: ClientId, now: Now) -> Output {
+        let mut out = Output::default();
+        let Some(member) = self.members.remove(&id) else {
+            return out;
+        };
+        if let Some(room) = self.rooms.get_mut(&member.room) {
+            room.members.retain(|&m| m != id);
+            room.last_active = now.mono;
+            let others = room.members.clone();
+            self.notify(
+                &mut out,
+                &others,
+                &Notice::Leave { nick: &member.nick },
+                now,
+            );
+        }
+        out
+    }
+
+    /// A text message from a client: a chat message or a command.
+    pub fn input(&mut self, id: ClientId, text: &str, now: Now) -> Output {
+        let mut out = Output::default();
+        let rate = self.config.rate;
+        let strikes = self.config.flood_strikes;
+        let Some(member) = self.members.get_mut(&id) else {
+            return out;
+        };
+        if !member.bucket.take(rate, now.mono) {
+            member.strikes += 1;
+            if member.strikes >= strikes {
+                out.close = Some((
+                    CloseCode::PolicyViolation,
+                    "flooding: too many messages".into(),
+                ));
+            } else {
+                let error = format!(
+                    "slow down: at most {} messages at once and {} per second",
+                    rate.burst, rate.per_second
+                );
+                self.notify(&mut out, &[id], &Notice::Error(&error), now);
+            }
+            return out;
+        }
+        member.strikes = 0;
+        let (command, rest) = match text.strip_prefix('/') {
+            Some(literal) if literal.starts_with('/') => (None, literal),
+            Some(command) => {
+                let (name, rest) = command
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((command, ""));
+                (Some(name), rest.trim())
+            }
+            None => (None, text),
+        };
+        match command {
+            None => self.say(&mut out, id, Kind::Message, rest, now),
+            Some("me") => self.say(&mut out, id, Kind::Action, rest, now),
+            Some("nick") => self.rename(&mut out, id, rest, now),
+            Some("who") => {
+                let room = &self.rooms[&self.members[&id].room];
+                let nicks: Vec<&str> = room
+                    .members
+                    .iter()
+                    .map(|m| self.members[m].nick.as_str())
+                    .collect();
+                self.notify(&mut out, &[id], &Notice::Who(&nicks), now);
+            }
+            Some("help") => {
+                let help = "Commands: /nick NAME (change your nickname), /who (who is here), \
+                            /me ACTION (describe an action), /help (this text). \
+                            Start a message with // to send a literal /.";
+                self.notify(&mut out, &[id], &Notice::Info(help), now);
+            }
+            Some(other) => {
+                let error = format!("unknown command '/{other}': try /help");
+                self.notify(&mut out, &[id], &Notice::Error(&error), now);
+            }
+        }
+        out
+    }
+
+    fn say(&mut self, out: &mut Output, id: ClientId, kind: Kind, text: &str, now: Now) {
+        let len = text.chars().count();
+        if text.trim().is_empty() {
+            return self.notify(out, &[id], &Notice::Error("empty message"), now);
+        }
+        if len > self.config.max_text_len {
+            let error = format!(
+                "message too long: {len} characters, the limit is {}",
+                self.config.max_text_len
+            );
+            return self.notify(out, &[id], &Notice::Error(&error), now);
+        }
+        let member = &self.members[&id];
+        let entry = Entry {
+            kind,
+            from: member.nick.clone(),
+            text: text.to_owned(),
+            ts: now.unix_ms,
+        };
+        let Some(room) = self.rooms.get_mut(&member.room) else {
+            return;
+        };
+        room.last_active = now.mono;
+        if self.config.history > 0 {
+            if room.history.len() == self.config.history {
+                room.history.pop_front();
+            }
+            room.history.push_back(entry.clone());
+        }
+        let everyone = room.members.clone();
+        out.broadcast = Some(everyone.len());
+        self.notify(out, &everyone, &Notice::Said(&entry), now);
+    }
+
+    fn rename(&mut self, out: &mut Output, id: ClientId, nick: &str, now: Now) {
+        let member = &self.members[&id];
+        let room = &self.rooms[&member.room];
+        let error = if nick.is_empty()
+            || nick.chars().count() > 24
+            || !nick
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            Some("a nickname is 1-24 letters, digits, '-', '_' or '.'".to_owned())
+        } else if nick.to_ascii_lowercase().starts_with("guest-") {
+            Some("nicknames starting with 'guest-' are reserved".to_owned())
+        } else if nick == member.nick {
+            return self.notify(
+                out,
+                &[id],
+                &Notice::Info(&format!("you are already {nick}")),
+                now,
+            );
+        } else if room
+            .members
+            .iter()
+            .any(|m| m != &id && self.members[m].nick.eq_ignore_ascii_case(nick))
+        {
+            Some(format!("nickname '{nick}' is taken in #{}", member.room))
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            return self.notify(out, &[id], &Notice::Error(&error), now);
+        }
+        let everyone = room.members.clone();
+        let old = self
+            .members
+            .get_mut(&id)
+            .map(|m| std::mem::replace(&mut m.nick, nick.to_owned()));
+        let old = old.unwrap_or_default();
+        self.notify(
+            out,
+            &everyone,
+            &Notice::Nick {
+                old: &old,
+                new: nick,
+            },
+            now,
+        );
+    }
+
+    /// Encodes `notice` once per format among `to` and adds the deliveries.
+    fn notify(&self, out: &mut Output, to: &[ClientId], notice: &Notice<'_>, now: Now) {
+        for format in [Format::Plain, Format::Json] {
+            let group: Vec<ClientId> = to
+                .iter()
+                .copied()
+                .filter(|id| self.members.get(id).is_some_and(|m| m.format == format))
+                .collect();
+            let Some(room) = group.first().map(|id| self.members[id].room.as_str()) else {
+                continue;
+            };
+            for text in format::render(format, room, notice, now.unix_ms) {
+                out.deliveries.push(Delivery {
+                    to: group.clone(),
+                    message: PreparedMessage::text(&text),
+                });
+            }
+        }
+    }
+
+    fn forget_an_empty_room(&mut self) {
+        let oldest = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.members.is_empty())
+            .min_by_key(|(_, r)| r.last_active)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = oldest {
+            self.rooms.remove(&name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameHeader;
+
+    fn at(secs: u64) -> Now {
+        Now {
+            mono: Duration::from_secs(secs),
+            unix_ms: secs * 1000,
+        }
+    }
+
+    /// The texts `id` receives from `out`, in order.
+    fn texts(out: &Output, id: u64) -> Vec<String> {
+        out.deliveries
+            .iter()
+            .filter(|d| d.to.contains(&ClientId(id)))
+            .map(|d| {
+                let frame = d.message.frame();
+                let (_, len) = FrameHeader::decode(frame).expect("valid").expect("whole");
+                String::from_utf8(frame[len..].to_vec()).expect("text")
+            })
+            .collect()
+    }
+
+    fn join(chat: &mut Chat, id: u64, room: &str) -> Output {
+        chat.join(ClientId(id), room, Format::Plain, at(0))
+            .expect("room for everyone")
+    }
+
+    #[test]
+    fn rooms_come_from_paths() {
+        assert_eq!(room_for_path("/"), Ok("lobby"));
+        assert_eq!(room_for_path("/rust-lang_2"), Ok("rust-lang_2"));
+        for bad in [
+            "/a/b",
+            "/a b",
+            "/ü",
+            &format!("/{}", "x".repeat(33)),
+            "nope",
+        ] {
+            assert_eq!(room_for_path(bad), Err(Refusal::BadRoom), "{bad}");
+        }
+        assert_eq!(Refusal::BadRoom.status(), 404);
+        assert_eq!(Refusal::ServerFull(1).status(), 503);
+    }
+
+    #[test]
+    fn messages_stay_in_their_room() {
+        let mut chat = Chat::default();
+        let welcome = join(&mut chat, 1, "rust");
+        assert_eq!(
+            texts(&welcome, 1),
+            ["* Welcome to #rust, guest-1. Type /help for commands."]
+        );
+        let joined = join(&mut chat, 2, "rust");
+        assert_eq!(texts(&joined, 1), ["* guest-2 joined #rust"]);
+        join(&mut chat, 3, "lobby");
+        let out = chat.input(ClientId(1), "hello", at(1));
+        assert_eq!(out.broadcast, Some(2));
+        assert_eq!(texts(&out, 1), ["guest-1: hello"]);
+        assert_eq!(texts(&out, 2), ["guest-1: hello"]);
+        assert!(texts(&out, 3).is_empty());
+        // One encoding for both recipients.
+        assert_eq!(out.deliveries.len(), 1);
+    }
+
+    #[test]
+    fn each_format_gets_its_own_encoding() {
+        let mut chat = Chat::default();
+        join(&mut chat, 1, "lobby");
+        chat.join(ClientId(2), "lobby", Format::Json, at(0))
+            .expect("room");
+        let out = chat.input(ClientId(1), "hi", at(5));
+        assert_eq!(texts(&out, 1), ["guest-1: hi"]);
+        assert_eq!(
+            texts(&out, 2),
+            [r#"{"type":"message","room":"lobby","from":"guest-1","text":"hi","ts":5000}"#]
+        );
+    }
+
+    #[test]
+    fn nicknames_are_checked_and_announced() {
+        let mut chat = Chat::default();
+        join(&mut chat, 1, "lobby");
+        join(&mut chat, 2, "lobby");
+        let out = chat.input(ClientId(1), "/nick alice", at(1));
+        assert_eq!(texts(&out, 2), ["* guest-1 is now known as alice"]);
+        assert_eq!(chat.nick(ClientId(1)), Some("alice"));
+        let clash = chat.input(ClientId(2), "/nick ALICE", at(1));
+        assert_eq!(texts(&clash, 2), ["! nickname 'ALICE' is taken in #lobby"]);
+        assert!(texts(&clash, 1).is_empty());
+        for bad in [
+            "/nick",
+            "/nick a b",
+            "/nick <script>",
+            &format!("/nick {}", "n".repeat(25)),
+        ] {
+            let out = chat.input(ClientId(2), bad, at(2));
+            assert_eq!(
+                texts(&out, 2),
+                ["! a nickname is 1-24 letters, digits, '-', '_' or '.'"],
+                "{bad}"
+            );
+        }
+        let reserved = chat.input(ClientId(2), "/nick guest-9", at(3));
+        assert_eq!(
+            texts(&reserved, 2),
+            ["! nicknames starting with 'guest-' are reserved"]
+        );
+        // The same nickname is fine in another room.
+        join(&mut chat, 3, "rust");
+        let other_room = chat.input(ClientId(3), "/nick alice", at(3));
+        assert_eq!(texts(&other_room, 3), ["* guest-3 is now known as alice"]);
+    }
+
+    #[test]
+    fn presence_who_me_help_and_unknown_commands() {
+        let mut chat = Chat::default();
+        join(&mut chat, 1, "lobby");
+        join(&mut chat, 2, "lobby");
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "/who", at(1)), 1),
+            ["* In #lobby (2): guest-1, guest-2"]
+        );
+        let me = chat.input(ClientId(1), "/me waves", at(1));
+        assert_eq!(texts(&me, 2), ["* guest-1 waves"]);
+        assert!(texts(&chat.input(ClientId(1), "/help", at(1)), 1)[0]
+            .starts_with("* Commands: /nick NAME"));
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "/dance", at(1)), 1),
+            ["! unknown command '/dance': try /help"]
+        );
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "//dance", at(1)), 2),
+            ["guest-1: /dance"]
+        );
+        let left = chat.leave(ClientId(1), at(2));
+        assert_eq!(texts(&left, 2), ["* guest-1 left #lobby"]);
+        assert_eq!(chat.leave(ClientId(1), at(2)), Output::default());
+        assert_eq!(chat.len(), 1);
+    }
+
+    #[test]
+    fn late_joiners_get_bounded_history() {
+        let mut chat = Chat::new(ChatConfig {
+            history: 2,
+            ..ChatConfig::default()
+        });
+        join(&mut chat, 1, "lobby");
+        for (i, text) in ["one", "two", "three"].iter().enumerate() {
+            chat.input(ClientId(1), text, at(i as u64 + 1));
+        }
+        let out = join(&mut chat, 2, "lobby");
+        assert_eq!(
+            texts(&out, 2),
+            [
+                "* Welcome to #lobby, guest-2. Type /help for commands.",
+                "guest-1: two",
+                "guest-1: three"
+            ]
+        );
+        let json = chat
+            .join(ClientId(3), "lobby", Format::Json, at(9))
+            .expect("room");
+        let history = &texts(&json, 3)[1];
+        assert!(
+            history.starts_with(r#"{"type":"history","room":"lobby""#),
+            "{history}"
+        );
+        assert!(history.contains(r#""text":"two","ts":2000}"#), "{history}");
+    }
+
+    #[test]
+    fn history_survives_an_empty_room_until_the_room_is_needed() {
+        let mut chat = Chat::new(ChatConfig {
+            max_rooms: 1,
+            ..ChatConfig::default()
+        });
+        join(&mut chat, 1, "a");
+        chat.input(ClientId(1), "kept", at(1));
+        chat.leave(ClientId(1), at(2));
+        assert_eq!(texts(&join(&mut chat, 2, "a"), 2)[1], "guest-1: kept");
+        assert_eq!(chat.check_join("b"), Err(Refusal::TooManyRooms));
+        chat.leave(ClientId(2), at(3));
+        // Room "a" is empty, so it makes way for "b".
+        assert_eq!(texts(&join(&mut chat, 3, "b"), 3).len(), 1);
+        assert_eq!(texts(&join(&mut chat, 4, "b"), 4).len(), 1);
+    }
+
+    #[test]
+    fn message_length_and_empty_messages() {
+        let mut chat = Chat::new(ChatConfig {
+            max_text_len: 5,
+            ..ChatConfig::default()
+        });
+        join(&mut chat, 1, "lobby");
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "ééééé", at(1)), 1),
+            ["guest-1: ééééé"]
+        );
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "toolong", at(1)), 1),
+            ["! message too long: 7 characters, the limit is 5"]
+        );
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "  ", at(1)), 1),
+            ["! empty message"]
+        );
+    }
+
+    #[test]
+    fn rate_limit_warns_then_closes_a_flooder() {
+        let config = ChatConfig {
+            rate: RateLimit {
+                burst: 2,
+                per_second: 1.0,
+            },
+            flood_strikes: 3,
+            ..ChatConfig::default()
+        };
+        let mut chat = Chat::new(config);
+        join(&mut chat, 1, "lobby");
+        assert_eq!(chat.input(ClientId(1), "a", at(0)).broadcast, Some(1));
+        assert_eq!(chat.input(ClientId(1), "b", at(0)).broadcast, Some(1));
+        let refused = chat.input(ClientId(1), "c", at(0));
+        assert_eq!(refused.broadcast, None);
+        assert_eq!(
+            texts(&refused, 1),
+            ["! slow down: at most 2 messages at once and 1 per second"]
+        );
+        // A second later one token is back, and the strikes reset.
+        assert_eq!(chat.input(ClientId(1), "d", at(1)).broadcast, Some(1));
+        for _ in 0..2 {
+            assert_eq!(chat.input(ClientId(1), "x", at(1)).close, None);
+        }
+        let closed = chat.input(ClientId(1), "x", at(1));
+        assert_eq!(
+            closed.close.map(|(code, _)| code),
+            Some(CloseCode::PolicyViolation)
+        );
+    }
+
+    #[test]
+    fn server_and_room_capacity() {
+        let mut chat = Chat::new(ChatConfig {
+            max_clients: 3,
+            max_room_clients: 2,
+            ..ChatConfig::default()
+        });
+        join(&mut chat, 1, "a");
+        join(&mut chat, 2, "a");
+        assert_eq!(chat.check_join("a"), Err(Refusal::RoomFull("a".into())));
+        assert_eq!(
+            chat.join(ClientId(3), "a", Format::Plain, at(0)),
+            Err(Refusal::RoomFull("a".into()))
+        );
+        join(&mut chat, 3, "b");
+        assert_eq!(chat.check_join("b"), Err(Refusal::ServerFull(3)));
+        chat.leave(ClientId(1), at(1));
+        assert_eq!(chat.check_join("a"), Ok(()));
+    }
+}
