@@ -41,7 +41,7 @@
 //! Modules, one concept each, follow the RFC: [`handshake`] (§4),
 //! [`frame`] (§5.2), [`mask`] (§5.3), [`utf8`] (§8.1), [`message`] (§5.4),
 //! [`close`] (§5.5.1, §7), [`connection`] (the state machine), then the
-//! application: [`chat`], [`server`] and [`cli`].
+//! application: [`chat`], [`server`], [`page`] and [`cli`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -55,6 +55,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod page;
 pub mod server;
 pub mod utf8;
 

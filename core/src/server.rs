@@ -17,9 +17,7 @@ use crate::connection::{Config, Connection, Event, Role};
 use crate::error::{Error, SendError};
 use crate::handshake::Request;
 use crate::message::{Message, PreparedMessage};
-
-/// The page served at `GET /`.
-pub const INDEX_HTML: &str = include_str!("index.html");
+use crate::page;
 
 /// Everything a server binary is configured with.
 #[derive(Debug, Clone, PartialEq)]
@@ -503,12 +501,14 @@ impl Session {
         now: Now,
     ) -> Output {
         if !request.is_upgrade {
-            let (status, content_type, body) = match (request.method.as_str(), request.path()) {
-                ("GET", "/") => (200, "text/html; charset=utf-8", INDEX_HTML),
-                ("GET", _) => (404, "text/plain; charset=utf-8", "not found\n"),
-                _ => (405, "text/plain; charset=utf-8", "method not allowed\n"),
-            };
-            let _ = self.conn.respond(status, content_type, body.as_bytes());
+            let text = "text/plain; charset=utf-8";
+            let (status, content_type, body) =
+                match (request.method.as_str(), page::asset(request.path())) {
+                    ("GET", Some(asset)) => (200, asset.content_type, asset.body),
+                    ("GET", None) => (404, text, &b"not found\n"[..]),
+                    _ => (405, text, &b"method not allowed\n"[..]),
+                };
+            let _ = self.conn.respond(status, content_type, body);
             self.logs.push_back(Log::HttpRequest {
                 peer: self.peer.clone(),
                 method: request.method.clone(),

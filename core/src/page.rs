@@ -1,0 +1,63 @@
+//! The browser chat page's files, embedded so that every runtime serves the
+//! same page with nothing to install: `GET /` and `GET /<room>` give the page
+//! (it joins the room of its own path), `/static/…` its assets.
+
+use crate::chat::room_for_path;
+
+/// A file to serve: its content type and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asset {
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: &'static [u8],
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+const STATIC: &[(&str, &str, &[u8])] = &[
+    (
+        "/static/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/page/app.js"),
+    ),
+    (
+        "/static/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/page/style.css"),
+    ),
+];
+
+/// The page for a request path, if there is one.
+pub fn asset(path: &str) -> Option<Asset> {
+    if room_for_path(path).is_ok() {
+        return Some(Asset {
+            content_type: HTML,
+            body: include_bytes!("../../web/page/index.html"),
+        });
+    }
+    STATIC
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|&(_, content_type, body)| Asset { content_type, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_is_served_for_every_room_and_nothing_else() {
+        for path in ["/", "/rust"] {
+            let page = asset(path).expect("page");
+            assert_eq!(page.content_type, HTML);
+            assert!(page.body.starts_with(b"<!doctype html>"));
+        }
+        assert!(
+            asset("/static/app.js").is_some_and(|a| a.content_type.starts_with("text/javascript"))
+        );
+        for missing in ["/a/b", "/static/nope.js", "/../Cargo.toml"] {
+            assert_eq!(asset(missing), None, "{missing}");
+        }
+    }
+}
