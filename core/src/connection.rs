@@ -25,6 +25,10 @@ use crate::mask::apply_mask;
 use crate::message::{Assembler, Message, MessageKind, PreparedMessage};
 use crate::utf8::Utf8Validator;
 
+/// Prepared frames up to this size are copied into the output buffer, so
+/// that many small messages leave in one write; larger ones are shared.
+const COPY_BELOW: usize = 4096;
+
 /// Which end of the connection this is; it decides masking (§5.1) and the
 /// handshake side (§4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -465,13 +469,19 @@ impl Connection {
         if self.role != Role::Server {
             return Err(SendError::InvalidState);
         }
-        self.check_send(message.frame().len())?;
-        if !self.tail.is_empty() {
-            let tail = std::mem::take(&mut self.tail);
-            self.out.push_back(Chunk::Owned(tail));
+        let frame = message.frame();
+        self.check_send(frame.len())?;
+        self.out_len += frame.len();
+        if frame.len() <= COPY_BELOW {
+            // Copying a small frame costs less than a write of its own.
+            self.tail.extend_from_slice(frame);
+        } else {
+            if !self.tail.is_empty() {
+                let tail = std::mem::take(&mut self.tail);
+                self.out.push_back(Chunk::Owned(tail));
+            }
+            self.out.push_back(Chunk::Shared(message.shared()));
         }
-        self.out_len += message.frame().len();
-        self.out.push_back(Chunk::Shared(message.shared()));
         Ok(())
     }
 
@@ -611,7 +621,12 @@ impl Connection {
             buf = rest;
             if frame.header.opcode.is_control() {
                 self.control.extend_from_slice(chunk);
-            } else if let Err(e) = self.assembler.extend(chunk, frame.header.mask, frame.read) {
+            } else if let Err(e) = self.assembler.extend(
+                chunk,
+                frame.header.mask,
+                frame.read,
+                frame.header.fin && take as u64 == frame.header.payload_len,
+            ) {
                 self.fail(e);
                 break;
             }
@@ -1266,13 +1281,23 @@ mod tests {
     fn prepared_messages_are_shared_and_ordered() {
         let mut server = open_server(Config::default());
         let prepared = PreparedMessage::text("shared");
+        let big = PreparedMessage::binary(&[7; COPY_BELOW]);
         server.send_text("a").expect("open");
         server.send_prepared(&prepared).expect("open");
+        server.send_prepared(&big).expect("open");
         server.send_text("b").expect("open");
+        // Small frames leave together; the big one is handed out by reference.
         assert_eq!(
-            drain(&mut server),
-            [b"\x81\x01a".as_slice(), b"\x81\x06shared", b"\x81\x01b"].concat()
+            server.poll_transmit(),
+            Some(&b"\x81\x01a\x81\x06shared"[..])
         );
+        let expected = [
+            b"\x81\x01a".as_slice(),
+            b"\x81\x06shared",
+            big.frame(),
+            b"\x81\x01b",
+        ];
+        assert_eq!(drain(&mut server), expected.concat());
         let mut client = Connection::new(Role::Client, Config::default());
         assert_eq!(
             client.send_prepared(&prepared),

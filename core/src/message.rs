@@ -146,12 +146,15 @@ impl Assembler {
 
     /// Appends payload bytes that start `offset` bytes into their frame,
     /// unmasking them in place. Text is validated at once, so invalid UTF-8
-    /// fails the connection before the rest of the frame arrives (§8.1).
+    /// fails the connection before the rest of the frame arrives (§8.1);
+    /// except when `payload` is the whole message (`complete`), which
+    /// [`Assembler::finish`] validates in one pass anyway.
     pub(crate) fn extend(
         &mut self,
         payload: &[u8],
         mask: Option<[u8; 4]>,
         offset: u64,
+        complete: bool,
     ) -> Result<(), ProtocolError> {
         let start = self.buf.len();
         self.buf.extend_from_slice(payload);
@@ -159,7 +162,7 @@ impl Assembler {
         if let Some(key) = mask {
             apply_mask(added, key, (offset % 4) as usize);
         }
-        if self.kind == Some(MessageKind::Text) {
+        if self.kind == Some(MessageKind::Text) && !(complete && start == 0) {
             self.utf8
                 .feed(added)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -173,8 +176,8 @@ impl Assembler {
         match self.kind.take() {
             Some(MessageKind::Text) => {
                 self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                // Already validated piece by piece; from_utf8 checks again but
-                // cannot fail.
+                // Fragments were validated piece by piece (and cannot fail
+                // here); a message that came whole is validated only here.
                 String::from_utf8(bytes)
                     .map(Message::Text)
                     .map_err(|_| ProtocolError::InvalidUtf8)
@@ -208,14 +211,14 @@ mod tests {
         let mut first = FrameHeader::new(OpCode::Text, 3);
         first.fin = false;
         a.begin_frame(&first).expect("start");
-        a.extend(b"Hel", None, 0).expect("utf8");
+        a.extend(b"Hel", None, 0, false).expect("utf8");
         assert_eq!(
             a.begin_frame(&FrameHeader::new(OpCode::Binary, 1)),
             Err(ProtocolError::ExpectedContinuation)
         );
         a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2))
             .expect("continue");
-        a.extend(b"lo", None, 0).expect("utf8");
+        a.extend(b"lo", None, 0, false).expect("utf8");
         assert_eq!(a.finish(), Ok(Message::Text("Hello".into())));
         assert_eq!(
             a.begin_frame(&FrameHeader::new(OpCode::Continuation, 1)),
@@ -229,7 +232,7 @@ mod tests {
         let mut first = FrameHeader::new(OpCode::Binary, 3);
         first.fin = false;
         a.begin_frame(&first).expect("fits");
-        a.extend(b"abc", None, 0).expect("binary");
+        a.extend(b"abc", None, 0, false).expect("binary");
         assert_eq!(
             a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2)),
             Err(ProtocolError::MessageTooBig { size: 5, limit: 4 })
