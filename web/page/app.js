@@ -10,6 +10,9 @@ const $ = (id) => document.getElementById(id);
 const messages = $('messages');
 const status = $('status');
 const people = new Set();
+// Messages already shown, so that the history sent on a reconnect does not
+// repeat them.
+const seen = new Set();
 let socket = null;
 let attempt = 0;
 let wantedNick = localStorage.getItem('tincan.nick') || '';
@@ -46,6 +49,9 @@ function addLine(kind, parts, ts) {
 }
 
 function said(m, kind = 'message') {
+  const key = `${m.ts}|${m.from}|${m.type}|${m.text}`;
+  if (seen.has(key)) return;
+  seen.add(key);
   if (m.type === 'action') addLine(kind, [[null, `* ${m.from} ${m.text}`]], m.ts);
   else addLine(kind, [['from', m.from], [null, `: ${m.text}`]], m.ts);
 }
@@ -114,6 +120,7 @@ function connect() {
   setStatus('connecting', attempt ? `Reconnecting (attempt ${attempt + 1})…` : 'Connecting…');
   socket = new WebSocket(url, 'tincan.v1');
   socket.onopen = () => {
+    if (attempt > 0) addLine('notice', [[null, 'Reconnected.']], Date.now());
     attempt = 0;
     setStatus('open', `Connected to #${room}`);
   };
@@ -130,6 +137,7 @@ function connect() {
     const delay = Math.min(10000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
     attempt += 1;
     const why = event.reason ? `: ${event.reason}` : '';
+    if (attempt === 1) addLine('error', [[null, `Disconnected (${event.code}${why}); reconnecting…`]], Date.now());
     setStatus('closed', `Disconnected (${event.code}${why}). Retrying in ${Math.round(delay / 1000)} s…`);
     setTimeout(connect, delay);
   };

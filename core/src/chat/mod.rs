@@ -137,6 +137,7 @@ pub struct Chat {
     config: ChatConfig,
     rooms: HashMap<String, Room>,
     members: HashMap<ClientId, Member>,
+    guests: u64,
 }
 
 /// The room that a request path names: `/` is the lobby.
@@ -197,8 +198,8 @@ impl Chat {
         }
     }
 
-    /// Adds a client to `room` as `guest-N`: it gets a welcome and the room's
-    /// history; the others a join notice.
+    /// Adds a client to `room` as `guest-N` (numbered in join order): it gets
+    /// a welcome and the room's history; the others a join notice.
     pub fn join(
         &mut self,
         id: ClientId,
@@ -210,7 +211,8 @@ impl Chat {
         if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
             self.forget_an_empty_room();
         }
-        let nick = format!("guest-{}", id.0);
+        self.guests += 1;
+        let nick = format!("guest-{}", self.guests);
         let member = Member {
             room: room.to_owned(),
             nick: nick.clone(),
@@ -510,6 +512,16 @@ mod tests {
             texts(&out, 2),
             [r#"{"type":"message","room":"lobby","from":"guest-1","text":"hi","ts":5000}"#]
         );
+    }
+
+    #[test]
+    fn guests_are_numbered_in_join_order() {
+        let mut chat = Chat::default();
+        // Client ids also count connections that never joined.
+        join(&mut chat, 7, "lobby");
+        join(&mut chat, 40, "rust");
+        assert_eq!(chat.nick(ClientId(7)), Some("guest-1"));
+        assert_eq!(chat.nick(ClientId(40)), Some("guest-2"));
     }
 
     #[test]

@@ -1,0 +1,139 @@
+// Two headless Chromium pages chat through a real tincan server binary; the
+// server restarts and both pages reconnect by themselves.
+//
+//   TINCAN_BIN=target/release/tincan-smol node --test web/e2e/chat.test.mjs
+//
+// Every wait is for a condition, bounded; the screenshot lands in
+// web/e2e/artifacts/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(process.env.TINCAN_BIN ?? join(here, '../../target/release/tincan-smol'));
+const artifacts = join(here, 'artifacts');
+const WAIT = 20_000;
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts the server and resolves once it logs that it listens. */
+function startServer(port) {
+  const child = spawn(bin, ['--ping-interval', '5', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.log = '';
+  const ready = new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`no listening line in ${WAIT} ms:\n${child.log}`)), WAIT);
+    const onData = (data) => {
+      child.log += data;
+      if (child.log.includes(`listening on port ${port}`)) {
+        clearTimeout(timer);
+        ok(child);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`server exited with ${code}:\n${child.log}`)));
+  });
+  return ready;
+}
+
+function stopServer(child) {
+  return new Promise((ok) => {
+    if (child.exitCode !== null) return ok(child.exitCode);
+    child.once('exit', (code) => ok(code));
+    child.kill('SIGTERM');
+  });
+}
+
+async function openChat(browser, port, room, nick) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('dialog', (dialog) => {
+    throw new Error(`a dialog opened: ${dialog.message()}`);
+  });
+  await page.goto(`http://127.0.0.1:${port}/${room}`);
+  await page.waitForFunction(() => document.getElementById('status').dataset.state === 'open', null, { timeout: WAIT });
+  // Set the nickname with the keyboard only.
+  await page.focus('#nick');
+  await page.keyboard.type(nick);
+  await page.keyboard.press('Enter');
+  await page.locator('#people li', { hasText: nick }).waitFor({ timeout: WAIT });
+  return page;
+}
+
+async function say(page, text) {
+  await page.focus('#message');
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+}
+
+const line = (page, text) => page.locator('#messages li', { hasText: text });
+
+test('two pages chat, see presence, and reconnect after a server restart', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  let server = await startServer(port);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const alice = await openChat(browser, port, 'e2e', 'alice');
+    const bob = await openChat(browser, port, 'e2e', 'bob');
+
+    // Presence: alice sees bob arrive, and both lists show both.
+    await line(alice, 'bob').first().waitFor({ timeout: WAIT });
+    await alice.locator('#people li', { hasText: 'bob' }).waitFor({ timeout: WAIT });
+    await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
+
+    await say(alice, 'hello from alice');
+    await line(bob, 'hello from alice').waitFor({ timeout: WAIT });
+    await say(bob, 'hi alice');
+    await line(alice, 'hi alice').waitFor({ timeout: WAIT });
+
+    // Markup from the network is text, never HTML.
+    const attack = '<img src=x onerror=alert(1)>';
+    await say(bob, attack);
+    await line(alice, attack).waitFor({ timeout: WAIT });
+    assert.equal(await alice.locator('#messages img').count(), 0);
+
+    // The inspector shows the frames through the wasm codec, when it is built.
+    const inspected = await alice.locator('#frames tr').count();
+    const note = await alice.locator('#inspector-note').textContent();
+    assert.ok(inspected > 0 || note.includes('not available'), `inspector: ${inspected} rows, note: ${note}`);
+
+    mkdirSync(artifacts, { recursive: true });
+    await alice.screenshot({ path: join(artifacts, 'chat.png'), fullPage: true });
+
+    // Restart the server: both pages notice, then reconnect on their own.
+    assert.equal(await stopServer(server), 0, 'SIGTERM exits 0');
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(() => document.getElementById('status').dataset.state !== 'open', null, { timeout: WAIT });
+    }
+    server = await startServer(port);
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(() => document.getElementById('status').dataset.state === 'open', null, { timeout: 30_000 });
+    }
+    await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
+    await say(alice, 'after the restart');
+    await line(bob, 'after the restart').waitFor({ timeout: WAIT });
+    await alice.screenshot({ path: join(artifacts, 'after-restart.png'), fullPage: true });
+  } finally {
+    await browser.close();
+    await stopServer(server);
+  }
+});
