@@ -2,13 +2,15 @@
 //! runtime: routing the HTTP request, accepting the upgrade, feeding the chat,
 //! answering in echo mode, and the log lines.
 //!
-//! A runtime owns one [`Session`] per socket and one [`Hub`] behind a lock.
+//! A runtime owns one [`Session`] per socket and one [`Hub`] in a mutex.
 //! It feeds bytes and time into the session, calls [`Session::process`] with
-//! the hub, hands each returned delivery to the recipient's outbox (its own
-//! channel type `T`), and writes what [`Session::poll_transmit`] gives.
+//! the hub (which locks it only for each chat operation), hands each returned
+//! message to the recipient's outbox (its own channel type `T`) without
+//! waiting, and writes what [`Session::poll_transmit`] gives.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::chat::{self, Chat, ChatConfig, ClientId, Format, Now, Output};
@@ -400,13 +402,19 @@ impl Session {
     /// Handles what happened since the last call, at time `now`. Returns the
     /// messages for other clients with the outbox each goes into; the hub is
     /// needed only during this call.
-    pub fn process<T: Clone>(&mut self, hub: &mut Hub<T>, outbox: &T, now: Now) -> Vec<Forward<T>> {
+    pub fn process<T: Clone>(
+        &mut self,
+        hub: &Mutex<Hub<T>>,
+        outbox: &T,
+        now: Now,
+    ) -> Vec<Forward<T>> {
         let mut forwards = Vec::new();
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Request(request) => {
-                    let out = self.route(&request, hub, outbox, now);
-                    self.dispatch(out, hub, &mut forwards);
+                    let mut hub = lock(hub);
+                    let out = self.route(&request, &mut hub, outbox, now);
+                    self.dispatch(out, &hub, &mut forwards);
                 }
                 Event::Open { .. } => {}
                 Event::Message(Message::Text(text)) => {
@@ -415,8 +423,9 @@ impl Session {
                     if self.echo {
                         self.reply(|conn| conn.send_text(&text));
                     } else {
+                        let mut hub = lock(hub);
                         let out = hub.chat.input(self.id, &text, now);
-                        self.dispatch(out, hub, &mut forwards);
+                        self.dispatch(out, &hub, &mut forwards);
                     }
                 }
                 Event::Message(Message::Binary(bytes)) => {
@@ -459,8 +468,9 @@ impl Session {
         }
         if self.joined && self.conn.is_closed() {
             self.joined = false;
+            let mut hub = lock(hub);
             let out = hub.leave(self.id, now);
-            self.dispatch(out, hub, &mut forwards);
+            self.dispatch(out, &hub, &mut forwards);
         }
         forwards
     }
@@ -636,4 +646,11 @@ impl Session {
                 .close(CloseCode::PolicyViolation, "too slow: send queue full");
         }
     }
+}
+
+/// Locks the hub only for the chat operation at hand, never across I/O or a
+/// whole batch of events. A panic elsewhere cannot leave the chat half-updated
+/// (its methods do not panic midway), so a poisoned lock is still usable.
+fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
+    hub.lock().unwrap_or_else(PoisonError::into_inner)
 }

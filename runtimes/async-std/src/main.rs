@@ -134,7 +134,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut buf = vec![0; 64 * 1024];
     let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
     loop {
-        forward(session.process(&mut lock(&shared), &outbox, now(shared.start)));
+        forward(session.process(&shared.hub, &outbox, now(shared.start)));
         while let Some(line) = session.poll_log() {
             log(config, &line);
         }
@@ -201,7 +201,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
     // The socket is done or broken: make sure the chat forgets this client.
     session.receive_eof();
-    forward(session.process(&mut lock(&shared), &outbox, now(shared.start)));
+    forward(session.process(&shared.hub, &outbox, now(shared.start)));
     while let Some(line) = session.poll_log() {
         log(config, &line);
     }
