@@ -99,6 +99,10 @@ impl PreparedMessage {
     }
 }
 
+/// The most a frame header makes the assembler reserve before its payload
+/// arrives.
+const RESERVE_UP_FRONT: u64 = 256 * 1024;
+
 /// Reassembles data frames into messages, checking text as it arrives.
 #[derive(Debug)]
 pub(crate) struct Assembler {
@@ -138,8 +142,9 @@ impl Assembler {
             });
         }
         if self.buf.is_empty() {
-            // One reservation for a whole unfragmented message.
-            self.buf.reserve(header.payload_len as usize);
+            // One reservation for a typical message; a header alone must not
+            // make us reserve its whole declared length.
+            self.buf.reserve(header.payload_len.min(RESERVE_UP_FRONT) as usize);
         }
         Ok(())
     }
@@ -224,6 +229,13 @@ mod tests {
             a.begin_frame(&FrameHeader::new(OpCode::Continuation, 1)),
             Err(ProtocolError::UnexpectedContinuation)
         );
+    }
+
+    #[test]
+    fn a_header_alone_reserves_little() {
+        let mut a = Assembler::new(64 << 20);
+        a.begin_frame(&FrameHeader::new(OpCode::Binary, 60 << 20)).expect("within the limit");
+        assert!(a.buf.capacity() <= RESERVE_UP_FRONT as usize);
     }
 
     #[test]
