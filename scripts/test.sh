@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every test of the project, after installing what they need (scripts/setup.sh
+# skips what is already there). Runs every stage, then fails if any failed.
+#
+#   scripts/test.sh           # everything (what CI runs)
+#   scripts/test.sh --quick   # lint and cargo tests only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+
+passed=() failed=()
+stage() { # name, command...
+  local name=$1
+  shift
+  printf '\n===== %s =====\n' "$name"
+  local start=$SECONDS
+  if "$@"; then
+    passed+=("$name")
+    printf '===== %s: ok (%ss)\n' "$name" $((SECONDS - start))
+  else
+    failed+=("$name")
+    printf '===== %s: FAILED (%ss)\n' "$name" $((SECONDS - start))
+  fi
+}
+
+stage "cargo fmt" cargo fmt --all -- --check
+stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
+stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+stage "cargo test" cargo test --workspace
+if ! $quick; then
+  stage "release build" cargo build --release -q -p tincan-smol -p tincan-async-std
+  stage "autobahn setup" scripts/setup.sh autobahn
+  stage "autobahn smol" scripts/autobahn.sh target/release/tincan-smol smol
+  stage "autobahn async-std" scripts/autobahn.sh target/release/tincan-async-std async-std
+  stage "browser setup" scripts/setup.sh browser
+  stage "browser end-to-end" scripts/e2e.sh
+  if [ -x scripts/wasm-test.sh ]; then
+    stage "wasm setup" scripts/setup.sh wasm
+    stage "wasm tests" scripts/wasm-test.sh
+  fi
+  if [ -x scripts/fuzz.sh ]; then
+    stage "fuzz setup" scripts/setup.sh fuzz
+    stage "fuzz" scripts/fuzz.sh
+  fi
+fi
+
+printf '\n'
+for name in "${failed[@]}"; do printf 'FAILED stage: %s\n' "$name"; done
+printf 'stages: %d passed, %d failed\n' "${#passed[@]}" "${#failed[@]}"
+[ ${#failed[@]} -eq 0 ]
