@@ -144,7 +144,8 @@ impl Assembler {
         if self.buf.is_empty() {
             // One reservation for a typical message; a header alone must not
             // make us reserve its whole declared length.
-            self.buf.reserve(header.payload_len.min(RESERVE_UP_FRONT) as usize);
+            self.buf
+                .reserve(header.payload_len.min(RESERVE_UP_FRONT) as usize);
         }
         Ok(())
     }
@@ -234,7 +235,8 @@ mod tests {
     #[test]
     fn a_header_alone_reserves_little() {
         let mut a = Assembler::new(64 << 20);
-        a.begin_frame(&FrameHeader::new(OpCode::Binary, 60 << 20)).expect("within the limit");
+        a.begin_frame(&FrameHeader::new(OpCode::Binary, 60 << 20))
+            .expect("within the limit");
         assert!(a.buf.capacity() <= RESERVE_UP_FRONT as usize);
     }
 
