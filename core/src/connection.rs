@@ -48,9 +48,10 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Cap on one message; larger messages fail with 1009.
     pub max_message_size: usize,
-    /// Cap on bytes queued for sending; a data send past it fails with
+    /// Cap on bytes queued for sending; a send past it fails with
     /// [`SendError::QueueFull`] and pongs are skipped (§5.5.3 allows answering
-    /// only the latest ping).
+    /// only the latest ping). Only a keepalive ping and the close frame may
+    /// go beyond it.
     pub max_send_queue: usize,
     /// Ping a peer that has sent nothing for this long; `None` disables
     /// keepalive.
@@ -490,7 +491,7 @@ impl Connection {
         if payload.len() > 125 {
             return Err(SendError::ControlTooLong);
         }
-        self.check_open()?;
+        self.check_send(payload.len())?;
         self.queue_frame(OpCode::Ping, payload, true);
         Ok(())
     }
