@@ -498,7 +498,11 @@ impl Connection {
 
     /// Starts the closing handshake (§7.1.2). Messages that arrive before
     /// the peer's close frame are still reported.
+    /// [`CloseCode::NoStatus`] sends a close frame without a code.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if code != CloseCode::NoStatus && !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.as_u16()));
+        }
         self.check_open()?;
         self.send_close(code, reason);
         self.timer = Timer::Arm(self.config.close_timeout);
@@ -1263,6 +1267,22 @@ mod tests {
                 protocol: Some("tincan.v1".into())
             })
         );
+    }
+
+    #[test]
+    fn close_refuses_codes_that_must_not_be_sent() {
+        let mut server = open_server(Config::default());
+        for code in [1004, 1005 + 1, 1015, 2000, 5000] {
+            assert_eq!(
+                server.close(CloseCode::from(code), ""),
+                Err(SendError::InvalidCloseCode(code))
+            );
+        }
+        assert!(server.is_open());
+        server
+            .close(CloseCode::NoStatus, "ignored")
+            .expect("no code is fine");
+        assert_eq!(drain(&mut server), [0x88, 0x00]);
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub enum SendError {
     /// Queuing this would exceed the configured send queue limit.
     #[error("send queue full")]
     QueueFull,
+    /// A close code that must not be sent (§7.4.1): only 1000–1003,
+    /// 1007–1011 and 3000–4999, or no code at all (1005).
+    #[error("close code {0} may not be sent")]
+    InvalidCloseCode(u16),
     /// A control frame payload over 125 bytes (§5.5).
     #[error("control frame payload longer than 125 bytes")]
     ControlTooLong,
