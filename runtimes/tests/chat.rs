@@ -1,0 +1,217 @@
+//! End-to-end tests of the chat (rooms, nicknames, history, limits,
+//! keepalive) against a real server binary; like `server.rs`, this file is a
+//! test of both `tincan-smol` and `tincan-async-std`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::*;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
+
+/// The welcome of a plain client in `room`; returns the nickname.
+fn welcome_in(ws: &mut Ws, room: &str) -> String {
+    let text = ws_text(ws);
+    let nick = text
+        .strip_prefix(&format!("* Welcome to #{room}, "))
+        .and_then(|rest| rest.strip_suffix(". Type /help for commands."));
+    nick.unwrap_or_else(|| panic!("expected the welcome to #{room}, got {text:?}"))
+        .to_owned()
+}
+
+/// Joins the room at `/{path}` (`""` is the lobby); returns the nickname.
+fn join(server: &Server, path: &str) -> (Ws, String) {
+    let (mut ws, _) = ws_connect(server, &format!("/{path}"));
+    let room = if path.is_empty() { "lobby" } else { path };
+    let nick = welcome_in(&mut ws, room);
+    (ws, nick)
+}
+
+#[test]
+fn messages_reach_their_room_and_no_other() {
+    let server = Server::start(&[]);
+    let (mut a, nick_a) = join(&server, "rust");
+    let (mut b, nick_b) = join(&server, "rust");
+    let (mut c, nick_c) = join(&server, "");
+    assert_eq!(ws_text(&mut a), format!("* {nick_b} joined #rust"));
+
+    ws_send_text(&mut a, "only for rust");
+    assert_eq!(ws_text(&mut a), chat_line(&nick_a, "only for rust"));
+    assert_eq!(ws_text(&mut b), chat_line(&nick_a, "only for rust"));
+    server.wait_line("Broadcasting to 2 clients");
+    // The lobby heard nothing: the next thing c receives is its own message.
+    ws_send_text(&mut c, "lobby here");
+    assert_eq!(ws_text(&mut c), chat_line(&nick_c, "lobby here"));
+    server.wait_line("Broadcasting to 1 client");
+}
+
+#[test]
+fn nicknames_clash_within_a_room() {
+    let server = Server::start(&[]);
+    let (mut a, nick_a) = join(&server, "");
+    let (mut b, nick_b) = join(&server, "");
+    assert_eq!(ws_text(&mut a), format!("* {nick_b} joined #lobby"));
+
+    ws_send_text(&mut a, "/nick alice");
+    assert_eq!(ws_text(&mut a), format!("* {nick_a} is now known as alice"));
+    assert_eq!(ws_text(&mut b), format!("* {nick_a} is now known as alice"));
+    ws_send_text(&mut b, "/nick Alice");
+    assert_eq!(ws_text(&mut b), "! nickname 'Alice' is taken in #lobby");
+    ws_send_text(&mut b, "/nick <b>");
+    assert_eq!(
+        ws_text(&mut b),
+        "! a nickname is 1-24 letters, digits, '-', '_' or '.'"
+    );
+    ws_send_text(&mut b, "/who");
+    assert_eq!(ws_text(&mut b), format!("* In #lobby (2): alice, {nick_b}"));
+    // The same name is free in another room.
+    let (mut c, nick_c) = join(&server, "other");
+    ws_send_text(&mut c, "/nick alice");
+    assert_eq!(ws_text(&mut c), format!("* {nick_c} is now known as alice"));
+}
+
+#[test]
+fn late_joiners_get_the_last_messages() {
+    let server = Server::start(&["--history", "2"]);
+    let (mut a, nick_a) = join(&server, "");
+    for text in ["one", "two", "three"] {
+        ws_send_text(&mut a, text);
+        assert_eq!(ws_text(&mut a), chat_line(&nick_a, text));
+    }
+    let (mut b, _) = join(&server, "");
+    assert_eq!(ws_text(&mut b), chat_line(&nick_a, "two"));
+    assert_eq!(ws_text(&mut b), chat_line(&nick_a, "three"));
+    // Then live traffic.
+    ws_send_text(&mut a, "four");
+    assert_eq!(ws_chat(&mut b), chat_line(&nick_a, "four"));
+}
+
+#[test]
+fn the_rate_limit_warns_then_closes_a_flooder_with_1008() {
+    let server = Server::start(&["--rate", "0.5", "--burst", "2"]);
+    let (mut a, nick_a) = join(&server, "");
+    ws_send_text(&mut a, "1");
+    ws_send_text(&mut a, "2");
+    ws_send_text(&mut a, "3");
+    assert_eq!(ws_text(&mut a), chat_line(&nick_a, "1"));
+    assert_eq!(ws_text(&mut a), chat_line(&nick_a, "2"));
+    assert_eq!(
+        ws_text(&mut a),
+        "! slow down: at most 2 messages at once and 0.5 per second"
+    );
+    // Ten refused messages in a row: closed.
+    for i in 0..12 {
+        if a.send(Message::text(format!("flood {i}"))).is_err() {
+            break;
+        }
+    }
+    let (code, reason) = ws_expect_close(&mut a);
+    assert_eq!(code, 1008, "{reason}");
+    server.wait_line("is flooding, closing with 1008");
+}
+
+#[test]
+fn a_client_that_stops_answering_pings_is_dropped_and_its_leave_announced() {
+    let server = Server::start(&["--ping-interval", "1", "--ping-timeout", "1"]);
+    // A raw client answers nothing, pings included.
+    let mut dead = Raw::connect(&server);
+    dead.upgrade("/");
+    let welcome = dead.read_text();
+    let dead_nick = parse_welcome(&welcome);
+    let (mut alive, _) = join(&server, "");
+    // tungstenite answers the server's pings while this client reads.
+    let left = format!("* {dead_nick} left #lobby");
+    loop {
+        match ws_read(&mut alive) {
+            Message::Text(text) if text.as_str() == left => break,
+            // Pings (answered by tungstenite) and other chat traffic.
+            _ => continue,
+        }
+    }
+    server.wait_line(&format!("Sending PING to 127.0.0.1:{}", dead.local_port()));
+    server.wait_line("Received PONG");
+    server.wait_line(&format!(
+        "Connection with 127.0.0.1:{} closed: 1006",
+        dead.local_port()
+    ));
+}
+
+#[test]
+fn a_full_server_refuses_the_handshake_with_503() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let (_a, _) = join(&server, "");
+    let mut b = Raw::connect(&server);
+    b.send(upgrade_request("/", "").as_bytes());
+    let response = b.read_response();
+    assert_eq!(response.status, 503, "{response:?}");
+    assert!(response.body.starts_with(b"server full"), "{response:?}");
+    server.wait_line("Rejected handshake from");
+}
+
+#[test]
+fn a_full_room_refuses_with_503_and_a_bad_room_with_404() {
+    let server = Server::start(&["--max-room-clients", "1"]);
+    let (_a, _) = join(&server, "busy");
+    for (path, status) in [("/busy", 503), ("/not/a/room", 404)] {
+        let mut raw = Raw::connect(&server);
+        raw.send(upgrade_request(path, "").as_bytes());
+        assert_eq!(raw.read_response().status, status, "{path}");
+    }
+    // Another room still has space.
+    let (_b, _) = join(&server, "quiet");
+}
+
+#[test]
+fn the_tincan_v1_subprotocol_gets_json_envelopes() {
+    let server = Server::start(&[]);
+    let (mut plain, plain_nick) = join(&server, "json");
+    let mut request = server.url("/json").into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "tincan.v1".parse().expect("header value"),
+    );
+    let stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let (mut json, response) = tungstenite::client(request, Stream(stream)).expect("handshake");
+    assert_eq!(
+        response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("tincan.v1")
+    );
+    let welcome = ws_text(&mut json);
+    assert!(
+        welcome.starts_with(r#"{"type":"welcome","room":"json","from":null,"#),
+        "{welcome}"
+    );
+    let json_nick = welcome
+        .split(r#""nick":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("nick field")
+        .to_owned();
+    assert_eq!(ws_text(&mut plain), format!("* {json_nick} joined #json"));
+
+    ws_send_text(&mut plain, r#"say "hi" <b>"#);
+    let message = ws_text(&mut json);
+    let expected = format!(
+        r#"{{"type":"message","room":"json","from":"{plain_nick}","text":"say \"hi\" <b>","ts":"#
+    );
+    assert!(message.starts_with(&expected), "{message}");
+    ws_send_text(&mut json, "/nope");
+    let error = ws_text(&mut json);
+    assert!(
+        error.starts_with(r#"{"type":"error","room":"json","from":null,"text":"unknown command '/nope': try /help","#),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_idle_client_is_closed_with_1001() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let (mut a, _) = join(&server, "");
+    let (code, reason) = ws_expect_close(&mut a);
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
+    server.wait_line("is idle, closing with 1001");
+}
