@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::close::{close_payload, parse_close_payload, CloseCode};
 use crate::error::{Error, ProtocolError, SendError};
-use crate::frame::{FrameHeader, OpCode};
+use crate::frame::{encode_frame, FrameHeader, OpCode};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::mask::apply_mask;
 use crate::message::{Assembler, Message, MessageKind, PreparedMessage};
@@ -846,20 +846,8 @@ impl Connection {
             Role::Client => Some(self.next_mask()),
             Role::Server => None,
         };
-        let header = FrameHeader {
-            fin,
-            rsv: 0,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
         let before = self.tail.len();
-        header.encode(&mut self.tail);
-        let start = self.tail.len();
-        self.tail.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.tail[start..], key, 0);
-        }
+        encode_frame(&mut self.tail, fin, opcode, mask, payload);
         self.out_len += self.tail.len() - before;
     }
 

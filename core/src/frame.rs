@@ -12,6 +12,7 @@
 
 use crate::connection::Role;
 use crate::error::ProtocolError;
+use crate::mask::apply_mask;
 
 /// The longest possible header: 2 + 8 (length) + 4 (mask) bytes.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -200,6 +201,31 @@ impl FrameHeader {
         if let Some(key) = self.mask {
             out.extend_from_slice(&key);
         }
+    }
+}
+
+/// Appends one whole frame to `out`: the header, then `payload`, masked with
+/// `mask` if there is one (§5.3). `rsv` is 0: no extension is in use.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    out.reserve(header.encoded_len() + payload.len());
+    header.encode(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode};
+use crate::frame::{encode_frame, FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
@@ -80,10 +80,8 @@ impl PreparedMessage {
     }
 
     fn new(opcode: OpCode, payload: &[u8]) -> Self {
-        let header = FrameHeader::new(opcode, payload.len() as u64);
-        let mut frame = Vec::with_capacity(header.encoded_len() + payload.len());
-        header.encode(&mut frame);
-        frame.extend_from_slice(payload);
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, true, opcode, None, payload);
         Self {
             frame: frame.into(),
         }

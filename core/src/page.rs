@@ -26,6 +26,18 @@ const STATIC: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../web/page/style.css"),
     ),
+    // The wasm codec of the inspector panel, built from web/ and committed
+    // (scripts/wasm-test.sh check-pkg fails CI when it is stale).
+    (
+        "/static/pkg/tincan_web.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/pkg/tincan_web.js"),
+    ),
+    (
+        "/static/pkg/tincan_web_bg.wasm",
+        "application/wasm",
+        include_bytes!("../../web/pkg/tincan_web_bg.wasm"),
+    ),
 ];
 
 /// The page for a request path, if there is one.
@@ -56,6 +68,9 @@ mod tests {
         assert!(
             asset("/static/app.js").is_some_and(|a| a.content_type.starts_with("text/javascript"))
         );
+        let wasm = asset("/static/pkg/tincan_web_bg.wasm").expect("the codec");
+        assert_eq!(wasm.content_type, "application/wasm");
+        assert!(wasm.body.starts_with(b"\0asm"));
         for missing in ["/a/b", "/static/nope.js", "/../Cargo.toml"] {
             assert_eq!(asset(missing), None, "{missing}");
         }

@@ -111,10 +111,19 @@ test('two pages chat, see presence, and reconnect after a server restart', { tim
     await line(alice, attack).waitFor({ timeout: WAIT });
     assert.equal(await alice.locator('#messages img').count(), 0);
 
-    // The inspector shows the frames through the wasm codec, when it is built.
-    const inspected = await alice.locator('#frames tr').count();
-    const note = await alice.locator('#inspector-note').textContent();
-    assert.ok(inspected > 0 || note.includes('not available'), `inspector: ${inspected} rows, note: ${note}`);
+    // The inspector decodes each frame with the wasm codec: alice's last chat
+    // message went out as a masked FIN text frame (§5.3), the server's
+    // frames come back unmasked.
+    await alice.locator('#inspector summary').click();
+    const sent = alice.locator('#frames tr', { hasText: '→' }).first();
+    await sent.waitFor({ timeout: WAIT });
+    const cells = await sent.locator('td').allTextContents();
+    assert.equal(cells[1], '1', `FIN: ${cells}`);
+    assert.match(cells[2], /text/i, `opcode: ${cells}`);
+    assert.match(cells[3], /^[0-9a-f]{8}$/, `mask: ${cells}`);
+    assert.equal(Number(cells[4]), 'hello from alice'.length, `length: ${cells}`);
+    const received = await alice.locator('#frames tr', { hasText: '←' }).first().locator('td').allTextContents();
+    assert.equal(received[3], '-', `server frames are unmasked: ${received}`);
 
     mkdirSync(artifacts, { recursive: true });
     await alice.screenshot({ path: join(artifacts, 'chat.png'), fullPage: true });

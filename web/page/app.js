@@ -178,7 +178,16 @@ function inspect(dir, text) {
     if (pending.length < 50) pending.push([dir, text]);
     return;
   }
-  for (const frame of codec.inspectText(text, dir === 'sent')) {
+  // The browser masks what it sends with a fresh key per frame (§5.3).
+  const mask = dir === 'sent' ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+  let frames;
+  try {
+    frames = codec.inspectText(text, dir === 'sent', mask);
+  } catch (error) {
+    $('inspector-note').textContent = `The codec rejected a frame: ${error.message ?? error}`;
+    return;
+  }
+  for (const frame of frames) {
     const row = document.createElement('tr');
     const hex = [...frame.payload.slice(0, 24)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     const cells = [

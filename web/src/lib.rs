@@ -1,0 +1,602 @@
+//! # tincan-web
+//!
+//! The tincan WebSocket codec for JavaScript: the same `tincan-core` code the
+//! server runs, compiled to wasm32 and exported with `wasm-bindgen`. It
+//! computes accept keys, parses handshakes, encodes frames, decodes byte
+//! streams fed in any pieces into frames and messages, and validates UTF-8
+//! incrementally, reporting the errors the core reports natively.
+//!
+//! From Rust (the same calls JavaScript makes):
+//!
+//! ```
+//! use tincan_web::{accept_key, encode_frame, Decoder};
+//!
+//! assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//!
+//! // A masked text frame as a browser sends it, decoded as a server would.
+//! let bytes = encode_frame(1, true, b"Hello", Some(vec![0x37, 0xfa, 0x21, 0x3d])).unwrap();
+//! let mut decoder = Decoder::new(true);
+//! decoder.push(&bytes[..3]).unwrap();
+//! assert!(decoder.next_frame().is_none());
+//! decoder.push(&bytes[3..]).unwrap();
+//! let frame = decoder.next_frame().unwrap();
+//! assert_eq!((frame.opcode(), frame.payload()), ("text".to_owned(), b"Hello".to_vec()));
+//! assert_eq!(decoder.next_message().unwrap().text(), Some("Hello".to_owned()));
+//! ```
+//!
+//! From JavaScript (after `wasm-bindgen --target web`):
+//!
+//! ```js
+//! import init, { acceptKey, encodeFrame, Decoder } from './tincan_web.js';
+//! await init();
+//! const decoder = new Decoder(false);            // decode as a client
+//! decoder.push(encodeFrame(1, true, new TextEncoder().encode('hi')));
+//! decoder.nextMessage().text;                    // "hi"
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::VecDeque;
+
+use tincan_core::frame::{self, FrameHeader, OpCode};
+use tincan_core::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
+use tincan_core::mask::apply_mask;
+use tincan_core::utf8;
+use tincan_core::{Config, Connection, Error, Event, Message, ProtocolError, Role};
+use wasm_bindgen::prelude::*;
+
+/// An error from the codec: the core's error, by name, with its message and
+/// the HTTP status or close code it maps to. Thrown to JavaScript.
+#[wasm_bindgen]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError {
+    kind: String,
+    message: String,
+    status: Option<u16>,
+    close_code: Option<u16>,
+}
+
+#[wasm_bindgen]
+impl CodecError {
+    /// The core's error variant, e.g. `ReservedOpcode` or `MissingKey`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.clone()
+    }
+
+    /// The core's message for it.
+    #[wasm_bindgen(getter)]
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+
+    /// For handshake errors: the HTTP status a server answers with.
+    #[wasm_bindgen(getter)]
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// For protocol errors: the close code the connection fails with.
+    #[wasm_bindgen(getter, js_name = closeCode)]
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+}
+
+/// The variant name of an error, from its `Debug` form.
+fn kind_of(error: &impl std::fmt::Debug) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl From<HandshakeError> for CodecError {
+    fn from(e: HandshakeError) -> Self {
+        Self {
+            kind: kind_of(&e),
+            message: e.to_string(),
+            status: Some(e.status()),
+            close_code: None,
+        }
+    }
+}
+
+impl From<ProtocolError> for CodecError {
+    fn from(e: ProtocolError) -> Self {
+        let close_code = Some(e.close_code().as_u16());
+        let kind = match &e {
+            ProtocolError::Close(inner) => kind_of(inner),
+            other => kind_of(other),
+        };
+        Self {
+            kind,
+            message: e.to_string(),
+            status: None,
+            close_code,
+        }
+    }
+}
+
+impl From<Error> for CodecError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Handshake(e) => e.into(),
+            Error::Protocol(e) => e.into(),
+        }
+    }
+}
+
+fn usage(kind: &str, message: &str) -> CodecError {
+    CodecError {
+        kind: kind.to_owned(),
+        message: message.to_owned(),
+        status: None,
+        close_code: None,
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §1.3).
+#[wasm_bindgen(js_name = acceptKey)]
+pub fn accept_key(key: &str) -> String {
+    handshake::accept_key(key)
+}
+
+/// A parsed HTTP request head.
+#[wasm_bindgen]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRequest {
+    request: Request,
+}
+
+#[wasm_bindgen]
+impl ParsedRequest {
+    /// Whether it is a valid WebSocket upgrade (otherwise plain HTTP).
+    #[wasm_bindgen(getter, js_name = isUpgrade)]
+    pub fn is_upgrade(&self) -> bool {
+        self.request.is_upgrade
+    }
+
+    /// The method.
+    #[wasm_bindgen(getter)]
+    pub fn method(&self) -> String {
+        self.request.method.clone()
+    }
+
+    /// The path, without the query.
+    #[wasm_bindgen(getter)]
+    pub fn path(&self) -> String {
+        self.request.path().to_owned()
+    }
+
+    /// The `Host` header.
+    #[wasm_bindgen(getter)]
+    pub fn host(&self) -> Option<String> {
+        self.request.host().map(str::to_owned)
+    }
+
+    /// The `Origin` header.
+    #[wasm_bindgen(getter)]
+    pub fn origin(&self) -> Option<String> {
+        self.request.origin().map(str::to_owned)
+    }
+
+    /// The subprotocols offered, in order.
+    #[wasm_bindgen(getter)]
+    pub fn protocols(&self) -> Vec<String> {
+        self.request.protocols.clone()
+    }
+
+    /// The `Sec-WebSocket-Key` of an upgrade.
+    #[wasm_bindgen(getter)]
+    pub fn key(&self) -> Option<String> {
+        self.request.key().map(str::to_owned)
+    }
+}
+
+/// Parses a complete request head (ending with an empty line) as a server
+/// would (§4.2.1); the error carries the HTTP status a server answers with.
+#[wasm_bindgen(js_name = parseRequest)]
+pub fn parse_request(head: &[u8]) -> Result<ParsedRequest, CodecError> {
+    let mut reader = HeadReader::new(handshake::DEFAULT_MAX_HEAD_SIZE);
+    match reader.feed(head)? {
+        Some((head, _)) => Ok(ParsedRequest {
+            request: Request::parse(&head)?,
+        }),
+        None => Err(usage(
+            "Incomplete",
+            "the request head does not end with an empty line",
+        )),
+    }
+}
+
+/// Checks a server's response head as a client that sent `key` and offered
+/// `protocols` (§4.1); returns the subprotocol the server selected.
+#[wasm_bindgen(js_name = checkResponse)]
+pub fn check_response(
+    head: &[u8],
+    key: &str,
+    protocols: Vec<String>,
+) -> Result<Option<String>, CodecError> {
+    let request = ClientRequest {
+        host: String::new(),
+        path: String::new(),
+        key: key.to_owned(),
+        protocols,
+        origin: None,
+    };
+    Ok(request.check_response(head)?)
+}
+
+/// Encodes one frame: `opcode` (0–2, 8–10), FIN, the payload, and a 4-byte
+/// masking key for client frames (§5.2).
+#[wasm_bindgen(js_name = encodeFrame)]
+pub fn encode_frame(
+    opcode: u8,
+    fin: bool,
+    payload: &[u8],
+    mask: Option<Vec<u8>>,
+) -> Result<Vec<u8>, CodecError> {
+    let opcode = OpCode::from_u8(opcode)?;
+    let mask = match mask {
+        None => None,
+        Some(key) => Some(
+            <[u8; 4]>::try_from(key.as_slice())
+                .map_err(|_| usage("BadMask", "a masking key has 4 bytes"))?,
+        ),
+    };
+    let mut out = Vec::new();
+    frame::encode_frame(&mut out, fin, opcode, mask, payload);
+    Ok(out)
+}
+
+/// One decoded frame, for a protocol inspector.
+#[wasm_bindgen]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    header: FrameHeader,
+    payload: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl Frame {
+    /// FIN: the last frame of its message.
+    #[wasm_bindgen(getter)]
+    pub fn fin(&self) -> bool {
+        self.header.fin
+    }
+
+    /// RSV1–3 as the low three bits.
+    #[wasm_bindgen(getter)]
+    pub fn rsv(&self) -> u8 {
+        self.header.rsv
+    }
+
+    /// `continuation`, `text`, `binary`, `close`, `ping` or `pong`.
+    #[wasm_bindgen(getter)]
+    pub fn opcode(&self) -> String {
+        format!("{:?}", self.header.opcode).to_lowercase()
+    }
+
+    /// The masking key, for masked frames.
+    #[wasm_bindgen(getter)]
+    pub fn mask(&self) -> Option<Vec<u8>> {
+        self.header.mask.map(|key| key.to_vec())
+    }
+
+    /// The payload length.
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> f64 {
+        self.header.payload_len as f64
+    }
+
+    /// The payload, unmasked.
+    #[wasm_bindgen(getter)]
+    pub fn payload(&self) -> Vec<u8> {
+        self.payload.clone()
+    }
+}
+
+/// A decoded message or control frame.
+#[wasm_bindgen]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    kind: &'static str,
+    bytes: Vec<u8>,
+    text: Option<String>,
+    close_code: Option<u16>,
+}
+
+#[wasm_bindgen]
+impl Decoded {
+    /// `text`, `binary`, `ping`, `pong` or `close`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.to_owned()
+    }
+
+    /// The text of a text message, or the reason of a close.
+    #[wasm_bindgen(getter)]
+    pub fn text(&self) -> Option<String> {
+        self.text.clone()
+    }
+
+    /// The payload bytes.
+    #[wasm_bindgen(getter)]
+    pub fn bytes(&self) -> Vec<u8> {
+        self.bytes.clone()
+    }
+
+    /// The code of a close.
+    #[wasm_bindgen(getter, js_name = closeCode)]
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
+    }
+}
+
+/// Decodes a byte stream, fed in any pieces, into frames and messages, with
+/// the checks of the receiving role (a server expects masked frames).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Decoder {
+    role: Role,
+    pending: Vec<u8>,
+    frames: VecDeque<Frame>,
+    connection: Connection,
+    messages: VecDeque<Decoded>,
+    failed: Option<CodecError>,
+}
+
+#[wasm_bindgen]
+impl Decoder {
+    /// A decoder for what a server receives (`as_server`, masked frames) or
+    /// what a client receives.
+    #[wasm_bindgen(constructor)]
+    pub fn new(as_server: bool) -> Decoder {
+        Self::with_limit(as_server, Config::default().max_message_size)
+    }
+
+    /// Like [`Decoder::new`], with a limit on frame and message size (1009).
+    #[wasm_bindgen(js_name = withLimit)]
+    pub fn with_limit(as_server: bool, max_message_size: usize) -> Decoder {
+        let role = if as_server {
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let config = Config {
+            max_frame_size: max_message_size,
+            max_message_size,
+            ping_interval: None,
+            ..Config::default()
+        };
+        Decoder {
+            role,
+            pending: Vec::new(),
+            frames: VecDeque::new(),
+            connection: Connection::open(role, config),
+            messages: VecDeque::new(),
+            failed: None,
+        }
+    }
+
+    /// Feeds the next bytes. After an error every later call reports it
+    /// again: the stream cannot be resynchronised (§7.1.7).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        self.pending.extend_from_slice(bytes);
+        self.connection.receive(bytes);
+        while let Some(event) = self.connection.poll_event() {
+            if self.failed.is_some() {
+                // What follows a failure (its own `Closed`) is not the peer's.
+                continue;
+            }
+            let decoded = match event {
+                Event::Message(Message::Text(text)) => {
+                    Decoded::new("text", text.as_bytes().to_vec(), Some(text), None)
+                }
+                Event::Message(Message::Binary(bytes)) => Decoded::new("binary", bytes, None, None),
+                Event::Ping(bytes) => Decoded::new("ping", bytes, None, None),
+                Event::Pong(bytes) => Decoded::new("pong", bytes, None, None),
+                Event::Closed { code, reason } => {
+                    Decoded::new("close", Vec::new(), Some(reason), Some(code.as_u16()))
+                }
+                Event::Error(error) => {
+                    self.failed = Some(error.into());
+                    continue;
+                }
+                Event::Request(_) | Event::Open { .. } | Event::PingSent => continue,
+            };
+            self.messages.push_back(decoded);
+        }
+        self.split_frames();
+        match &self.failed {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The next complete frame, if any.
+    #[wasm_bindgen(js_name = nextFrame)]
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        self.frames.pop_front()
+    }
+
+    /// The next complete message or control frame, if any.
+    #[wasm_bindgen(js_name = nextMessage)]
+    pub fn next_message(&mut self) -> Option<Decoded> {
+        self.messages.pop_front()
+    }
+
+    /// Cuts complete frames off `pending` for the inspector.
+    fn split_frames(&mut self) {
+        loop {
+            let (header, len) = match FrameHeader::decode(&self.pending) {
+                Ok(Some(found)) => found,
+                Ok(None) => return,
+                Err(e) => return self.fail(e),
+            };
+            if let Err(e) = header.validate(self.role) {
+                return self.fail(e);
+            }
+            let Ok(payload_len) = usize::try_from(header.payload_len) else {
+                return self.fail(ProtocolError::FrameTooBig {
+                    size: header.payload_len,
+                    limit: usize::MAX,
+                });
+            };
+            if self.pending.len() - len < payload_len {
+                return;
+            }
+            let mut payload: Vec<u8> = self.pending.drain(..len + payload_len).skip(len).collect();
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            self.frames.push_back(Frame { header, payload });
+        }
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        self.pending.clear();
+        self.failed.get_or_insert_with(|| error.into());
+    }
+}
+
+impl Decoded {
+    fn new(
+        kind: &'static str,
+        bytes: Vec<u8>,
+        text: Option<String>,
+        close_code: Option<u16>,
+    ) -> Self {
+        Self {
+            kind,
+            bytes,
+            text,
+            close_code,
+        }
+    }
+}
+
+/// Validates UTF-8 fed in any pieces, failing at the first impossible byte
+/// (§8.1).
+#[wasm_bindgen]
+#[derive(Debug, Default)]
+pub struct Utf8Validator {
+    inner: utf8::Utf8Validator,
+}
+
+#[wasm_bindgen]
+impl Utf8Validator {
+    /// A validator at the start of a text.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Utf8Validator {
+        Self::default()
+    }
+
+    /// Checks the next piece; `false` once the text cannot be valid.
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        self.inner.feed(bytes).is_ok()
+    }
+
+    /// Whether the text ended on a character boundary; resets.
+    pub fn finish(&mut self) -> bool {
+        self.inner.finish().is_ok()
+    }
+}
+
+/// The frame that carries `text` as the browser sends it (masked with
+/// `mask`) or receives it (unmasked), decoded back as its receiver would.
+#[wasm_bindgen(js_name = inspectText)]
+pub fn inspect_text(
+    text: &str,
+    sent: bool,
+    mask: Option<Vec<u8>>,
+) -> Result<Vec<Frame>, CodecError> {
+    let mask = if sent {
+        Some(mask.unwrap_or_else(|| vec![0; 4]))
+    } else {
+        None
+    };
+    let bytes = encode_frame(OpCode::Text.as_u8(), true, text.as_bytes(), mask)?;
+    let mut decoder = Decoder::new(sent);
+    decoder.push(&bytes)?;
+    Ok(std::iter::from_fn(|| decoder.next_frame()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_reports_core_errors_with_close_codes() {
+        let mut server = Decoder::new(true);
+        let error = server
+            .push(b"\x81\x05Hello")
+            .expect_err("unmasked to a server");
+        assert_eq!(
+            (error.kind(), error.close_code()),
+            ("UnmaskedFrame".to_owned(), Some(1002))
+        );
+        // It stays failed.
+        assert_eq!(server.push(b""), Err(error));
+
+        let mut client = Decoder::new(false);
+        assert_eq!(
+            client.push(&[0x83, 0x00]).expect_err("reserved").kind(),
+            "ReservedOpcode"
+        );
+        let mut client = Decoder::new(false);
+        assert_eq!(
+            client
+                .push(&[0x81, 0x01, 0xff])
+                .expect_err("utf-8")
+                .close_code(),
+            Some(1007)
+        );
+        let mut small = Decoder::with_limit(false, 4);
+        assert_eq!(
+            small.push(&[0x82, 0x05]).expect_err("too big").close_code(),
+            Some(1009)
+        );
+    }
+
+    #[test]
+    fn handshake_errors_carry_statuses() {
+        let error = parse_request(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n")
+            .expect_err("version 8");
+        assert_eq!(
+            (error.kind(), error.status()),
+            ("UnsupportedVersion".to_owned(), Some(426))
+        );
+        assert_eq!(
+            parse_request(b"GET /").expect_err("incomplete").kind(),
+            "Incomplete"
+        );
+    }
+
+    #[test]
+    fn inspect_text_round_trips() {
+        let frames = inspect_text("hé", true, Some(vec![1, 2, 3, 4])).expect("valid");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].payload(), "hé".as_bytes());
+        assert_eq!(frames[0].mask(), Some(vec![1, 2, 3, 4]));
+        assert_eq!(
+            encode_frame(3, true, b"", None)
+                .expect_err("reserved")
+                .kind(),
+            "ReservedOpcode"
+        );
+        assert_eq!(
+            encode_frame(1, true, b"", Some(vec![1]))
+                .expect_err("mask")
+                .kind(),
+            "BadMask"
+        );
+    }
+}
