@@ -36,14 +36,10 @@ if ! $quick; then
   stage "autobahn async-std" scripts/autobahn.sh target/release/tincan-async-std async-std
   stage "browser setup" scripts/setup.sh browser
   stage "browser end-to-end" scripts/e2e.sh
-  if [ -x scripts/wasm-test.sh ]; then
-    stage "wasm setup" scripts/setup.sh wasm
-    stage "wasm tests" scripts/wasm-test.sh
-  fi
-  if [ -x scripts/fuzz.sh ]; then
-    stage "fuzz setup" scripts/setup.sh fuzz
-    stage "fuzz" scripts/fuzz.sh
-  fi
+  stage "wasm setup" scripts/setup.sh wasm
+  stage "wasm tests" scripts/wasm-test.sh
+  stage "fuzz setup" scripts/setup.sh fuzz
+  stage "fuzz" scripts/fuzz.sh
 fi
 
 printf '\n'

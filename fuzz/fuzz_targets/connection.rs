@@ -1,0 +1,302 @@
+//! A client and a server connection wired to each other, driven by an
+//! arbitrary sequence of operations: sends (whole and fragmented), pings,
+//! closes, partial deliveries and the passing of time. Invariants:
+//! - nothing panics, and two correct peers never see a protocol error (only a
+//!   keepalive timeout, when time passes without delivery);
+//! - buffered memory stays within what the configured limits allow;
+//! - each side receives a prefix of what the other finished sending, in order
+//!   and whole; with nothing broken, all of it;
+//! - every byte a side emits after its handshake is valid framing for its role;
+//! - the close handshake completes.
+#![no_main]
+
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use tincan_core::frame::FrameHeader;
+use tincan_core::{
+    ClientRequest, CloseCode, Config, Connection, Error, Event, Message, MessageKind,
+    ProtocolError, Role,
+};
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Send {
+        client: bool,
+        text: bool,
+        payload: Vec<u8>,
+    },
+    Fragments {
+        client: bool,
+        text: bool,
+        parts: Vec<Vec<u8>>,
+    },
+    Ping {
+        client: bool,
+        payload: Vec<u8>,
+    },
+    Close {
+        client: bool,
+        code: u16,
+        reason: String,
+    },
+    Deliver {
+        to_server: bool,
+        max: u16,
+    },
+    Wait {
+        ms: u16,
+    },
+}
+
+const CONFIG: Config = Config {
+    max_head_size: 1024,
+    max_frame_size: 2048,
+    max_message_size: 4096,
+    max_send_queue: 8192,
+    ping_interval: Some(Duration::from_secs(1)),
+    ping_timeout: Duration::from_secs(1),
+    handshake_timeout: Duration::from_secs(1),
+    close_timeout: Duration::from_secs(1),
+    mask_seed: 7,
+};
+
+/// The largest frame header plus the largest control payload.
+const CONTROL: usize = 14 + 125;
+
+/// One side and what it has done and seen.
+struct Side {
+    conn: Connection,
+    sent: Vec<Message>,
+    received: Vec<Message>,
+    closed: Option<CloseCode>,
+    broken: bool,
+    /// Its output as the peer sees it, checked frame by frame.
+    shadow: Vec<u8>,
+    head_done: bool,
+}
+
+impl Side {
+    fn new(role: Role) -> Self {
+        Side {
+            conn: Connection::new(role, CONFIG),
+            sent: Vec::new(),
+            received: Vec::new(),
+            closed: None,
+            broken: false,
+            shadow: Vec::new(),
+            head_done: false,
+        }
+    }
+
+    fn events(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::Request(_) => {
+                    self.conn.accept(None).expect("a valid request");
+                }
+                Event::Message(m) => self.received.push(m),
+                Event::Error(Error::Protocol(ProtocolError::KeepaliveTimeout)) => {
+                    self.broken = true
+                }
+                Event::Error(e) => panic!("a correct peer caused {e:?}"),
+                Event::Closed { code, .. } => {
+                    self.broken |= code == CloseCode::Abnormal;
+                    self.closed = Some(code);
+                }
+                Event::Open { .. } | Event::Ping(_) | Event::Pong(_) | Event::PingSent => {}
+            }
+        }
+        assert!(self.conn.buffered_incoming() <= CONFIG.max_message_size + CONTROL);
+        assert!(self.conn.buffered_amount() <= CONFIG.max_send_queue + 3 * CONTROL);
+    }
+
+    /// Checks what this side emitted (as `receiver` will read it): after the
+    /// HTTP head, nothing but well-formed frames.
+    fn check_output(&mut self, bytes: &[u8], receiver: Role) {
+        self.shadow.extend_from_slice(bytes);
+        if !self.head_done {
+            let Some(end) = self.shadow.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            self.shadow.drain(..end + 4);
+            self.head_done = true;
+        }
+        loop {
+            match FrameHeader::decode(&self.shadow).expect("emitted a malformed header") {
+                None => return,
+                Some((header, len)) => {
+                    header
+                        .validate(receiver)
+                        .expect("emitted a frame the peer must reject");
+                    let total = len + header.payload_len as usize;
+                    if self.shadow.len() < total {
+                        return;
+                    }
+                    self.shadow.drain(..total);
+                }
+            }
+        }
+    }
+}
+
+/// Moves up to `max` bytes from `from` to `to`; returns how many.
+fn deliver(from: &mut Side, to: &mut Side, max: usize, receiver: Role) -> usize {
+    let Some(bytes) = from.conn.poll_transmit() else {
+        return 0;
+    };
+    let n = bytes.len().min(max.max(1));
+    let chunk = bytes[..n].to_vec();
+    from.conn.advance(n);
+    from.check_output(&chunk, receiver);
+    to.conn.receive(&chunk);
+    to.events();
+    n
+}
+
+fn pump(client: &mut Side, server: &mut Side) {
+    for _ in 0..10_000 {
+        let moved = deliver(client, server, usize::MAX, Role::Server)
+            + deliver(server, client, usize::MAX, Role::Client);
+        if moved == 0 {
+            return;
+        }
+    }
+    panic!("the two sides never fell quiet");
+}
+
+fn text_of(payload: &[u8]) -> String {
+    String::from_utf8_lossy(payload).into_owned()
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let mut client = Side::new(Role::Client);
+    let mut server = Side::new(Role::Server);
+    client
+        .conn
+        .connect(ClientRequest::new("h", "/", [9; 16]))
+        .expect("a client connects");
+    pump(&mut client, &mut server);
+    client.events();
+    assert!(client.conn.is_open() && server.conn.is_open(), "handshake");
+
+    let mut now = Duration::ZERO;
+    for op in ops {
+        match op {
+            Op::Send {
+                client: c,
+                text,
+                payload,
+            } => {
+                let side = if c { &mut client } else { &mut server };
+                let message = if text {
+                    Message::Text(text_of(&payload))
+                } else {
+                    Message::Binary(payload)
+                };
+                if side.conn.send(&message).is_ok() {
+                    side.sent.push(message);
+                }
+            }
+            Op::Fragments {
+                client: c,
+                text,
+                parts,
+            } => {
+                let side = if c { &mut client } else { &mut server };
+                let kind = if text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                let parts: Vec<Vec<u8>> = parts.into_iter().take(8).collect();
+                let mut whole = Vec::new();
+                let mut finished = !parts.is_empty();
+                for (i, part) in parts.iter().enumerate() {
+                    let part = if text {
+                        text_of(part).into_bytes()
+                    } else {
+                        part.clone()
+                    };
+                    if side
+                        .conn
+                        .send_fragment(kind, &part, i + 1 == parts.len())
+                        .is_err()
+                    {
+                        finished = false;
+                        break;
+                    }
+                    whole.extend_from_slice(&part);
+                }
+                if finished {
+                    side.sent.push(match kind {
+                        MessageKind::Text => {
+                            Message::Text(String::from_utf8(whole).expect("text parts"))
+                        }
+                        MessageKind::Binary => Message::Binary(whole),
+                    });
+                } else if !parts.is_empty() {
+                    // An unfinished fragmented message blocks this side's
+                    // sending for good; stop checking that direction fully.
+                    side.broken = true;
+                }
+            }
+            Op::Ping { client: c, payload } => {
+                let side = if c { &mut client } else { &mut server };
+                let _ = side.conn.ping(&payload);
+            }
+            Op::Close {
+                client: c,
+                code,
+                reason,
+            } => {
+                let side = if c { &mut client } else { &mut server };
+                let _ = side
+                    .conn
+                    .close(CloseCode::from(code.clamp(1000, 4999)), &reason);
+            }
+            Op::Deliver { to_server, max } => {
+                if to_server {
+                    deliver(&mut client, &mut server, max.into(), Role::Server);
+                } else {
+                    deliver(&mut server, &mut client, max.into(), Role::Client);
+                }
+            }
+            Op::Wait { ms } => {
+                now += Duration::from_millis(ms.into());
+                for side in [&mut client, &mut server] {
+                    side.conn.handle_timeout(now);
+                    side.events();
+                }
+            }
+        }
+        for side in [&mut client, &mut server] {
+            side.events();
+        }
+        assert!(
+            server.sent.starts_with(&client.received),
+            "client got something else"
+        );
+        assert!(
+            client.sent.starts_with(&server.received),
+            "server got something else"
+        );
+    }
+
+    // Deliver everything; with nothing broken, nothing is lost.
+    pump(&mut client, &mut server);
+    if client.broken || server.broken {
+        return;
+    }
+    assert_eq!(client.received, server.sent);
+    assert_eq!(server.received, client.sent);
+    // And the close handshake completes, whoever began it.
+    let _ = client.conn.close(CloseCode::Normal, "done");
+    pump(&mut client, &mut server);
+    assert!(
+        client.closed.is_some() && server.closed.is_some(),
+        "close handshake incomplete"
+    );
+    assert!(client.conn.is_closed() && server.conn.is_closed());
+});
