@@ -18,6 +18,14 @@ pub enum Message {
 }
 
 impl Message {
+    /// The payload, as an owned buffer.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Text(text) => text.into_bytes(),
+            Self::Binary(bytes) => bytes,
+        }
+    }
+
     /// The payload bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
@@ -100,6 +108,10 @@ impl PreparedMessage {
 /// The most a frame header makes the assembler reserve before its payload
 /// arrives.
 const RESERVE_UP_FRONT: u64 = 256 * 1024;
+
+/// The largest buffer [`Assembler::recycle`] keeps for the next message, so
+/// that an idle connection holds little.
+const RECYCLE_UP_TO: usize = 64 * 1024;
 
 /// Reassembles data frames into messages, checking text as it arrives.
 #[derive(Debug)]
@@ -190,6 +202,15 @@ impl Assembler {
         }
     }
 
+    /// Takes back the buffer of a delivered message to assemble the next one
+    /// in, so that steady traffic allocates nothing per message.
+    pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.buf.capacity() == 0 && bytes.capacity() <= RECYCLE_UP_TO {
+            bytes.clear();
+            self.buf = bytes;
+        }
+    }
+
     /// Bytes held for the message in progress.
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
@@ -199,6 +220,24 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recycled_buffers_hold_the_next_message_and_stay_bounded() {
+        let mut assembler = Assembler::new(1 << 20);
+        let mut old = Vec::with_capacity(100);
+        old.extend_from_slice(b"stale bytes");
+        assembler.recycle(old);
+        assert_eq!(assembler.buffered(), 0, "recycled bytes are cleared");
+        assert!(assembler.buf.capacity() >= 100);
+        let header = FrameHeader::new(OpCode::Text, 2);
+        assembler.begin_frame(&header).expect("begins");
+        assembler.extend(b"hi", None, 0, true).expect("valid");
+        assert_eq!(assembler.finish(), Ok(Message::Text("hi".into())));
+
+        // Too big to keep for an idle connection.
+        assembler.recycle(Vec::with_capacity(RECYCLE_UP_TO + 1));
+        assert_eq!(assembler.buf.capacity(), 0);
+    }
 
     #[test]
     fn rfc_5_7_prepared_frames() {

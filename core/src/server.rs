@@ -326,6 +326,9 @@ pub struct Session {
     idle_timeout: Option<Duration>,
     /// Monotonic time of the last chat message (or of joining).
     last_input: Duration,
+    /// Lines above this level are never made, so a quiet server does not
+    /// copy every message into a log line.
+    log_level: LogLevel,
     logs: VecDeque<Log>,
 }
 
@@ -340,6 +343,7 @@ impl Session {
             joined: false,
             idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
+            log_level: config.log_level,
             logs: VecDeque::new(),
         }
     }
@@ -368,7 +372,7 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Duration) {
         self.conn.handle_timeout(now);
         if self.idle_deadline().is_some_and(|at| now >= at) {
-            self.logs.push_back(Log::Idle {
+            self.log(Log::Idle {
                 peer: self.peer.clone(),
             });
             let _ = self.conn.close(CloseCode::GoingAway, "idle timeout");
@@ -427,10 +431,10 @@ impl Session {
                         let out = hub.chat.input(self.id, &text, now);
                         self.dispatch(out, &hub, &mut forwards);
                     }
+                    self.conn.recycle(Message::Text(text));
                 }
                 Event::Message(Message::Binary(bytes)) => {
-                    self.logs
-                        .push_back(Log::ReceivedBinary { len: bytes.len() });
+                    self.log(Log::ReceivedBinary { len: bytes.len() });
                     if self.echo {
                         self.reply(|conn| conn.send_binary(&bytes));
                     } else {
@@ -439,25 +443,26 @@ impl Session {
                             .conn
                             .close(CloseCode::Unsupported, "this chat accepts text only");
                     }
+                    self.conn.recycle(Message::Binary(bytes));
                 }
-                Event::Ping(_) => self.logs.push_back(Log::ReceivedPing),
-                Event::Pong(_) => self.logs.push_back(Log::ReceivedPong),
-                Event::PingSent => self.logs.push_back(Log::SendingPing {
+                Event::Ping(_) => self.log(Log::ReceivedPing),
+                Event::Pong(_) => self.log(Log::ReceivedPong),
+                Event::PingSent => self.log(Log::SendingPing {
                     peer: self.peer.clone(),
                 }),
-                Event::Error(Error::Handshake(e)) => self.logs.push_back(Log::HandshakeRejected {
+                Event::Error(Error::Handshake(e)) => self.log(Log::HandshakeRejected {
                     peer: self.peer.clone(),
                     status: e.status(),
                     reason: e.to_string(),
                 }),
-                Event::Error(Error::Protocol(e)) => self.logs.push_back(Log::ProtocolError {
+                Event::Error(Error::Protocol(e)) => self.log(Log::ProtocolError {
                     peer: self.peer.clone(),
                     error: e.to_string(),
                     code: e.close_code(),
                 }),
                 Event::Closed { code, reason } => {
                     if self.joined || self.echo {
-                        self.logs.push_back(Log::Closed {
+                        self.log(Log::Closed {
                             peer: self.peer.clone(),
                             code,
                             reason,
@@ -519,7 +524,7 @@ impl Session {
                     _ => (405, text, &b"method not allowed\n"[..]),
                 };
             let _ = self.conn.respond(status, content_type, body);
-            self.logs.push_back(Log::HttpRequest {
+            self.log(Log::HttpRequest {
                 peer: self.peer.clone(),
                 method: request.method.clone(),
                 target: request.target.clone(),
@@ -527,12 +532,12 @@ impl Session {
             });
             return Output::default();
         }
-        self.logs.push_back(Log::UpgradeRequest {
+        self.log(Log::UpgradeRequest {
             peer: self.peer.clone(),
         });
         if self.echo {
             if self.conn.accept(None).is_ok() {
-                self.logs.push_back(Log::HandshakeComplete {
+                self.log(Log::HandshakeComplete {
                     peer: self.peer.clone(),
                 });
             }
@@ -555,7 +560,7 @@ impl Session {
                     "text/plain; charset=utf-8",
                     reason.as_bytes(),
                 );
-                self.logs.push_back(Log::HandshakeRejected {
+                self.log(Log::HandshakeRejected {
                     peer: self.peer.clone(),
                     status: refusal.status(),
                     reason: refusal.to_string(),
@@ -567,7 +572,7 @@ impl Session {
         if self.conn.accept(protocol).is_err() {
             return Output::default();
         }
-        self.logs.push_back(Log::HandshakeComplete {
+        self.log(Log::HandshakeComplete {
             peer: self.peer.clone(),
         });
         match hub.chat.join(self.id, room, format, now) {
@@ -576,7 +581,7 @@ impl Session {
                 self.joined = true;
                 self.last_input = now.mono;
                 let nick = hub.chat.nick(self.id).unwrap_or_default().to_owned();
-                self.logs.push_back(Log::Joined {
+                self.log(Log::Joined {
                     peer: self.peer.clone(),
                     nick,
                     room: room.to_owned(),
@@ -591,7 +596,7 @@ impl Session {
     /// Sends this client its part of `out` and returns the rest for others.
     fn dispatch<T: Clone>(&mut self, out: Output, hub: &Hub<T>, forwards: &mut Vec<Forward<T>>) {
         if let Some(clients) = out.broadcast {
-            self.logs.push_back(Log::Broadcasting { clients });
+            self.log(Log::Broadcasting { clients });
         }
         for delivery in out.deliveries {
             for recipient in delivery.to {
@@ -604,7 +609,7 @@ impl Session {
         }
         if let Some((code, reason)) = out.close {
             if self.conn.is_open() {
-                self.logs.push_back(Log::Flooding {
+                self.log(Log::Flooding {
                     peer: self.peer.clone(),
                 });
                 let _ = self.conn.close(code, &reason);
@@ -619,12 +624,21 @@ impl Session {
         }
     }
 
+    fn log(&mut self, line: Log) {
+        if line.level() <= self.log_level {
+            self.logs.push_back(line);
+        }
+    }
+
     fn log_text(&mut self, text: &str) {
+        if self.log_level < LogLevel::Info {
+            return;
+        }
         let mut end = text.len().min(200);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        self.logs.push_back(Log::ReceivedText {
+        self.log(Log::ReceivedText {
             text: text[..end].to_owned(),
             len: text.len(),
         });
@@ -638,7 +652,7 @@ impl Session {
 
     fn too_slow(&mut self) {
         if self.conn.is_open() {
-            self.logs.push_back(Log::SlowClient {
+            self.log(Log::SlowClient {
                 peer: self.peer.clone(),
             });
             let _ = self

@@ -187,7 +187,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             Wake::Read(Ok(n)) => session.receive(&buf[..n]),
             Wake::Wrote(Ok(n)) => session.advance(n),
             Wake::Wrote(Err(_)) => break,
-            Wake::Inbox(Ok(message)) => session.deliver(&message),
+            Wake::Inbox(Ok(message)) => {
+                // Take what else is waiting too (the outbox is bounded), so
+                // that it all leaves in one write.
+                session.deliver(&message);
+                while let Ok(message) = inbox.try_recv() {
+                    session.deliver(&message);
+                }
+            }
             Wake::Inbox(Err(_)) => {
                 inbox_open = false;
                 session.outbox_closed();
