@@ -19,7 +19,7 @@ use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
 use tincan_core::chat::Now;
 use tincan_core::cli::{self, Command};
-use tincan_core::server::{Hub, Log, ServerConfig, Session};
+use tincan_core::server::{Hub, Log, ReadBuffer, ServerConfig, Session};
 use tincan_core::PreparedMessage;
 
 const PROGRAM: &str = "tincan-async-std";
@@ -128,13 +128,17 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = (stream.clone(), stream.clone());
-    let (outbox, inbox) = channel::bounded(config.outbox_capacity);
+    // Unbounded, so that an idle client holds no queue; `forward` bounds it.
+    let (outbox, inbox) = channel::unbounded();
     let id = lock(&shared).next_id();
     let mut session = Session::new(id, peer, config);
-    let mut buf = vec![0; 64 * 1024];
+    let mut buf = ReadBuffer::new();
     let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
     loop {
-        forward(session.process(&shared.hub, &outbox, now(shared.start)));
+        forward(
+            session.process(&shared.hub, &outbox, now(shared.start)),
+            config.outbox_capacity,
+        );
         while let Some(line) = session.poll_log() {
             log(config, &line);
         }
@@ -146,7 +150,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             write_shut = true;
         }
         let deadline = session.poll_timeout().map(|t| shared.start + t);
-        let read = async { Wake::Read(reader.read(&mut buf).await) };
+        let read = async { Wake::Read(reader.read(buf.space()).await) };
         let write = async {
             match session.poll_transmit() {
                 Some(bytes) => Wake::Wrote(writer.write(bytes).await),
@@ -184,7 +188,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .await;
         match wake {
             Wake::Read(Ok(0) | Err(_)) => session.receive_eof(),
-            Wake::Read(Ok(n)) => session.receive(&buf[..n]),
+            Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
             Wake::Wrote(Ok(n)) => session.advance(n),
             Wake::Wrote(Err(_)) => break,
             Wake::Inbox(Ok(message)) => {
@@ -208,7 +212,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
     // The socket is done or broken: make sure the chat forgets this client.
     session.receive_eof();
-    forward(session.process(&shared.hub, &outbox, now(shared.start)));
+    forward(
+        session.process(&shared.hub, &outbox, now(shared.start)),
+        config.outbox_capacity,
+    );
     while let Some(line) = session.poll_log() {
         log(config, &line);
     }
@@ -216,9 +223,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
 /// Hands chat messages to other clients' outboxes without waiting: a full
 /// outbox means that client is too slow, and closing it tells it so.
-fn forward(messages: Vec<(Outbox, PreparedMessage)>) {
+fn forward(messages: Vec<(Outbox, PreparedMessage)>, capacity: usize) {
     for (outbox, message) in messages {
-        if outbox.try_send(message).is_err() {
+        if outbox.len() >= capacity || outbox.try_send(message).is_err() {
             outbox.close();
         }
     }
