@@ -1,0 +1,104 @@
+//! The target of a run: `ws://host:port/path`, or `tcp://host:port` for a
+//! raw TCP echo server (no handshake, no framing).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// How to talk to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// WebSocket over TCP.
+    Ws,
+    /// Raw TCP: bytes out, the same bytes back.
+    Tcp,
+}
+
+/// A parsed target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// WebSocket or raw TCP.
+    pub scheme: Scheme,
+    /// `host:port`, as the `Host` header says it.
+    pub host: String,
+    /// The request path (always `/` for TCP).
+    pub path: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+}
+
+/// Parses `ws://host[:port][/path]` or `tcp://host:port` and resolves the host.
+pub fn parse(url: &str) -> Result<Target, String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+        (Scheme::Ws, rest)
+    } else if let Some(rest) = url.strip_prefix("tcp://") {
+        (Scheme::Tcp, rest)
+    } else if url.starts_with("wss://") {
+        return Err(format!("'{url}': wss:// (TLS) is not supported"));
+    } else {
+        return Err(format!(
+            "'{url}': expected ws://host:port/path or tcp://host:port"
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("'{url}': no host"));
+    }
+    let with_port = match (scheme, authority.rsplit_once(':')) {
+        (_, Some((_, port))) if !port.contains(']') => {
+            port.parse::<u16>()
+                .map_err(|_| format!("'{url}': invalid port '{port}'"))?;
+            authority.to_owned()
+        }
+        (Scheme::Ws, _) => format!("{authority}:80"),
+        (Scheme::Tcp, _) => return Err(format!("'{url}': tcp:// needs a port")),
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("'{url}': cannot resolve '{with_port}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{url}': '{with_port}' has no address"))?;
+    Ok(Target {
+        scheme,
+        host: authority.to_owned(),
+        path: path.to_owned(),
+        addr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_and_tcp_urls() {
+        let t = parse("ws://127.0.0.1:8080/rust").expect("valid");
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.path.as_str()),
+            (Scheme::Ws, "127.0.0.1:8080", "/rust")
+        );
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().expect("addr"));
+        let t = parse("ws://127.0.0.1:9").expect("valid");
+        assert_eq!(t.path, "/");
+        let t = parse("ws://127.0.0.1/x").expect("default port");
+        assert_eq!(t.addr.port(), 80);
+        let t = parse("tcp://127.0.0.1:7").expect("valid");
+        assert_eq!(t.scheme, Scheme::Tcp);
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (url, why) in [
+            ("http://x:1/", "expected ws://"),
+            ("wss://x:1/", "TLS"),
+            ("ws://:1/", "cannot resolve"),
+            ("ws:///", "no host"),
+            ("ws://127.0.0.1:99999/", "invalid port"),
+            ("tcp://127.0.0.1", "needs a port"),
+        ] {
+            let error = parse(url).expect_err(url);
+            assert!(error.contains(why), "{url}: {error}");
+        }
+    }
+}

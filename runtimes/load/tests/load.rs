@@ -1,0 +1,336 @@
+//! The real `tincan-load` binary against the real `tincan-smol` server (and a
+//! raw TCP echo server made here): every mode's JSON line, and bad command
+//! lines. Every wait is for a condition, bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const LOAD: &str = env!("CARGO_BIN_EXE_tincan-load");
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The server binary beside this one, built first if a lone
+/// `cargo test -p tincan-load` has not built it.
+fn server_binary() -> PathBuf {
+    let path = PathBuf::from(LOAD).with_file_name("tincan-smol");
+    if !path.exists() {
+        let release = PathBuf::from(LOAD)
+            .parent()
+            .is_some_and(|dir| dir.ends_with("release"));
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-q", "-p", "tincan-smol"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("cargo runs").success(),
+            "building tincan-smol"
+        );
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(server_binary())
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        // Quiet servers print nothing: wait for the port to accept.
+        wait_for_port(port);
+        Server { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never accepted");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the tool to the end (bounded) and returns its output.
+fn load(args: &[&str]) -> Output {
+    let mut child = Command::new(LOAD)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tincan-load starts");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tincan-load {args:?} did not finish");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// The number `key` of a flat JSON line.
+fn field(line: &str, key: &str) -> f64 {
+    let at = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    let rest = &line[at + key.len() + 3..];
+    let end = rest.find([',', '}']).expect("a value");
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} in {line}"))
+}
+
+fn json_line(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout.clone()).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
+    assert!(lines[0].starts_with('{') && lines[0].ends_with('}'));
+    lines[0].to_owned()
+}
+
+#[test]
+fn echo_counts_and_times_round_trips() {
+    let server = Server::start(&["--echo", "-q"]);
+    for extra in [&[][..], &["--text", "-d", "4"][..]] {
+        let url = server.url("/");
+        let mut args = vec!["echo", &url];
+        args.extend(["-c", "4", "-s", "100", "-t", "0.5", "--warmup", "0.1"]);
+        args.extend(extra);
+        let line = json_line(&load(&args));
+        assert!(line.contains("\"mode\":\"echo\""), "{line}");
+        assert_eq!(field(&line, "connected"), 4.0, "{line}");
+        assert_eq!(field(&line, "errors"), 0.0, "{line}");
+        assert!(field(&line, "messages") > 0.0, "{line}");
+        let (p50, p99, max) = (
+            field(&line, "p50_us"),
+            field(&line, "p99_us"),
+            field(&line, "max_us"),
+        );
+        assert!(p50 <= p99 && p99 <= max && max > 0.0, "{line}");
+    }
+}
+
+#[test]
+fn broadcast_delivers_everything_in_order() {
+    let server = Server::start(&[
+        "-q",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--history",
+        "0",
+    ]);
+    let url = server.url("/bench");
+    let line = json_line(&load(&[
+        "broadcast",
+        &url,
+        "-n",
+        "20",
+        "-k",
+        "2",
+        "-r",
+        "200",
+        "-t",
+        "1",
+    ]));
+    assert_eq!(field(&line, "connected"), 20.0, "{line}");
+    assert_eq!(field(&line, "sent"), 400.0, "{line}");
+    assert_eq!(field(&line, "expected"), 8000.0, "{line}");
+    assert_eq!(field(&line, "delivered"), 8000.0, "{line}");
+    assert_eq!(field(&line, "lost"), 0.0, "{line}");
+    assert_eq!(field(&line, "out_of_order"), 0.0, "{line}");
+    assert_eq!(field(&line, "errors"), 0.0, "{line}");
+}
+
+#[test]
+fn broadcast_reports_messages_a_server_drops() {
+    // A server that sends each receiver only every other message.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || lossy_server(listener));
+    let url = format!("ws://127.0.0.1:{port}/");
+    let line = json_line(&load(&[
+        "broadcast",
+        &url,
+        "-n",
+        "1",
+        "-k",
+        "1",
+        "-r",
+        "100",
+        "-t",
+        "0.2",
+        "--drain",
+        "0.5",
+    ]));
+    assert_eq!(field(&line, "sent"), 20.0, "{line}");
+    assert!(field(&line, "lost") >= 9.0, "{line}");
+}
+
+/// Accepts a receiver, then a sender, and forwards every second text frame
+/// of the sender's (short, masked) frames to the receiver, unmasked.
+fn lossy_server(listener: TcpListener) {
+    let accept = || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).expect("head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("key")
+            .trim()
+            .to_owned();
+        let accept = tincan_accept(&key);
+        write!(
+            s,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .expect("101");
+        s
+    };
+    let mut receiver = accept();
+    let mut sender = accept();
+    let mut n = 0;
+    loop {
+        let mut header = [0u8; 2];
+        if sender.read_exact(&mut header).is_err() {
+            return;
+        }
+        let len = usize::from(header[1] & 0x7f);
+        let mut rest = vec![0u8; 4 + len];
+        if sender.read_exact(&mut rest).is_err() || header[0] & 0x0f == 8 {
+            return;
+        }
+        let (key, payload) = rest.split_at_mut(4);
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+        n += 1;
+        if n % 2 == 0 {
+            let mut frame = vec![0x81, len as u8];
+            frame.extend_from_slice(payload);
+            let _ = receiver.write_all(&frame);
+        }
+    }
+}
+
+fn tincan_accept(key: &str) -> String {
+    tincan_core::handshake::accept_key(key)
+}
+
+#[test]
+fn idle_holds_connections_and_prints_first() {
+    let server = Server::start(&["--echo", "-q"]);
+    let url = server.url("/");
+    let mut child = Command::new(LOAD)
+        .args(["idle", &url, "-n", "50", "-t", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // The line comes while the connections are held, long before 30 s.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
+    assert_eq!(field(&line, "connected"), 50.0, "{line}");
+    assert_eq!(field(&line, "failed"), 0.0, "{line}");
+    assert!(child.try_wait().expect("wait").is_none(), "still holding");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn raw_tcp_echo_is_the_baseline() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut reader = stream.try_clone().expect("clone");
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+            });
+        }
+    });
+    let url = format!("tcp://127.0.0.1:{port}");
+    let line = json_line(&load(&[
+        "echo", &url, "-c", "2", "-s", "1000", "-d", "3", "-t", "0.3",
+    ]));
+    assert!(field(&line, "messages") > 0.0, "{line}");
+    assert_eq!(field(&line, "errors"), 0.0, "{line}");
+}
+
+#[test]
+fn no_server_means_exit_1() {
+    let url = format!("ws://127.0.0.1:{}/", free_port());
+    let output = load(&["echo", &url, "-c", "1", "-t", "0.1", "--warmup", "0"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    for args in [
+        &[][..],
+        &["echo"],
+        &["echo", "http://x/"],
+        &["flood", "ws://127.0.0.1:1/"],
+        &["echo", "ws://127.0.0.1:1/", "-c", "0"],
+        &["echo", "ws://127.0.0.1:1/", "-s", "abc"],
+        &["echo", "ws://127.0.0.1:1/", "-t"],
+        &["idle", "tcp://127.0.0.1:1", "-n", "1"],
+        &["broadcast", "ws://127.0.0.1:1/", "--warmup", "1"],
+    ] {
+        let output = load(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("tincan-load: error: "),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
