@@ -14,13 +14,15 @@ use crate::gate::gate;
 use crate::url::Target;
 use crate::{json, Common};
 
-/// Opens the connections, prints the JSON line once every attempt is done,
-/// holds them for `hold` seconds and closes them.
+/// Opens the connections (spread over `rooms` paths when there are more
+/// than one), prints the JSON line once every attempt is done, holds them
+/// for `hold` seconds and closes them.
 pub async fn run(
     ex: &LocalExecutor<'_>,
     target: &Target,
     common: &Common,
     connections: usize,
+    rooms: usize,
     hold: f64,
 ) -> String {
     let (stop, stopped) = gate();
@@ -36,7 +38,11 @@ pub async fn run(
                 stopped.clone(),
                 failed.clone(),
             );
-            let (target, seed) = (target.clone(), common.seed(i));
+            let (mut target, seed) = (target.clone(), common.seed(i));
+            if rooms > 1 {
+                // Spread over `rooms` paths: <path>0, <path>1, …
+                target.path = format!("{}{}", target.path, i % rooms);
+            }
             ex.spawn(async move {
                 let permit = limit.acquire().await;
                 let connected = WsClient::connect(&target, seed).await;
@@ -79,6 +85,7 @@ pub async fn run(
         ("mode", "\"idle\"".into()),
         ("url", format!("\"{}\"", common.url)),
         ("connections", connections.to_string()),
+        ("rooms", rooms.to_string()),
         ("connected", connected.to_string()),
         ("failed", failed.get().to_string()),
         (

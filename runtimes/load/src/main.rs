@@ -4,7 +4,7 @@
 //! ```text
 //! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
 //! tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5]
-//! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30]
+//! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 //! ```
 //!
 //! Each run prints one JSON line on stdout:
@@ -20,7 +20,9 @@
 //!   latencies are from send to receipt.
 //! - `idle`: N connections are opened; the line (`connected`, `failed`) is
 //!   printed once all attempts are done, then they are held (answering pings)
-//!   for HOLD seconds and closed.
+//!   for HOLD seconds and closed. With `--rooms N` connection i goes to the
+//!   URL's path followed by `i % N` (`/idle0`, `/idle1`, …), so that a chat
+//!   server's rooms stay small.
 //!
 //! One thread runs every connection (smol's local executor), so the tool
 //! takes at most one core from the server it measures.
@@ -47,7 +49,7 @@ use url::{Scheme, Target};
 const USAGE: &str = "Usage:
   tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
   tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5]
-  tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30]
+  tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 
 URL is ws://host:port/path (the path picks a chat room), or for echo
 tcp://host:port for a raw TCP echo server. RATE is messages per second per
@@ -72,7 +74,11 @@ impl Common {
 enum Mode {
     Echo(EchoArgs),
     Broadcast(BroadcastArgs),
-    Idle { connections: usize, hold: f64 },
+    Idle {
+        connections: usize,
+        rooms: usize,
+        hold: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,9 +99,11 @@ fn main() -> ExitCode {
         match &mode {
             Mode::Echo(args) => echo::run(&ex, &target, &common, args).await,
             Mode::Broadcast(args) => broadcast::run(&ex, &target, &common, args).await,
-            Mode::Idle { connections, hold } => {
-                idle::run(&ex, &target, &common, *connections, *hold).await
-            }
+            Mode::Idle {
+                connections,
+                rooms,
+                hold,
+            } => idle::run(&ex, &target, &common, *connections, *rooms, *hold).await,
         }
     }));
     if !line.is_empty() {
@@ -138,7 +146,7 @@ fn parse(args: &[String]) -> Result<(Mode, Target, Common), String> {
         seconds: 10.0,
         drain: 5.0,
     };
-    let (mut idle_n, mut hold) = (10_000usize, 30.0f64);
+    let (mut idle_n, mut rooms, mut hold) = (10_000usize, 1usize, 30.0f64);
     let mut rest = args[2..].iter();
     while let Some(flag) = rest.next() {
         let mut value = || {
@@ -162,6 +170,7 @@ fn parse(args: &[String]) -> Result<(Mode, Target, Common), String> {
             ("broadcast", "--drain") => bc.drain = number(flag, value()?, 0.0)?,
             ("idle", "-n") => idle_n = number(flag, value()?, 1.0)? as usize,
             ("idle", "-t") => hold = number(flag, value()?, 0.0)?,
+            ("idle", "--rooms") => rooms = number(flag, value()?, 1.0)? as usize,
             ("echo" | "broadcast" | "idle", _) => {
                 return Err(format!("unknown option '{flag}' for {mode}"))
             }
@@ -176,6 +185,7 @@ fn parse(args: &[String]) -> Result<(Mode, Target, Common), String> {
         "broadcast" => Mode::Broadcast(bc),
         "idle" => Mode::Idle {
             connections: idle_n,
+            rooms,
             hold,
         },
         other => return Err(format!("unknown mode '{other}': echo, broadcast or idle")),

@@ -264,10 +264,11 @@ fn tincan_accept(key: &str) -> String {
 
 #[test]
 fn idle_holds_connections_and_prints_first() {
-    let server = Server::start(&["--echo", "-q"]);
-    let url = server.url("/");
+    // Chat members spread over five rooms (/idle0 … /idle4).
+    let server = Server::start(&["-q"]);
+    let url = server.url("/idle");
     let mut child = Command::new(LOAD)
-        .args(["idle", &url, "-n", "50", "-t", "30"])
+        .args(["idle", &url, "-n", "50", "-t", "30", "--rooms", "5"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("starts");
@@ -278,6 +279,7 @@ fn idle_holds_connections_and_prints_first() {
         .expect("a line");
     assert_eq!(field(&line, "connected"), 50.0, "{line}");
     assert_eq!(field(&line, "failed"), 0.0, "{line}");
+    assert_eq!(field(&line, "rooms"), 5.0, "{line}");
     assert!(child.try_wait().expect("wait").is_none(), "still holding");
     let _ = child.kill();
     let _ = child.wait();
