@@ -35,7 +35,10 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     /// Limits and timers of each connection.
     pub connection: Config,
-    /// How many messages may wait for a client before it counts as too slow.
+    /// How many messages may wait for a client's task before the client
+    /// counts as too slow. They are shared frames, so a slot costs a pointer;
+    /// the send queue limit (bytes) catches a client that stops reading. This
+    /// one sheds load when the server itself falls behind.
     pub outbox_capacity: usize,
     /// Rooms, history and limits of the chat.
     pub chat: ChatConfig,
@@ -55,7 +58,7 @@ impl Default for ServerConfig {
                 max_send_queue: 32 << 20,
                 ..Config::default()
             },
-            outbox_capacity: 1024,
+            outbox_capacity: 8192,
             chat: ChatConfig::default(),
             idle_timeout: Some(Duration::from_secs(30 * 60)),
         }

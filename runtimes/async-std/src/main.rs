@@ -26,6 +26,9 @@ const PROGRAM: &str = "tincan-async-std";
 
 type Outbox = Sender<PreparedMessage>;
 
+/// A pending sleep.
+type Alarm = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
 struct Shared {
@@ -134,6 +137,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut session = Session::new(id, peer, config);
     let mut buf = ReadBuffer::new();
     let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
+    // The session's timer, re-armed only when its deadline moves earlier: a
+    // timer that fires early finds nothing to do and is armed again.
+    let (mut timer, mut alarm) = (Box::pin(future::pending::<()>()) as Alarm, None::<Instant>);
     loop {
         forward(
             session.process(&shared.hub, &outbox, now(shared.start)),
@@ -149,7 +155,12 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             let _ = stream.shutdown(Shutdown::Write);
             write_shut = true;
         }
-        let deadline = session.poll_timeout().map(|t| shared.start + t);
+        if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
+            if alarm.is_none_or(|armed| at < armed) {
+                timer = Box::pin(task::sleep(at.saturating_duration_since(Instant::now())));
+                alarm = Some(at);
+            }
+        }
         let read = async { Wake::Read(reader.read(buf.space()).await) };
         let write = async {
             match session.poll_transmit() {
@@ -173,9 +184,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
         };
         let timer = async {
-            match deadline {
-                Some(at) => {
-                    task::sleep(at.saturating_duration_since(Instant::now())).await;
+            match alarm {
+                Some(_) => {
+                    timer.as_mut().await;
                     Wake::Timer
                 }
                 None => future::pending().await,
@@ -207,7 +218,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 stopping = true;
                 session.shutdown();
             }
-            Wake::Timer => session.handle_timeout(shared.start.elapsed()),
+            Wake::Timer => {
+                alarm = None;
+                session.handle_timeout(shared.start.elapsed());
+            }
         }
     }
     // The socket is done or broken: make sure the chat forgets this client.

@@ -37,7 +37,7 @@ mod url;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use smol::LocalExecutor;
@@ -232,5 +232,13 @@ fn report(failure: &client::Failure) {
         }
         return;
     }
-    eprintln!("tincan-load: {failure}");
+    // The first few say what went wrong; the JSON line counts them all.
+    if FAILURES_SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("tincan-load: {failure}");
+    } else if !MORE_HINT.swap(true, Ordering::Relaxed) {
+        eprintln!("tincan-load: more failures: see \"errors\" in the result");
+    }
 }
+
+static FAILURES_SHOWN: AtomicUsize = AtomicUsize::new(0);
+static MORE_HINT: AtomicBool = AtomicBool::new(false);

@@ -16,7 +16,7 @@ use smol::future::{self, FutureExt};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{Shutdown, TcpListener, TcpStream};
 use smol::stream::StreamExt;
-use smol::Timer;
+use smol::{Executor, Timer};
 use tincan_core::chat::Now;
 use tincan_core::cli::{self, Command};
 use tincan_core::server::{Hub, Log, ReadBuffer, ServerConfig, Session};
@@ -25,6 +25,8 @@ use tincan_core::PreparedMessage;
 const PROGRAM: &str = "tincan-smol";
 
 type Outbox = Sender<PreparedMessage>;
+
+static EXECUTOR: Executor<'static> = Executor::new();
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
@@ -54,7 +56,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match smol::block_on(run(config)) {
+    // One thread runs every connection and drives the reactor itself, so a
+    // socket event wakes its task without a thread switch.
+    match smol::block_on(EXECUTOR.run(run(config))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{PROGRAM}: error: {message}");
@@ -90,7 +94,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         });
         match accepted.await {
             Some(Ok((stream, peer))) => {
-                smol::spawn(serve(stream, peer, shared.clone())).detach();
+                EXECUTOR.spawn(serve(stream, peer, shared.clone())).detach();
             }
             Some(Err(e)) => {
                 // Out of file descriptors and the like: back off briefly.
@@ -134,6 +138,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut session = Session::new(id, peer, config);
     let mut buf = ReadBuffer::new();
     let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
+    // The session's timer, re-armed only when its deadline moves earlier: a
+    // timer that fires early finds nothing to do and is armed again.
+    let (mut timer, mut alarm) = (Timer::never(), None::<Instant>);
     loop {
         forward(
             session.process(&shared.hub, &outbox, now(shared.start)),
@@ -149,7 +156,12 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             let _ = stream.shutdown(Shutdown::Write);
             write_shut = true;
         }
-        let deadline = session.poll_timeout().map(|t| shared.start + t);
+        if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
+            if alarm.is_none_or(|armed| at < armed) {
+                timer.set_at(at);
+                alarm = Some(at);
+            }
+        }
         let read = async { Wake::Read(reader.read(buf.space()).await) };
         let write = async {
             match session.poll_transmit() {
@@ -173,9 +185,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
         };
         let timer = async {
-            match deadline {
-                Some(at) => {
-                    Timer::at(at).await;
+            match alarm {
+                Some(_) => {
+                    (&mut timer).await;
                     Wake::Timer
                 }
                 None => future::pending().await,
@@ -207,7 +219,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 stopping = true;
                 session.shutdown();
             }
-            Wake::Timer => session.handle_timeout(shared.start.elapsed()),
+            Wake::Timer => {
+                alarm = None;
+                session.handle_timeout(shared.start.elapsed());
+            }
         }
     }
     // The socket is done or broken: make sure the chat forgets this client.

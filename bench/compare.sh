@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Runs the same load against tincan and its peers and prints medians and our
+# ratio to each peer. See bench/README.md.
+#
+#   bench/compare.sh                     # echo, broadcast and idle; 5 runs each
+#   bench/compare.sh echo                # some scenarios only
+#   bench/compare.sh --quick             # 1 run of 3 s each: a smoke test
+#   RUNS=5 SECS=10 bench/compare.sh      # the defaults
+#
+# Load tool and servers share this machine; every server is started fresh
+# on its own port and stopped before the next. Raw JSON lines go to
+# bench/results/<time>.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-5}
+SECS=${SECS:-10}
+scenarios=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) RUNS=1 SECS=3 ;;
+    echo | broadcast | idle) scenarios+=("$arg") ;;
+    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle]" >&2; exit 2 ;;
+  esac
+done
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast idle)
+
+# Broadcast load: K senders at R messages/s each, to N receivers.
+BC_RECEIVERS=${BC_RECEIVERS:-1000}
+BC_SENDERS=${BC_SENDERS:-10}
+BC_RATE=${BC_RATE:-500}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+
+say() { printf '[compare] %s\n' "$*" >&2; }
+
+say "building (release)"
+cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-load
+cargo build --release -q --manifest-path bench/peers/Cargo.toml
+
+# 10,000 connections need more descriptors than the usual 1024 (each process
+# gets its own; the hard limit here is 20000).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ]; then
+  echo "compare.sh: ulimit -n is $(ulimit -n); idle needs $((IDLE_CONNS + 100)) (raise the hard limit)" >&2
+  exit 1
+fi
+
+LOAD=target/release/tincan-load
+PEERS=bench/peers/target/release
+mkdir -p bench/results
+results=bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
+scratch=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# Chat limits off for tincan: the load is the point, not the rate limiter.
+CHAT=(-q --rate 1000000 --burst 1000000 --max-clients 100000 --max-room-clients 100000
+  --history 0 --idle-timeout 0 --ping-interval 0)
+
+next_port=19100
+start_server() { # command...; sets $port and $server_pid
+  port=$next_port
+  next_port=$((next_port + 1))
+  "$@" "$port" >"$scratch/server.log" 2>&1 &
+  server_pid=$!
+  local deadline=$((SECONDS + 30))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ] || ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "compare.sh: $* did not start listening on $port:" >&2
+      cat "$scratch/server.log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# The median of `field` over the JSON lines in a file.
+median() { # file field
+  python3 - "$1" "$2" <<'PY'
+import json, statistics, sys
+values = [json.loads(line)[sys.argv[2]] for line in open(sys.argv[1]) if line.strip()]
+print(statistics.median(values) if values else "nan")
+PY
+}
+
+# Runs the load tool RUNS times against a fresh server each time; the JSON
+# lines go to $scratch/<label>.jsonl and the results file.
+measure() { # label, url-scheme (ws|tcp), load args (with URL as @URL@), --, server command...
+  local label=$1 scheme=$2
+  shift 2
+  local load_args=()
+  while [ "$1" != -- ]; do load_args+=("$1"); shift; done
+  shift
+  : >"$scratch/$label.jsonl"
+  for run in $(seq "$RUNS"); do
+    start_server "$@"
+    local url
+    if [ "$scheme" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ws://127.0.0.1:$port/bench"; fi
+    local args=("${load_args[@]/@URL@/$url}")
+    local line
+    line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}")
+    stop_server
+    echo "$line" >>"$scratch/$label.jsonl"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
+      "$line" "$label" >>"$results"
+    say "$label run $run: $line"
+  done
+}
+
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}x' if b else '-')" "$1" "$2"; }
+
+table=()
+row() { # cells...
+  local line="|" cell
+  for cell in "$@"; do line+=" $cell |"; done
+  table+=("$line")
+}
+
+echo_scenario() { # size
+  local size=$1 args=(echo @URL@ -c 100 -s "$1" -d 1 -t "$SECS")
+  measure "echo-$size-tincan-smol" ws "${args[@]}" -- target/release/tincan-smol -q --echo
+  measure "echo-$size-tincan-async-std" ws "${args[@]}" -- target/release/tincan-async-std -q --echo
+  measure "echo-$size-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
+  measure "echo-$size-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-echo"
+  measure "echo-$size-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
+  local best=0 best_name=
+  for peer in fastwebsockets tokio-tungstenite; do
+    local m
+    m=$(median "$scratch/echo-$size-$peer.jsonl" msgs_per_sec)
+    if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$m" "$best"; then
+      best=$m best_name=$peer
+    fi
+  done
+  for server in tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp; do
+    local f="$scratch/echo-$size-$server.jsonl"
+    local m
+    m=$(median "$f" msgs_per_sec)
+    local note=
+    case $server in
+      tincan-*) note="$(ratio "$m" "$best") of $best_name" ;;
+      raw-tcp) note="ceiling (no WebSocket)" ;;
+    esac
+    row "echo ${size} B x100" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "$note"
+  done
+}
+
+broadcast_scenario() {
+  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$BC_RATE" -t "$SECS")
+  measure broadcast-tincan-smol ws "${args[@]}" -- target/release/tincan-smol "${CHAT[@]}"
+  measure broadcast-tincan-async-std ws "${args[@]}" -- target/release/tincan-async-std "${CHAT[@]}"
+  measure broadcast-tokio-tungstenite ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
+  local peer
+  peer=$(median "$scratch/broadcast-tokio-tungstenite.jsonl" delivered_per_sec)
+  local peer_p99
+  peer_p99=$(median "$scratch/broadcast-tokio-tungstenite.jsonl" p99_us)
+  for server in tincan-smol tincan-async-std tokio-tungstenite; do
+    local f="$scratch/broadcast-$server.jsonl" m note=
+    m=$(median "$f" delivered_per_sec)
+    [ "$server" != tokio-tungstenite ] && note="$(ratio "$m" "$peer") of tokio-tungstenite; p99 $(ratio "$(median "$f" p99_us)" "$peer_p99")"
+    row "broadcast ${BC_SENDERS}x${BC_RATE}/s to $BC_RECEIVERS" "$server" "$m delivered/s" \
+      "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
+      "lost $(median "$f" lost), out of order $(median "$f" out_of_order); $note"
+  done
+}
+
+# Idle: server RSS before and while the tool holds IDLE_CONNS connections
+# (over 100 rooms, so a chat server's presence notices stay small).
+idle_scenario() {
+  local -A per_conn=()
+  run_idle() { # label, server command...
+    local label=$1
+    shift
+    : >"$scratch/idle-$label.txt"
+    for run in $(seq "$RUNS"); do
+      start_server "$@"
+      local before fifo="$scratch/idle.out"
+      before=$(rss_kib "$server_pid")
+      "$LOAD" idle "ws://127.0.0.1:$port/idle" -n "$IDLE_CONNS" --rooms 100 -t 600 >"$fifo" &
+      local load_pid=$! deadline=$((SECONDS + 180))
+      until [ -s "$fifo" ]; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
+          echo "compare.sh: idle run against $label printed nothing" >&2
+          exit 1
+        fi
+        sleep 0.1
+      done
+      local line after connected
+      line=$(head -1 "$fifo")
+      after=$(rss_kib "$server_pid")
+      kill "$load_pid" 2>/dev/null || true
+      wait "$load_pid" 2>/dev/null || true
+      stop_server
+      connected=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["connected"])' "$line")
+      local kib
+      kib=$(python3 -c "print(round(($after - $before) / max($connected, 1), 2))")
+      echo "$kib" >>"$scratch/idle-$label.txt"
+      python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], rss_before_kib=int(sys.argv[3]), rss_after_kib=int(sys.argv[4]), rss_per_conn_kib=float(sys.argv[5])); print(json.dumps(d))' \
+        "$line" "idle-$label" "$before" "$after" "$kib" >>"$results"
+      say "idle $label run $run: $connected connections, RSS $before -> $after KiB, $kib KiB each"
+    done
+    per_conn[$label]=$(python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in open(sys.argv[1])))' "$scratch/idle-$label.txt")
+  }
+  run_idle tincan-smol target/release/tincan-smol "${CHAT[@]}"
+  run_idle tincan-async-std target/release/tincan-async-std "${CHAT[@]}"
+  run_idle tokio-tungstenite "$PEERS/peer-tungstenite-broadcast"
+  for server in tincan-smol tincan-async-std tokio-tungstenite; do
+    local note=
+    [ "$server" != tokio-tungstenite ] && note="$(ratio "${per_conn[$server]}" "${per_conn[tokio-tungstenite]}") of tokio-tungstenite"
+    row "idle x$IDLE_CONNS" "$server" "${per_conn[$server]} KiB RSS/conn" "" "" "$note"
+  done
+}
+
+for scenario in "${scenarios[@]}"; do
+  case $scenario in
+    echo) echo_scenario 20; echo_scenario 16384 ;;
+    broadcast) broadcast_scenario ;;
+    idle) idle_scenario ;;
+  esac
+done
+
+echo
+echo "Medians of $RUNS runs of ${SECS} s on $(nproc) cores ($(date -u +%F)); raw lines: $results"
+echo
+echo "| scenario | server | throughput | p50 | p99 | vs peer |"
+echo "| --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${table[@]}"
