@@ -91,7 +91,8 @@ median() { # file field
   python3 - "$1" "$2" <<'PY'
 import json, statistics, sys
 values = [json.loads(line)[sys.argv[2]] for line in open(sys.argv[1]) if line.strip()]
-print(statistics.median(values) if values else "nan")
+m = statistics.median(values) if values else float("nan")
+print(round(m, 2) if isinstance(m, float) else m)
 PY
 }
 
@@ -189,7 +190,7 @@ idle_scenario() {
       before=$(rss_kib "$server_pid")
       "$LOAD" idle "ws://127.0.0.1:$port/idle" -n "$IDLE_CONNS" --rooms 100 -t 600 >"$fifo" &
       local load_pid=$! deadline=$((SECONDS + 180))
-      until [ -s "$fifo" ]; do
+      until grep -q '}$' "$fifo" 2>/dev/null; do
         if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
           echo "compare.sh: idle run against $label printed nothing" >&2
           exit 1
@@ -210,7 +211,7 @@ idle_scenario() {
         "$line" "idle-$label" "$before" "$after" "$kib" >>"$results"
       say "idle $label run $run: $connected connections, RSS $before -> $after KiB, $kib KiB each"
     done
-    per_conn[$label]=$(python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in open(sys.argv[1])))' "$scratch/idle-$label.txt")
+    per_conn[$label]=$(python3 -c 'import statistics,sys; print(round(statistics.median(float(l) for l in open(sys.argv[1])), 2))' "$scratch/idle-$label.txt")
   }
   run_idle tincan-smol target/release/tincan-smol "${CHAT[@]}"
   run_idle tincan-async-std target/release/tincan-async-std "${CHAT[@]}"
