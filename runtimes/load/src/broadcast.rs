@@ -45,6 +45,14 @@ struct Shared {
     stop: Waiter,
 }
 
+impl Shared {
+    /// Counts a failed connection and says why.
+    fn fail(&self, failure: &Failure) {
+        self.errors.set(self.errors.get() + 1);
+        crate::report(failure);
+    }
+}
+
 /// The marker a message carries.
 const MARK: &str = "#tl ";
 
@@ -96,13 +104,11 @@ pub async fn run(
                         drop(permit);
                         let _ = ready.try_send(true);
                         if let Err(e) = receive(client, senders, &shared).await {
-                            shared.errors.set(shared.errors.get() + 1);
-                            crate::report(&e);
+                            shared.fail(&e);
                         }
                     }
                     Err(e) => {
-                        shared.errors.set(shared.errors.get() + 1);
-                        crate::report(&e);
+                        shared.fail(&e);
                         let _ = ready.try_send(false);
                     }
                 }
@@ -137,13 +143,11 @@ pub async fn run(
                         let _ = ready.try_send(true);
                         going.wait().await;
                         if let Err(e) = send(client, s, &args, &shared, &done).await {
-                            shared.errors.set(shared.errors.get() + 1);
-                            crate::report(&e);
+                            shared.fail(&e);
                         }
                     }
                     Err(e) => {
-                        shared.errors.set(shared.errors.get() + 1);
-                        crate::report(&e);
+                        shared.fail(&e);
                         let _ = ready.try_send(false);
                         let _ = done.try_send(0);
                     }
@@ -212,14 +216,8 @@ pub async fn run(
 async fn receive(mut client: WsClient, senders: usize, shared: &Shared) -> Result<(), Failure> {
     let mut next = vec![0u64; senders];
     loop {
-        let read = future::or(async { Some(client.read().await) }, async {
-            shared.stop.wait().await;
-            None
-        })
-        .await;
-        match read {
-            None => break,
-            Some(result) => result?,
+        if !client.read_or(&shared.stop).await? {
+            break;
         }
         while let Some(event) = client.conn.poll_event() {
             match event {

@@ -7,6 +7,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use tincan_core::{ClientRequest, CloseCode, Config, Connection, Event, Role};
 
+use crate::gate::Waiter;
 use crate::url::Target;
 
 /// Why a connection ended or never started.
@@ -109,6 +110,16 @@ impl WsClient {
         }
         self.conn.receive(&self.buf[..n]);
         Ok(())
+    }
+
+    /// Like [`WsClient::read`], unless `stop` opens first: then `Ok(false)`.
+    pub async fn read_or(&mut self, stop: &Waiter) -> Result<bool, Failure> {
+        let read = async { self.read().await.map(|()| true) };
+        smol::future::or(read, async {
+            stop.wait().await;
+            Ok(false)
+        })
+        .await
     }
 
     /// Sends a normal close and waits briefly for the server's answer.

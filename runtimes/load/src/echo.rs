@@ -44,6 +44,14 @@ struct Shared {
     stop: Waiter,
 }
 
+impl Shared {
+    /// Counts a failed connection and says why.
+    fn fail(&self, failure: &Failure) {
+        self.errors.set(self.errors.get() + 1);
+        crate::report(failure);
+    }
+}
+
 /// Runs it and returns the JSON line.
 pub async fn run(
     ex: &LocalExecutor<'_>,
@@ -75,8 +83,7 @@ pub async fn run(
                 let result =
                     connection(&target, &args, seed, &shared, &limit, &started, &ready).await;
                 if let Err(e) = result {
-                    shared.errors.set(shared.errors.get() + 1);
-                    crate::report(&e);
+                    shared.fail(&e);
                     let _ = ready.try_send(false);
                 }
             })
@@ -183,14 +190,8 @@ async fn ws_loop(mut client: WsClient, args: &EchoArgs, shared: &Shared) -> Resu
     }
     client.flush().await?;
     loop {
-        let read = future::or(async { Some(client.read().await) }, async {
-            shared.stop.wait().await;
-            None
-        })
-        .await;
-        match read {
-            None => break,
-            Some(result) => result?,
+        if !client.read_or(&shared.stop).await? {
+            break;
         }
         while let Some(event) = client.conn.poll_event() {
             match event {
