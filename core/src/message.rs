@@ -109,15 +109,19 @@ impl PreparedMessage {
 /// arrives.
 const RESERVE_UP_FRONT: u64 = 256 * 1024;
 
-/// The largest buffer [`Assembler::recycle`] keeps for the next message, so
-/// that an idle connection holds little.
-const RECYCLE_UP_TO: usize = 64 * 1024;
+/// The most bytes of recycled buffers an assembler keeps for the next
+/// messages (one read may carry many), so that an idle connection holds
+/// little.
+const SPARE_BYTES: usize = 128 * 1024;
 
 /// Reassembles data frames into messages, checking text as it arrives.
 #[derive(Debug)]
 pub(crate) struct Assembler {
     kind: Option<MessageKind>,
     buf: Vec<u8>,
+    /// Buffers of delivered messages, given back for the next ones.
+    spare: Vec<Vec<u8>>,
+    spare_bytes: usize,
     utf8: Utf8Validator,
     max_message_size: usize,
 }
@@ -127,6 +131,8 @@ impl Assembler {
         Self {
             kind: None,
             buf: Vec::new(),
+            spare: Vec::new(),
+            spare_bytes: 0,
             utf8: Utf8Validator::new(),
             max_message_size,
         }
@@ -154,8 +160,11 @@ impl Assembler {
         if self.buf.is_empty() {
             // One reservation for a typical message; a header alone must not
             // make us reserve its whole declared length.
-            self.buf
-                .reserve(header.payload_len.min(RESERVE_UP_FRONT) as usize);
+            let want = header.payload_len.min(RESERVE_UP_FRONT) as usize;
+            if self.buf.capacity() < want {
+                self.take_spare(want);
+            }
+            self.buf.reserve(want);
         }
         Ok(())
     }
@@ -205,9 +214,33 @@ impl Assembler {
     /// Takes back the buffer of a delivered message to assemble the next one
     /// in, so that steady traffic allocates nothing per message.
     pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
-        if self.buf.capacity() == 0 && bytes.capacity() <= RECYCLE_UP_TO {
+        let size = bytes.capacity();
+        if size > 0 && self.spare_bytes + size <= SPARE_BYTES {
             bytes.clear();
-            self.buf = bytes;
+            self.spare_bytes += size;
+            self.spare.push(bytes);
+        }
+    }
+
+    /// Swaps in the spare buffer that best fits `want` bytes: the smallest
+    /// one large enough, or else the largest.
+    fn take_spare(&mut self, want: usize) {
+        let best = self
+            .spare
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, b)| match b.capacity() {
+                c if c >= want => (0, c),
+                c => (1, usize::MAX - c),
+            })
+            .map(|(i, _)| i);
+        if let Some(i) = best {
+            let spare = self.spare.swap_remove(i);
+            self.spare_bytes -= spare.capacity();
+            let old = std::mem::replace(&mut self.buf, spare);
+            if old.capacity() > 0 {
+                self.recycle(old);
+            }
         }
     }
 
@@ -227,16 +260,24 @@ mod tests {
         let mut old = Vec::with_capacity(100);
         old.extend_from_slice(b"stale bytes");
         assembler.recycle(old);
-        assert_eq!(assembler.buffered(), 0, "recycled bytes are cleared");
-        assert!(assembler.buf.capacity() >= 100);
         let header = FrameHeader::new(OpCode::Text, 2);
         assembler.begin_frame(&header).expect("begins");
+        assert_eq!(assembler.buffered(), 0, "recycled bytes are cleared");
+        assert!(assembler.buf.capacity() >= 100);
         assembler.extend(b"hi", None, 0, true).expect("valid");
         assert_eq!(assembler.finish(), Ok(Message::Text("hi".into())));
 
-        // Too big to keep for an idle connection.
-        assembler.recycle(Vec::with_capacity(RECYCLE_UP_TO + 1));
-        assert_eq!(assembler.buf.capacity(), 0);
+        // Spares are kept up to a bound, and the best fit is used.
+        assembler.recycle(Vec::with_capacity(SPARE_BYTES + 1));
+        assert!(assembler.spare.is_empty(), "too big to keep");
+        for size in [10, 1000, 100] {
+            assembler.recycle(Vec::with_capacity(size));
+        }
+        assembler
+            .begin_frame(&FrameHeader::new(OpCode::Binary, 50))
+            .expect("begins");
+        assert_eq!(assembler.buf.capacity(), 100, "the smallest that fits");
+        assert_eq!(assembler.spare_bytes, 1010);
     }
 
     #[test]
