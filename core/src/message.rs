@@ -114,6 +114,10 @@ const RESERVE_UP_FRONT: u64 = 256 * 1024;
 /// little.
 const SPARE_BYTES: usize = 128 * 1024;
 
+/// The most recycled buffers it keeps: enough for a read full of messages,
+/// few enough that finding the best fit stays cheap.
+const SPARE_BUFFERS: usize = 16;
+
 /// Reassembles data frames into messages, checking text as it arrives.
 #[derive(Debug)]
 pub(crate) struct Assembler {
@@ -215,7 +219,7 @@ impl Assembler {
     /// in, so that steady traffic allocates nothing per message.
     pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
         let size = bytes.capacity();
-        if size > 0 && self.spare_bytes + size <= SPARE_BYTES {
+        if size > 0 && self.spare.len() < SPARE_BUFFERS && self.spare_bytes + size <= SPARE_BYTES {
             bytes.clear();
             self.spare_bytes += size;
             self.spare.push(bytes);
@@ -278,6 +282,10 @@ mod tests {
             .expect("begins");
         assert_eq!(assembler.buf.capacity(), 100, "the smallest that fits");
         assert_eq!(assembler.spare_bytes, 1010);
+        for _ in 0..100 {
+            assembler.recycle(Vec::with_capacity(8));
+        }
+        assert_eq!(assembler.spare.len(), SPARE_BUFFERS, "a bounded number");
     }
 
     #[test]
