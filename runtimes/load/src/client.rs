@@ -1,58 +1,226 @@
-//! One WebSocket client connection: a socket driven by a
-//! [`tincan_core::Connection`] in the client role.
+//! The connection driver: a TCP socket that writes whatever its [`Peer`] has
+//! queued and feeds it whatever arrives. [`WsClient`] puts tincan-core's
+//! client role on it; raw TCP modes bring their own [`Peer`].
+//!
+//! A [`Socket::turn`] writes until the queue is empty or the socket is full,
+//! then reads once (up to 64 KiB, into a buffer shared by the thread's
+//! connections), waiting for input, for room to write, or for an interrupt
+//! (a stop signal, a timer). Reading and writing in one wait means a peer
+//! that echoes while we still have plenty to send cannot deadlock us.
 
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::TcpStream;
-use tincan_core::{ClientRequest, CloseCode, Config, Connection, Event, Role};
+use smol::{Async, Timer};
+use tincan_core::{ClientRequest, CloseCode, Config, Connection, Event, Message, Role};
 
-use crate::gate::Waiter;
 use crate::url::Target;
+
+/// Bytes read per system call.
+const READ_SIZE: usize = 64 * 1024;
+
+/// How long a TCP connect plus the opening handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Message buffers given back to the core per turn. The core searches its
+/// spare buffers one by one for every message it assembles, so a pool of
+/// thousands (one 64 KiB read of small broadcast messages) costs far more
+/// than the allocations it saves; a few per turn keep steady traffic
+/// allocation-free and the search short.
+const RECYCLE_PER_TURN: usize = 8;
+
+/// How long to wait for the server's answer to our close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// A read is handed to its connection at once, so every connection of a
+    /// thread can share one buffer.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
+}
 
 /// Why a connection ended or never started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// The TCP connect failed (`EMFILE` is 24: out of file descriptors).
+    /// The TCP connect failed; `os_error` says why (24 is `EMFILE`).
     Connect {
+        /// The OS error number, if there was one.
         os_error: Option<i32>,
+        /// What went wrong.
         message: String,
     },
-    /// The server refused or broke the handshake.
+    /// The server refused or broke the handshake, or was too slow.
     Handshake(String),
-    /// The server closed the connection or broke the protocol.
+    /// The connection broke or the server closed it.
     Closed(String),
 }
 
-/// A socket with the client state machine on it.
-pub struct WsClient {
-    stream: TcpStream,
-    /// The protocol state; events are polled from it directly.
-    pub conn: Connection,
-    buf: Vec<u8>,
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect { message, .. } => write!(f, "connect: {message}"),
+            Failure::Handshake(m) => write!(f, "handshake: {m}"),
+            Failure::Closed(m) => write!(f, "connection: {m}"),
+        }
+    }
 }
 
-/// Connects a TCP socket with Nagle off.
-pub async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
-    let stream = TcpStream::connect(target.addr)
+/// The protocol state on a socket: bytes to send, and a place for bytes
+/// that arrive.
+pub trait Peer {
+    /// The bytes to write next, if any.
+    fn transmit(&self) -> Option<&[u8]>;
+    /// `n` bytes of [`Peer::transmit`] were written.
+    fn advance(&mut self, n: usize);
+    /// Bytes arrived.
+    fn receive(&mut self, bytes: &[u8]);
+}
+
+impl Peer for Connection {
+    fn transmit(&self) -> Option<&[u8]> {
+        self.poll_transmit()
+    }
+
+    fn advance(&mut self, n: usize) {
+        Connection::advance(self, n);
+    }
+
+    fn receive(&mut self, bytes: &[u8]) {
+        Connection::receive(self, bytes);
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Bytes arrived and were given to the peer.
+    Read,
+    /// The server closed its side.
+    Eof,
+    /// The interrupt fired first.
+    Interrupted,
+}
+
+/// A non-blocking TCP socket.
+pub struct Socket {
+    io: Async<TcpStream>,
+    /// The last read took everything there was.
+    drained: bool,
+}
+
+impl Socket {
+    /// Connects with Nagle off (every message is latency-sensitive).
+    pub async fn connect(addr: SocketAddr) -> Result<Self, Failure> {
+        let stream = Async::<TcpStream>::connect(addr)
+            .await
+            .map_err(|e| Failure::Connect {
+                os_error: e.raw_os_error(),
+                message: e.to_string(),
+            })?;
+        let _ = stream.get_ref().set_nodelay(true);
+        Ok(Self {
+            io: stream,
+            drained: false,
+        })
+    }
+
+    /// Writes what `peer` has queued, then waits until bytes arrive (given
+    /// to `peer`), the server closes, or `interrupt` returns true (it is
+    /// polled first, and must arrange a wake-up when it returns false).
+    pub async fn turn(
+        &mut self,
+        peer: &mut impl Peer,
+        mut interrupt: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> io::Result<Turn> {
+        poll_fn(|cx| {
+            if interrupt(cx) {
+                return Poll::Ready(Ok(Turn::Interrupted));
+            }
+            // Write until done or full; when full, also wait for room.
+            while let Some(bytes) = peer.transmit() {
+                match (&mut self.io.get_ref()).write(bytes) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => peer.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match self.io.poll_writable(cx) {
+                            Poll::Ready(Ok(())) => continue,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => break,
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            loop {
+                if self.drained {
+                    // The last read emptied the socket: a read now would most
+                    // likely find nothing, so wait for word that it won't.
+                    match self.io.poll_readable(cx) {
+                        Poll::Ready(Ok(())) => self.drained = false,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                let read = READ_BUF.with_borrow_mut(|buf| {
+                    let n = (&mut self.io.get_ref()).read(buf)?;
+                    peer.receive(&buf[..n]);
+                    Ok::<_, io::Error>((n, n < buf.len()))
+                });
+                match read {
+                    Ok((0, _)) => return Poll::Ready(Ok(Turn::Eof)),
+                    Ok((_, drained)) => {
+                        self.drained = drained;
+                        return Poll::Ready(Ok(Turn::Read));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        })
         .await
-        .map_err(|e| Failure::Connect {
-            os_error: e.raw_os_error(),
-            message: e.to_string(),
-        })?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    }
+}
+
+/// An interrupt that fires when `timer` does.
+pub fn timer_fired(timer: &mut Timer) -> impl FnMut(&mut Context<'_>) -> bool + '_ {
+    move |cx| Pin::new(&mut *timer).poll(cx).is_ready()
+}
+
+/// A WebSocket connection: a socket driven by a [`Connection`] in the
+/// client role.
+pub struct WsClient {
+    socket: Socket,
+    /// The protocol state; the caller queues messages on it and polls its
+    /// events after each [`WsClient::turn`].
+    pub conn: Connection,
+    /// Buffers given back since the last turn.
+    recycled: usize,
 }
 
 impl WsClient {
-    /// Connects and completes the opening handshake. `seed` makes the key
-    /// and the masking keys (a load tool needs variety, not secrecy).
+    /// Connects and completes the opening handshake (§4.1) within 10 s.
+    /// `seed` makes the key and the masking keys: a load tool needs variety,
+    /// not secrecy.
     pub async fn connect(target: &Target, seed: u64) -> Result<Self, Failure> {
-        let stream = tcp_connect(target).await?;
+        let mut deadline = Timer::after(CONNECT_TIMEOUT);
+        let timed_out = || Failure::Handshake("no answer within 10 s".into());
+        let socket = smol::future::or(Socket::connect(target.addr), async {
+            (&mut deadline).await;
+            Err(timed_out())
+        })
+        .await?;
         let config = Config {
+            // Whatever the server sends, and whatever a run queues.
             max_frame_size: 1 << 30,
             max_message_size: 1 << 30,
-            max_send_queue: 1 << 30,
+            max_send_queue: 1 << 31,
+            // Pings are answered (the core queues pongs), never sent.
             ping_interval: None,
             mask_seed: seed,
             ..Config::default()
@@ -64,13 +232,18 @@ impl WsClient {
         conn.connect(ClientRequest::new(&target.host, &target.path, nonce))
             .map_err(|e| Failure::Handshake(e.to_string()))?;
         let mut client = Self {
-            stream,
+            socket,
             conn,
-            buf: vec![0; 64 * 1024],
+            recycled: 0,
         };
-        client.flush().await?;
         loop {
-            client.read().await?;
+            if !client
+                .turn(timer_fired(&mut deadline))
+                .await
+                .map_err(|e| Failure::Handshake(e.to_string()))?
+            {
+                return Err(timed_out());
+            }
             while let Some(event) = client.conn.poll_event() {
                 match event {
                     Event::Open { .. } => return Ok(client),
@@ -84,66 +257,49 @@ impl WsClient {
         }
     }
 
-    /// Writes everything the connection has queued.
-    pub async fn flush(&mut self) -> Result<(), Failure> {
-        while let Some(bytes) = self.conn.poll_transmit() {
-            let n = self
-                .stream
-                .write(bytes)
-                .await
-                .map_err(|e| Failure::Closed(e.to_string()))?;
-            self.conn.advance(n);
+    /// One [`Socket::turn`]: `Ok(true)` when bytes arrived (poll the events),
+    /// `Ok(false)` when `interrupt` fired.
+    pub async fn turn(
+        &mut self,
+        interrupt: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> Result<bool, Failure> {
+        self.recycled = 0;
+        match self.socket.turn(&mut self.conn, interrupt).await {
+            Ok(Turn::Read) => Ok(true),
+            Ok(Turn::Interrupted) => Ok(false),
+            Ok(Turn::Eof) => {
+                self.conn.receive_eof();
+                Err(Failure::Closed("the server closed the connection".into()))
+            }
+            Err(e) => Err(Failure::Closed(e.to_string())),
         }
-        Ok(())
     }
 
-    /// Reads once and feeds the connection; the caller polls its events.
-    pub async fn read(&mut self) -> Result<(), Failure> {
-        let n = self
-            .stream
-            .read(&mut self.buf)
-            .await
-            .map_err(|e| Failure::Closed(e.to_string()))?;
-        if n == 0 {
-            self.conn.receive_eof();
-            return Err(Failure::Closed("the server closed the connection".into()));
+    /// Done with a message: its buffer goes back to the core for the next
+    /// ones (a few per turn, see [`RECYCLE_PER_TURN`]) or is freed.
+    pub fn recycle(&mut self, message: Message) {
+        if self.recycled < RECYCLE_PER_TURN {
+            self.recycled += 1;
+            self.conn.recycle(message);
         }
-        self.conn.receive(&self.buf[..n]);
-        Ok(())
     }
 
-    /// Like [`WsClient::read`], unless `stop` opens first: then `Ok(false)`.
-    pub async fn read_or(&mut self, stop: &Waiter) -> Result<bool, Failure> {
-        let read = async { self.read().await.map(|()| true) };
-        smol::future::or(read, async {
-            stop.wait().await;
-            Ok(false)
-        })
-        .await
-    }
-
-    /// Sends a normal close and waits briefly for the server's answer.
+    /// Sends a normal close (1000) and waits briefly for the server's.
     pub async fn close(mut self) {
-        if self.conn.close(CloseCode::Normal, "").is_ok() && self.flush().await.is_ok() {
-            let answer = async {
-                while self.read().await.is_ok() && !self.conn.is_closed() {
-                    while self.conn.poll_event().is_some() {}
-                }
-            };
-            let _ = smol::future::or(answer, async {
-                smol::Timer::after(Duration::from_secs(1)).await;
-            })
-            .await;
+        if self.conn.close(CloseCode::Normal, "").is_err() {
+            return;
+        }
+        let mut timer = Timer::after(CLOSE_TIMEOUT);
+        while let Ok(true) = self.turn(timer_fired(&mut timer)).await {
+            while self.conn.poll_event().is_some() {}
+            if self.conn.is_closed() {
+                break;
+            }
         }
     }
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Connect { message, .. } => write!(f, "connect: {message}"),
-            Failure::Handshake(m) => write!(f, "handshake: {m}"),
-            Failure::Closed(m) => write!(f, "connection: {m}"),
-        }
-    }
+/// A failure from a server-side close or protocol error event.
+pub fn closed_by_server(code: CloseCode, reason: &str) -> Failure {
+    Failure::Closed(format!("closed by the server: {} {reason}", code.as_u16()))
 }

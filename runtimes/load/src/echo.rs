@@ -1,25 +1,29 @@
-//! `echo`: C connections each keep D messages of S bytes in flight; every
-//! echo is timed and answered with the next message.
+//! `echo`: C connections each keep D messages of S bytes in flight. Every
+//! echo is timed (send instants wait in a per-connection ring: echoes come
+//! back in order) and answered with the next message. After a warm-up, the
+//! echoes of exactly T seconds are counted.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use smol::future;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::channel::{self, Sender};
 use smol::lock::Semaphore;
-use smol::{LocalExecutor, Timer};
-use tincan_core::{Event, Message};
+use smol::Timer;
+use tincan_core::{Connection, Event};
 
-use crate::client::{tcp_connect, Failure, WsClient};
-use crate::gate::{gate, Waiter};
+use crate::client::{closed_by_server, Failure, Peer, Socket, Turn, WsClient};
+use crate::gate::{count_ready, gate, Stop, Waiter};
 use crate::histogram::Histogram;
+use crate::report::{self, Json};
+use crate::shard;
 use crate::url::{Scheme, Target};
-use crate::{json, Common};
+use crate::Common;
 
 /// The options of an echo run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EchoArgs {
     /// Connections.
     pub connections: usize,
@@ -27,7 +31,7 @@ pub struct EchoArgs {
     pub size: usize,
     /// Messages in flight per connection.
     pub depth: usize,
-    /// Length of the measured window.
+    /// Length of the measured window, in seconds.
     pub seconds: f64,
     /// Time before the window, not measured.
     pub warmup: f64,
@@ -35,229 +39,249 @@ pub struct EchoArgs {
     pub text: bool,
 }
 
-/// What all connections share.
-struct Shared {
-    measuring: Cell<bool>,
+/// What the connections of every thread share.
+struct Run<'a> {
+    target: &'a Target,
+    common: &'a Common,
+    args: &'a EchoArgs,
+    limit: Semaphore,
+    /// Each connection says once whether it connected.
+    ready: Sender<bool>,
+    started: Waiter,
+    stopped: Waiter,
+    measuring: AtomicBool,
+}
+
+/// One thread's counts.
+#[derive(Default)]
+struct Tally {
     messages: Cell<u64>,
     errors: Cell<u64>,
     latency: RefCell<Histogram>,
-    stop: Waiter,
 }
 
-impl Shared {
-    /// Counts a failed connection and says why.
+impl Tally {
     fn fail(&self, failure: &Failure) {
         self.errors.set(self.errors.get() + 1);
-        crate::report(failure);
+        report::failure(failure);
     }
 }
 
-/// Runs it and returns the JSON line.
-pub async fn run(
-    ex: &LocalExecutor<'_>,
-    target: &Target,
-    common: &Common,
-    args: &EchoArgs,
-) -> String {
+/// Runs it, prints the JSON line and returns how many connections were made.
+pub fn run(target: &Target, common: &Common, args: &EchoArgs) -> u64 {
     let (start, started) = gate();
     let (stop, stopped) = gate();
-    let shared = Rc::new(Shared {
-        measuring: Cell::new(false),
-        messages: Cell::new(0),
-        errors: Cell::new(0),
-        latency: RefCell::new(Histogram::new()),
-        stop: stopped,
-    });
-    let limit = Rc::new(Semaphore::new(common.connect_concurrency));
-    let (ready_tx, ready_rx) = smol::channel::unbounded::<bool>();
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|i| {
-            let (shared, limit, started, ready) = (
-                shared.clone(),
-                limit.clone(),
-                started.clone(),
-                ready_tx.clone(),
-            );
-            let (target, args, seed) = (target.clone(), args.clone(), common.seed(i));
-            ex.spawn(async move {
-                let result =
-                    connection(&target, &args, seed, &shared, &limit, &started, &ready).await;
-                if let Err(e) = result {
-                    shared.fail(&e);
-                    let _ = ready.try_send(false);
-                }
-            })
-        })
-        .collect();
-    // Everyone connected (or failed): warm up, then measure.
-    let mut connected = 0;
-    for _ in 0..args.connections {
-        if ready_rx.recv().await == Ok(true) {
-            connected += 1;
+    let (ready, ready_rx) = channel::unbounded();
+    let run = Run {
+        target,
+        common,
+        args,
+        limit: Semaphore::new(common.connect_concurrency),
+        ready,
+        started,
+        stopped,
+        measuring: AtomicBool::new(false),
+    };
+    let control = async {
+        let connected = count_ready(&ready_rx, args.connections).await;
+        if connected == 0 {
+            stop.open();
+            start.open();
+            return (0, 0.0);
         }
+        start.open();
+        Timer::after(Duration::from_secs_f64(args.warmup)).await;
+        run.measuring.store(true, Ordering::Relaxed);
+        let began = Instant::now();
+        Timer::after(Duration::from_secs_f64(args.seconds)).await;
+        run.measuring.store(false, Ordering::Relaxed);
+        let elapsed = began.elapsed().as_secs_f64();
+        stop.open();
+        (connected, elapsed)
+    };
+    let ((connected, elapsed), tallies) = shard::run(common.threads, |t| shard(&run, t), control);
+
+    let mut latency = Histogram::new();
+    let (mut messages, mut errors) = (0, 0);
+    for tally in &tallies {
+        messages += tally.messages.get();
+        errors += tally.errors.get();
+        latency.merge(&tally.latency.borrow());
     }
-    start.open();
-    Timer::after(Duration::from_secs_f64(args.warmup)).await;
-    shared.measuring.set(true);
-    let began = Instant::now();
-    Timer::after(Duration::from_secs_f64(args.seconds)).await;
-    shared.measuring.set(false);
-    let elapsed = began.elapsed().as_secs_f64();
-    stop.open();
-    for task in tasks {
-        task.await;
-    }
-    let messages = shared.messages.get();
-    let latency = shared.latency.borrow();
     let rate = messages as f64 / elapsed;
-    json(&[
-        ("mode", "\"echo\"".into()),
-        ("url", format!("\"{}\"", common.url)),
-        ("connections", args.connections.to_string()),
-        ("connected", connected.to_string()),
-        ("size", args.size.to_string()),
-        ("depth", args.depth.to_string()),
-        ("seconds", format!("{elapsed:.3}")),
-        ("messages", messages.to_string()),
-        ("msgs_per_sec", format!("{rate:.0}")),
-        (
-            "mb_per_sec",
-            format!("{:.2}", rate * args.size as f64 / 1e6),
-        ),
-        ("p50_us", latency.quantile(0.5).to_string()),
-        ("p99_us", latency.quantile(0.99).to_string()),
-        ("max_us", latency.max().to_string()),
-        ("errors", shared.errors.get().to_string()),
-    ])
+    let line = Json::new()
+        .str("mode", "echo")
+        .str("url", &common.url)
+        .int("connections", args.connections as u64)
+        .int("connected", connected)
+        .int("size", args.size as u64)
+        .int("depth", args.depth as u64)
+        .num("seconds", elapsed, 3)
+        .int("messages", messages)
+        .num("msgs_per_sec", rate, 0)
+        .num("mb_per_sec", rate * args.size as f64 / 1e6, 2)
+        .int("p50_us", latency.quantile(0.5))
+        .int("p99_us", latency.quantile(0.99))
+        .int("max_us", latency.max())
+        .int("errors", errors)
+        .finish();
+    report::print_line(&line);
+    connected
 }
 
-async fn connection(
-    target: &Target,
-    args: &EchoArgs,
-    seed: u64,
-    shared: &Shared,
-    limit: &Semaphore,
-    started: &Waiter,
-    ready: &smol::channel::Sender<bool>,
-) -> Result<(), Failure> {
-    let permit = limit.acquire().await;
-    match target.scheme {
+/// The connections of thread `t`.
+async fn shard(run: &Run<'_>, t: usize) -> Tally {
+    let tally = Tally::default();
+    let n = run.args.connections;
+    shard::run_all(shard::indices(t, run.common.threads, n).map(|i| connection(run, &tally, i)))
+        .await;
+    tally
+}
+
+async fn connection(run: &Run<'_>, tally: &Tally, i: usize) {
+    let result = match run.target.scheme {
         Scheme::Ws => {
-            let client = WsClient::connect(target, seed).await?;
-            drop(permit);
-            let _ = ready.try_send(true);
-            started.wait().await;
-            ws_loop(client, args, shared).await
+            let connect = WsClient::connect(run.target, run.common.seed(i));
+            session(run, connect, |client| ws_echo(client, run, tally)).await
         }
         Scheme::Tcp => {
-            let stream = tcp_connect(target).await?;
-            drop(permit);
-            let _ = ready.try_send(true);
-            started.wait().await;
-            tcp_loop(stream, args, shared).await
+            let connect = Socket::connect(run.target.addr);
+            session(run, connect, |socket| tcp_echo(socket, run, tally)).await
         }
-    }
-}
-
-/// Records one echo that arrived now for a message sent at `sent`.
-fn record(shared: &Shared, sent: Option<Instant>) {
-    if shared.measuring.get() {
-        shared.messages.set(shared.messages.get() + 1);
-        if let Some(sent) = sent {
-            shared
-                .latency
-                .borrow_mut()
-                .record(sent.elapsed().as_micros() as u64);
-        }
-    }
-}
-
-async fn ws_loop(mut client: WsClient, args: &EchoArgs, shared: &Shared) -> Result<(), Failure> {
-    let payload = vec![b'x'; args.size];
-    let text = String::from_utf8(payload.clone()).unwrap_or_default();
-    let mut in_flight = VecDeque::with_capacity(args.depth);
-    let send = |client: &mut WsClient, in_flight: &mut VecDeque<Instant>| {
-        let queued = if args.text {
-            client.conn.send_text(&text)
-        } else {
-            client.conn.send_binary(&payload)
-        };
-        in_flight.push_back(Instant::now());
-        queued.map_err(|e| Failure::Closed(e.to_string()))
     };
-    for _ in 0..args.depth {
-        send(&mut client, &mut in_flight)?;
+    if let Err(e) = result {
+        tally.fail(&e);
     }
-    client.flush().await?;
-    loop {
-        if !client.read_or(&shared.stop).await? {
-            break;
-        }
+}
+
+/// Connects (within the concurrency limit), says whether that worked,
+/// waits for the start, and echoes.
+async fn session<L, E: Future<Output = Result<(), Failure>>>(
+    run: &Run<'_>,
+    connect: impl Future<Output = Result<L, Failure>>,
+    echo: impl FnOnce(L) -> E,
+) -> Result<(), Failure> {
+    let permit = run.limit.acquire().await;
+    let link = connect.await;
+    drop(permit);
+    let _ = run.ready.try_send(link.is_ok());
+    let link = link?;
+    run.started.wait().await;
+    echo(link).await
+}
+
+/// An echo came back at `now` for a message sent at `sent`.
+fn record(run: &Run<'_>, latency: &mut Histogram, echoed: &mut u64, sent: Instant, now: Instant) {
+    if run.measuring.load(Ordering::Relaxed) {
+        *echoed += 1;
+        latency.record(now.saturating_duration_since(sent).as_micros() as u64);
+    }
+}
+
+async fn ws_echo(mut client: WsClient, run: &Run<'_>, tally: &Tally) -> Result<(), Failure> {
+    let args = run.args;
+    let binary = vec![b'x'; args.size];
+    let text = "x".repeat(args.size);
+    let send = |conn: &mut Connection| {
+        let queued = if args.text {
+            conn.send_text(&text)
+        } else {
+            conn.send_binary(&binary)
+        };
+        queued.map_err(|e| Failure::Closed(format!("cannot send: {e}")))
+    };
+    let mut in_flight = VecDeque::with_capacity(args.depth);
+    let now = Instant::now();
+    for _ in 0..args.depth {
+        send(&mut client.conn)?;
+        in_flight.push_back(now);
+    }
+    let mut stop = Stop::new(&run.stopped);
+    while client.turn(|cx| stop.poll(cx)).await? {
+        // One clock read per wake-up: it is when this batch arrived, and
+        // (nearly) when the answers queued now will leave.
+        let now = Instant::now();
+        let mut echoed = 0;
+        let mut latency = tally.latency.borrow_mut();
         while let Some(event) = client.conn.poll_event() {
             match event {
                 Event::Message(message) => {
-                    if message_len(&message) != args.size {
-                        shared.errors.set(shared.errors.get() + 1);
-                    }
-                    record(shared, in_flight.pop_front());
-                    client.conn.recycle(message);
-                    if !shared.stop.is_open() {
-                        send(&mut client, &mut in_flight)?;
+                    let len = message.as_bytes().len();
+                    client.recycle(message);
+                    let Some(sent) = in_flight.pop_front().filter(|_| len == args.size) else {
+                        // Not the echo of what we sent.
+                        tally.errors.set(tally.errors.get() + 1);
+                        continue;
+                    };
+                    record(run, &mut latency, &mut echoed, sent, now);
+                    if !run.stopped.is_open() {
+                        send(&mut client.conn)?;
+                        in_flight.push_back(now);
                     }
                 }
-                Event::Closed { code, reason } => {
-                    return Err(Failure::Closed(format!(
-                        "closed by the server: {code:?} {reason}"
-                    )))
-                }
+                Event::Closed { code, reason } => return Err(closed_by_server(code, &reason)),
                 _ => {}
             }
         }
-        client.flush().await?;
+        tally.messages.set(tally.messages.get() + echoed);
     }
     client.close().await;
     Ok(())
 }
 
-fn message_len(message: &Message) -> usize {
-    message.as_bytes().len()
+/// Bytes to send: every raw message is SIZE bytes of `x`.
+static FILLER: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// Raw TCP: how many bytes are left to send and have arrived.
+struct RawEcho {
+    unsent: usize,
+    arrived: usize,
 }
 
-async fn tcp_loop(
-    mut stream: smol::net::TcpStream,
-    args: &EchoArgs,
-    shared: &Shared,
-) -> Result<(), Failure> {
-    let size = args.size.max(1);
-    let mut out = vec![b'x'; size * args.depth];
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut in_flight: VecDeque<Instant> = (0..args.depth).map(|_| Instant::now()).collect();
-    let io = |e: std::io::Error| Failure::Closed(e.to_string());
-    stream.write_all(&out).await.map_err(io)?;
-    let mut pending = 0; // bytes of the next echo that have arrived
+impl Peer for RawEcho {
+    fn transmit(&self) -> Option<&[u8]> {
+        (self.unsent > 0).then(|| &FILLER[..self.unsent.min(FILLER.len())])
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.unsent -= n;
+    }
+
+    fn receive(&mut self, bytes: &[u8]) {
+        self.arrived += bytes.len();
+    }
+}
+
+async fn tcp_echo(mut socket: Socket, run: &Run<'_>, tally: &Tally) -> Result<(), Failure> {
+    let (size, depth) = (run.args.size.max(1), run.args.depth);
+    let mut peer = RawEcho {
+        unsent: size * depth,
+        arrived: 0,
+    };
+    let mut in_flight: VecDeque<Instant> = (0..depth).map(|_| Instant::now()).collect();
+    let mut stop = Stop::new(&run.stopped);
     loop {
-        let read = future::or(async { Some(stream.read(&mut buf).await) }, async {
-            shared.stop.wait().await;
-            None
-        })
-        .await;
-        let n = match read {
-            None => return Ok(()),
-            Some(Ok(0)) => return Err(Failure::Closed("the server closed the connection".into())),
-            Some(result) => result.map_err(io)?,
-        };
-        pending += n;
-        let mut answered = 0;
-        while pending >= size {
-            pending -= size;
-            record(shared, in_flight.pop_front());
-            answered += 1;
+        let turn = socket.turn(&mut peer, |cx| stop.poll(cx)).await;
+        match turn.map_err(|e| Failure::Closed(e.to_string()))? {
+            Turn::Interrupted => return Ok(()),
+            Turn::Eof => return Err(Failure::Closed("the server closed the connection".into())),
+            Turn::Read => {}
         }
-        if answered > 0 && !shared.stop.is_open() {
-            out.resize(size * answered, b'x');
-            let now = Instant::now();
-            in_flight.extend((0..answered).map(|_| now));
-            stream.write_all(&out).await.map_err(io)?;
+        let now = Instant::now();
+        let (mut echoed, mut latency) = (0, tally.latency.borrow_mut());
+        for _ in 0..peer.arrived / size {
+            let Some(sent) = in_flight.pop_front() else {
+                // More came back than was sent.
+                tally.errors.set(tally.errors.get() + 1);
+                continue;
+            };
+            record(run, &mut latency, &mut echoed, sent, now);
+            if !run.stopped.is_open() {
+                peer.unsent += size;
+                in_flight.push_back(now);
+            }
         }
+        peer.arrived %= size;
+        tally.messages.set(tally.messages.get() + echoed);
     }
 }

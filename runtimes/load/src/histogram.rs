@@ -59,6 +59,15 @@ impl Histogram {
         self.max = self.max.max(value);
     }
 
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
     /// The largest sample (0 when empty).
     pub fn max(&self) -> u64 {
         self.max
@@ -74,8 +83,11 @@ impl Histogram {
         for (index, count) in self.counts.iter().enumerate() {
             seen += count;
             if seen >= rank {
+                if index == BUCKETS - 1 {
+                    return self.max; // the overflow bucket has no top
+                }
                 // The bucket's top, so that the 100th percentile is the max.
-                let top = Self::lowest(index + 1).saturating_sub(1);
+                let top = Self::lowest(index + 1) - 1;
                 return top.min(self.max);
             }
         }
@@ -112,5 +124,34 @@ mod tests {
         h.record(5000);
         assert_eq!((h.max(), h.quantile(1.0)), (5000, 5000));
         assert_eq!(Histogram::new().quantile(0.5), 0);
+    }
+
+    #[test]
+    fn merging_is_recording_into_one() {
+        let (mut a, mut b, mut both) = (Histogram::new(), Histogram::new(), Histogram::new());
+        for v in 0..500u64 {
+            let sample = v * v;
+            if v % 3 == 0 {
+                a.record(sample)
+            } else {
+                b.record(sample)
+            }
+            both.record(sample);
+        }
+        a.merge(&b);
+        assert_eq!(a.total, 500);
+        for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(a.quantile(q), both.quantile(q), "{q}");
+        }
+        assert_eq!(a.max(), 499 * 499);
+    }
+
+    #[test]
+    fn huge_values_share_the_last_bucket() {
+        let mut h = Histogram::new();
+        h.record(u64::MAX);
+        h.record(1 << 50);
+        assert_eq!(h.max(), u64::MAX);
+        assert_eq!(h.quantile(1.0), u64::MAX);
     }
 }

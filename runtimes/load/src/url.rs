@@ -38,10 +38,14 @@ pub fn parse(url: &str) -> Result<Target, String> {
             "'{url}': expected ws://host:port/path or tcp://host:port"
         ));
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+        Some(i) => (&rest[..i], rest[i..].to_owned()),
+        None => (rest, "/".to_owned()),
     };
+    if scheme == Scheme::Tcp && path != "/" {
+        return Err(format!("'{url}': tcp:// takes no path"));
+    }
     if authority.is_empty() {
         return Err(format!("'{url}': no host"));
     }
@@ -62,7 +66,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
     Ok(Target {
         scheme,
         host: authority.to_owned(),
-        path: path.to_owned(),
+        path,
         addr,
     })
 }
@@ -85,6 +89,13 @@ mod tests {
         assert_eq!(t.addr.port(), 80);
         let t = parse("tcp://127.0.0.1:7").expect("valid");
         assert_eq!(t.scheme, Scheme::Tcp);
+        let t = parse("ws://localhost:8080?room=a").expect("query only");
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("localhost:8080", "/?room=a")
+        );
+        let t = parse("ws://[::1]:9/x").expect("IPv6");
+        assert_eq!((t.host.as_str(), t.addr.port()), ("[::1]:9", 9));
     }
 
     #[test]
@@ -96,6 +107,8 @@ mod tests {
             ("ws:///", "no host"),
             ("ws://127.0.0.1:99999/", "invalid port"),
             ("tcp://127.0.0.1", "needs a port"),
+            ("tcp://127.0.0.1:7/x", "no path"),
+            ("ws://127.0.0.1:x/", "invalid port"),
         ] {
             let error = parse(url).expect_err(url);
             assert!(error.contains(why), "{url}: {error}");

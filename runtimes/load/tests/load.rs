@@ -5,32 +5,74 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const LOAD: &str = env!("CARGO_BIN_EXE_tincan-load");
 const WAIT: Duration = Duration::from_secs(60);
+const BUILD_WAIT: Duration = Duration::from_secs(900);
 
-/// The server binary beside this one, built first if a lone
-/// `cargo test -p tincan-load` has not built it.
+/// The server binary beside this one, built first (once, bounded) if a lone
+/// `cargo test -p tincan-load` has not built it: `cargo test --workspace`
+/// builds it too, but in no guaranteed order.
 fn server_binary() -> PathBuf {
-    let path = PathBuf::from(LOAD).with_file_name("tincan-smol");
-    if !path.exists() {
-        let release = PathBuf::from(LOAD)
-            .parent()
-            .is_some_and(|dir| dir.ends_with("release"));
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-q", "-p", "tincan-smol"]);
-        if release {
-            build.arg("--release");
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let path = PathBuf::from(LOAD).with_file_name("tincan-smol");
+            if !path.exists() {
+                let release = PathBuf::from(LOAD)
+                    .parent()
+                    .is_some_and(|dir| dir.ends_with("release"));
+                let mut build = Command::new(env!("CARGO"));
+                build.args(["build", "-q", "-p", "tincan-smol"]);
+                if release {
+                    build.arg("--release");
+                }
+                let mut child = build.spawn().expect("cargo runs");
+                let status = wait_bounded(&mut child, BUILD_WAIT, "cargo build -p tincan-smol");
+                assert!(status.success(), "building tincan-smol failed");
+            }
+            path
+        })
+        .clone()
+}
+
+/// Waits for `child` to exit, killing it (and failing) after `limit`.
+fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
         }
-        assert!(
-            build.status().expect("cargo runs").success(),
-            "building tincan-smol"
-        );
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
     }
-    path
+}
+
+/// The first line `child` prints, within `WAIT`.
+fn first_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no line within {WAIT:?}");
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -89,14 +131,8 @@ fn load(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("tincan-load starts");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("tincan-load {args:?} did not finish");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    // Its output is small: the pipes cannot fill up while we wait.
+    wait_bounded(&mut child, WAIT, &format!("tincan-load {args:?}"));
     child.wait_with_output().expect("output")
 }
 
@@ -129,16 +165,26 @@ fn json_line(output: &Output) -> String {
 #[test]
 fn echo_counts_and_times_round_trips() {
     let server = Server::start(&["--echo", "-q"]);
-    for extra in [&[][..], &["--text", "-d", "4"][..]] {
-        let url = server.url("/");
-        let mut args = vec!["echo", &url];
-        args.extend(["-c", "4", "-s", "100", "-t", "0.5", "--warmup", "0.1"]);
+    let url = server.url("/");
+    for extra in [
+        &["-t", "1"][..],
+        &["-t", "0.5", "--text", "-d", "4"],
+        &["-t", "0.5", "--threads", "2", "-s", "20000"],
+    ] {
+        let mut args = vec!["echo", &url, "-c", "4", "-s", "100", "--warmup", "0.2"];
         args.extend(extra);
         let line = json_line(&load(&args));
         assert!(line.contains("\"mode\":\"echo\""), "{line}");
         assert_eq!(field(&line, "connected"), 4.0, "{line}");
         assert_eq!(field(&line, "errors"), 0.0, "{line}");
-        assert!(field(&line, "messages") > 0.0, "{line}");
+        let messages = field(&line, "messages");
+        assert!(messages > 0.0, "{line}");
+        let size = field(&line, "size");
+        let mb = messages * size / field(&line, "seconds") / 1e6;
+        assert!(
+            (field(&line, "mb_per_sec") - mb).abs() < 0.01 + mb / 100.0,
+            "{line}"
+        );
         let (p50, p99, max) = (
             field(&line, "p50_us"),
             field(&line, "p99_us"),
@@ -171,6 +217,8 @@ fn broadcast_delivers_everything_in_order() {
         "200",
         "-t",
         "1",
+        "--threads",
+        "2",
     ]));
     assert_eq!(field(&line, "connected"), 20.0, "{line}");
     assert_eq!(field(&line, "sent"), 400.0, "{line}");
@@ -179,6 +227,13 @@ fn broadcast_delivers_everything_in_order() {
     assert_eq!(field(&line, "lost"), 0.0, "{line}");
     assert_eq!(field(&line, "out_of_order"), 0.0, "{line}");
     assert_eq!(field(&line, "errors"), 0.0, "{line}");
+    let (p50, p99, max) = (
+        field(&line, "p50_us"),
+        field(&line, "p99_us"),
+        field(&line, "max_us"),
+    );
+    assert!(p50 <= p99 && p99 <= max && max > 0.0, "{line}");
+    assert!(field(&line, "delivered_per_sec") > 0.0, "{line}");
 }
 
 #[test]
@@ -273,16 +328,22 @@ fn idle_holds_connections_and_prints_first() {
         .spawn()
         .expect("starts");
     // The line comes while the connections are held, long before 30 s.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("a line");
+    let line = first_line(&mut child);
+    assert!(line.contains("\"mode\":\"idle\""), "{line}");
     assert_eq!(field(&line, "connected"), 50.0, "{line}");
     assert_eq!(field(&line, "failed"), 0.0, "{line}");
     assert_eq!(field(&line, "rooms"), 5.0, "{line}");
     assert!(child.try_wait().expect("wait").is_none(), "still holding");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn idle_closes_after_holding() {
+    let server = Server::start(&["-q"]);
+    let url = server.url("/idle");
+    let line = json_line(&load(&["idle", &url, "-n", "20", "-t", "0.2"]));
+    assert_eq!(field(&line, "connected"), 20.0, "{line}");
 }
 
 #[test]
@@ -299,18 +360,49 @@ fn raw_tcp_echo_is_the_baseline() {
         }
     });
     let url = format!("tcp://127.0.0.1:{port}");
-    let line = json_line(&load(&[
-        "echo", &url, "-c", "2", "-s", "1000", "-d", "3", "-t", "0.3",
-    ]));
-    assert!(field(&line, "messages") > 0.0, "{line}");
-    assert_eq!(field(&line, "errors"), 0.0, "{line}");
+    // Far more in flight than the socket buffers hold: reading and writing
+    // must go on together, or client and server both block on writes.
+    for (size, depth) in [("1000", "3"), ("100000", "40")] {
+        let line = json_line(&load(&[
+            "echo", &url, "-c", "2", "-s", size, "-d", depth, "-t", "0.3", "--warmup", "0.1",
+        ]));
+        assert!(field(&line, "messages") > 0.0, "{line}");
+        assert_eq!(field(&line, "errors"), 0.0, "{line}");
+        assert!(field(&line, "p50_us") <= field(&line, "max_us"), "{line}");
+    }
 }
 
 #[test]
 fn no_server_means_exit_1() {
     let url = format!("ws://127.0.0.1:{}/", free_port());
-    let output = load(&["echo", &url, "-c", "1", "-t", "0.1", "--warmup", "0"]);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    for args in [
+        &["echo", &url, "-c", "2", "-t", "0.1", "--warmup", "0"][..],
+        &["broadcast", &url, "-n", "2", "-t", "0.1"],
+        &["idle", &url, "-n", "2", "-t", "0"],
+    ] {
+        let output = load(args);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        // Still one JSON line, saying so.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert_eq!(field(&stdout, "connected"), 0.0, "{stdout}");
+    }
+}
+
+#[test]
+fn help_goes_to_stdout() {
+    let output = load(&["--help"]);
+    assert!(output.status.success());
+    let usage = String::from_utf8_lossy(&output.stdout);
+    for mode in [
+        "echo <URL>",
+        "broadcast <URL>",
+        "idle <URL>",
+        "--threads",
+        "--connect-concurrency",
+    ] {
+        assert!(usage.contains(mode), "{usage}");
+    }
 }
 
 #[test]
@@ -323,6 +415,8 @@ fn bad_command_lines_exit_2() {
         &["echo", "ws://127.0.0.1:1/", "-c", "0"],
         &["echo", "ws://127.0.0.1:1/", "-s", "abc"],
         &["echo", "ws://127.0.0.1:1/", "-t"],
+        &["echo", "ws://127.0.0.1:1/", "-t", "-1"],
+        &["echo", "ws://127.0.0.1:1/", "--threads", "0"],
         &["idle", "tcp://127.0.0.1:1", "-n", "1"],
         &["broadcast", "ws://127.0.0.1:1/", "--warmup", "1"],
     ] {
