@@ -203,6 +203,8 @@ pub struct Connection {
     sending: Option<MessageKind>,
     send_utf8: Utf8Validator,
     close_sent: bool,
+    /// The peer closed its side of the transport.
+    eof: bool,
     finished: bool,
     now: Duration,
     timer: Timer,
@@ -232,6 +234,7 @@ impl Connection {
             sending: None,
             send_utf8: Utf8Validator::new(),
             close_sent: false,
+            eof: false,
             finished: false,
             now: Duration::ZERO,
             timer: Timer::Arm(config.handshake_timeout),
@@ -289,7 +292,12 @@ impl Connection {
     }
 
     /// The peer closed its side of the transport (a read returned 0 bytes).
+    /// Only the first call counts: a socket at its end reads 0 bytes again and
+    /// again, and that must not restart the time output gets to leave.
     pub fn receive_eof(&mut self) {
+        if std::mem::replace(&mut self.eof, true) {
+            return;
+        }
         if self.reading {
             self.stop(None, CloseCode::Abnormal, "connection lost".into());
         }
@@ -737,6 +745,9 @@ impl Connection {
     /// Nothing more will be read. Output still queued gets `close_timeout`
     /// to leave, then is dropped.
     fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
         if !matches!(self.state, State::Closed) {
             self.enter_closed();
         }
@@ -1363,6 +1374,39 @@ mod tests {
         assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(response.ends_with(b"\r\n\r\nhi"));
         assert!(server.is_closed());
+    }
+
+    #[test]
+    fn repeated_eof_does_not_restart_the_time_left_for_output() {
+        let mut server = open_server(Config::default());
+        server.send_text("never read").expect("open");
+        server.receive_eof();
+        let evs = events(&mut server);
+        assert!(
+            matches!(
+                evs.as_slice(),
+                [Event::Closed {
+                    code: CloseCode::Abnormal,
+                    ..
+                }]
+            ),
+            "{evs:?}"
+        );
+        server.handle_timeout(Duration::ZERO);
+        let due = server.poll_timeout().expect("output gets close_timeout");
+        assert_eq!(due, Config::default().close_timeout);
+        // A socket at its end reads 0 bytes on every try.
+        for ms in 1..100 {
+            server.receive_eof();
+            server.handle_timeout(Duration::from_millis(ms));
+            assert_eq!(server.poll_timeout(), Some(due));
+        }
+        assert_eq!(server.poll_event(), None);
+        server.handle_timeout(due);
+        assert!(
+            server.is_finished(),
+            "queued output dropped at the deadline"
+        );
     }
 
     /// Client and server wired together through a byte pipe with arbitrary cuts.

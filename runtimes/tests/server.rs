@@ -715,3 +715,33 @@ fn sigterm_does_not_wait_forever_for_a_client_that_never_answers() {
         .unwrap_or_else(|| panic!("still running {WAIT:?} after SIGTERM"));
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
 }
+
+#[test]
+fn half_closed_client_with_unsent_output_does_not_stall_the_server() {
+    let server = Server::start(&["--ping-interval", "0"]);
+    let mut a = Raw::connect(&server);
+    let a_peer = format!("127.0.0.1:{}", a.local_port());
+    a.upgrade("/");
+    // Pings, never reading the pongs: far more than the socket buffers hold,
+    // so the server is left with output it cannot write.
+    let pings: Vec<u8> = (0..8192)
+        .flat_map(|_| masked(true, 0x9, &[b'p'; 125]))
+        .collect();
+    for _ in 0..16 {
+        a.send(&pings);
+    }
+    // Then the client's FIN: every read on the server's side returns 0 now.
+    a.stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    server.wait_line(&format!("Connection with {a_peer} closed: 1006"));
+
+    // The server still serves everyone else...
+    let (mut b, _) = ws_connect(&server, "/");
+    let nick = expect_welcome(&mut b);
+    ws_send_text(&mut b, "still here?");
+    assert_eq!(ws_chat(&mut b), chat_line(&nick, "still here?"));
+    // ...and gives up on the output A does not read (after close_timeout):
+    // A finds the end of the stream behind the pongs it was sent.
+    a.read_to_end();
+}

@@ -136,7 +136,8 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let id = lock(&shared).next_id();
     let mut session = Session::new(id, peer, config);
     let mut buf = ReadBuffer::new();
-    let (mut inbox_open, mut stopping, mut write_shut) = (true, false, false);
+    let (mut read_open, mut inbox_open) = (true, true);
+    let (mut stopping, mut write_shut) = (false, false);
     // The session's timer, re-armed only when its deadline moves earlier: a
     // timer that fires early finds nothing to do and is armed again.
     let (mut timer, mut alarm) = (Box::pin(future::pending::<()>()) as Alarm, None::<Instant>);
@@ -161,7 +162,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 alarm = Some(at);
             }
         }
-        let read = async { Wake::Read(reader.read(buf.space()).await) };
+        // A socket at its end reads 0 bytes at once, every time: after that,
+        // only the writes, the inbox and the timer can wake this task.
+        let read = async {
+            match read_open {
+                true => Wake::Read(reader.read(buf.space()).await),
+                false => future::pending().await,
+            }
+        };
         let write = async {
             match session.poll_transmit() {
                 Some(bytes) => Wake::Wrote(writer.write(bytes).await),
@@ -198,7 +206,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         )
         .await;
         match wake {
-            Wake::Read(Ok(0) | Err(_)) => session.receive_eof(),
+            Wake::Read(Ok(0) | Err(_)) => {
+                read_open = false;
+                session.receive_eof();
+            }
             Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
             Wake::Wrote(Ok(n)) => session.advance(n),
             Wake::Wrote(Err(_)) => break,
