@@ -19,6 +19,7 @@ for bin in tincan-smol tincan-async-std; do
   echo "== e2e against $bin"
   if TINCAN_BIN="target/release/$bin" node --test --test-reporter=spec web/e2e/chat.test.mjs; then
     cp web/e2e/artifacts/chat.png "web/e2e/artifacts/chat-$bin.png"
+    cp web/e2e/artifacts/after-restart.png "web/e2e/artifacts/after-restart-$bin.png"
   else
     status=1
   fi

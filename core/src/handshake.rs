@@ -175,14 +175,15 @@ impl Request {
         else {
             return Err(HandshakeError::MalformedRequestLine);
         };
-        if !is_token(method) || !target.starts_with('/') || target.bytes().any(|b| b <= b' ') {
+        if !is_token(method) || target.bytes().any(|b| b <= b' ') {
             return Err(HandshakeError::MalformedRequestLine);
         }
+        let target = origin_form(target).ok_or(HandshakeError::MalformedRequestLine)?;
         let (major, minor) = http_version(version).ok_or(HandshakeError::MalformedRequestLine)?;
         let headers = parse_headers(headers)?;
         let mut request = Self {
             method: method.to_owned(),
-            target: target.to_owned(),
+            target,
             headers,
             is_upgrade: false,
             protocols: Vec::new(),
@@ -457,6 +458,28 @@ fn parse_headers(block: &str) -> Result<Vec<(String, String)>, HandshakeError> {
         .collect()
 }
 
+/// The request target as `/path?query`. §4.2.1 (1) allows "an absolute
+/// HTTP/HTTPS URI containing the /resource name/" as well as the plain path.
+fn origin_form(target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return Some(target.to_owned());
+    }
+    let scheme = ["http://", "https://"].into_iter().find(|scheme| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    })?;
+    let rest = &target[scheme.len()..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if end == 0 {
+        return None; // no authority
+    }
+    match &rest[end..] {
+        tail if tail.starts_with('/') => Some(tail.to_owned()),
+        tail => Some(format!("/{tail}")),
+    }
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -577,11 +600,35 @@ mod tests {
     }
 
     #[test]
+    fn absolute_uri_targets_name_the_resource() {
+        // §4.2.1 (1): "or an absolute HTTP/HTTPS URI containing the
+        // /resource name/".
+        for (target, path, resource) in [
+            ("http://server.example.com/chat", "/chat", "/chat"),
+            (
+                "HTTPS://server.example.com:443/chat?x=1",
+                "/chat",
+                "/chat?x=1",
+            ),
+            ("http://server.example.com", "/", "/"),
+            ("http://server.example.com?x=1", "/", "/?x=1"),
+        ] {
+            let head = RFC_REQUEST.replacen("/chat", target, 1);
+            let request = Request::parse(head.as_bytes()).expect(target);
+            assert!(request.is_upgrade, "{target}");
+            assert_eq!(request.path(), path, "{target}");
+            assert_eq!(request.target, resource, "{target}");
+        }
+    }
+
+    #[test]
     fn malformed_heads() {
         for head in [
             "GET\r\n\r\n",
             "GET / HTTP/1.1 extra\r\n\r\n",
             "GET nopath HTTP/1.1\r\n\r\n",
+            "GET http:///chat HTTP/1.1\r\n\r\n",
+            "GET ftp://h/chat HTTP/1.1\r\n\r\n",
             "GET / HTTX/1.1\r\n\r\n",
         ] {
             assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tincan_core::chat::{Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit};
+use tincan_core::chat::{Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit, Refusal};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -51,12 +51,14 @@ fuzz_target!(|ops: Vec<Op>| {
     for op in ops {
         match op {
             Op::Join { id, room, json } => {
-                if rooms.contains_key(&id) {
-                    continue;
-                }
                 let room = ROOMS[usize::from(room) % ROOMS.len()];
                 let format = if json { Format::Json } else { Format::Plain };
-                if let Ok(out) = chat.join(ClientId(id.into()), room, format, now) {
+                let joined = chat.join(ClientId(id.into()), room, format, now);
+                if rooms.contains_key(&id) {
+                    assert_eq!(joined, Err(Refusal::AlreadyJoined));
+                    continue;
+                }
+                if let Ok(out) = joined {
                     rooms.insert(id, room);
                     assert!(reached(&out).is_subset(&members(&rooms, room)));
                     assert!(reached(&out).contains(&ClientId(id.into())), "no welcome");

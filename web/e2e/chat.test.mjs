@@ -93,10 +93,14 @@ test('two pages chat, see presence, and reconnect after a server restart', { tim
   });
   try {
     const alice = await openChat(browser, port, 'e2e', 'alice');
+    const joins = line(alice, / joined$/);
+    const joinsBefore = await joins.count();
     const bob = await openChat(browser, port, 'e2e', 'bob');
 
-    // Presence: alice sees bob arrive, and both lists show both.
-    await line(alice, 'bob').first().waitFor({ timeout: WAIT });
+    // Presence: alice sees bob arrive (as a guest, then renamed), and both
+    // lists show both.
+    await joins.nth(joinsBefore).waitFor({ timeout: WAIT });
+    await line(alice, 'is now known as bob').waitFor({ timeout: WAIT });
     await alice.locator('#people li', { hasText: 'bob' }).waitFor({ timeout: WAIT });
     await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
 

@@ -10,8 +10,10 @@ const $ = (id) => document.getElementById(id);
 const messages = $('messages');
 const status = $('status');
 const people = new Set();
+// A long-lived tab keeps only the newest lines.
+const MAX_LINES = 1000;
 // Messages already shown, so that the history sent on a reconnect does not
-// repeat them.
+// repeat them (the newest ones: history is at most a room's last messages).
 const seen = new Set();
 let socket = null;
 let attempt = 0;
@@ -45,6 +47,7 @@ function addLine(kind, parts, ts) {
   }
   const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
   messages.append(li);
+  while (messages.childElementCount > MAX_LINES) messages.firstElementChild.remove();
   if (atBottom) messages.scrollTop = messages.scrollHeight;
 }
 
@@ -52,6 +55,7 @@ function said(m, kind = 'message') {
   const key = `${m.ts}|${m.from}|${m.type}|${m.text}`;
   if (seen.has(key)) return;
   seen.add(key);
+  if (seen.size > MAX_LINES) seen.delete(seen.values().next().value);
   if (m.type === 'action') addLine(kind, [[null, `* ${m.from} ${m.text}`]], m.ts);
   else addLine(kind, [['from', m.from], [null, `: ${m.text}`]], m.ts);
 }

@@ -82,6 +82,10 @@ pub enum Refusal {
     /// Every one of `max_rooms` rooms has people in it.
     #[error("too many rooms in use, try again later")]
     TooManyRooms,
+    /// This client id is in the chat already (a caller's mistake: an id
+    /// joins once, and leaves before it joins again).
+    #[error("already in the chat")]
+    AlreadyJoined,
 }
 
 impl Refusal {
@@ -89,6 +93,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRoom => 404,
+            Self::AlreadyJoined => 409,
             _ => 503,
         }
     }
@@ -207,6 +212,9 @@ impl Chat {
         format: Format,
         now: Now,
     ) -> Result<Output, Refusal> {
+        if self.members.contains_key(&id) {
+            return Err(Refusal::AlreadyJoined);
+        }
         self.check_join(room)?;
         if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
             self.forget_an_empty_room();
@@ -478,6 +486,29 @@ mod tests {
         }
         assert_eq!(Refusal::BadRoom.status(), 404);
         assert_eq!(Refusal::ServerFull(1).status(), 503);
+    }
+
+    #[test]
+    fn a_client_joins_once() {
+        let mut chat = Chat::default();
+        join(&mut chat, 1, "a");
+        join(&mut chat, 2, "a");
+        assert_eq!(
+            chat.join(ClientId(1), "b", Format::Plain, at(1)),
+            Err(Refusal::AlreadyJoined)
+        );
+        assert_eq!(Refusal::AlreadyJoined.status(), 409);
+        // Still in #a only: its commands and messages work there.
+        assert_eq!(
+            texts(&chat.input(ClientId(1), "/who", at(1)), 1),
+            ["* In #a (2): guest-1, guest-2"]
+        );
+        assert_eq!(
+            texts(&chat.input(ClientId(2), "hi", at(1)), 1),
+            ["guest-2: hi"]
+        );
+        chat.leave(ClientId(1), at(2));
+        join(&mut chat, 1, "b");
     }
 
     #[test]
