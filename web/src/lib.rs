@@ -414,6 +414,12 @@ impl Decoder {
             };
             self.messages.push_back(decoded);
         }
+        // A decoder only decodes: the pongs and close replies the connection
+        // queues go nowhere, so they must not pile up.
+        while let Some(bytes) = self.connection.poll_transmit() {
+            let n = bytes.len();
+            self.connection.advance(n);
+        }
         self.split_frames();
         match &self.failed {
             Some(error) => Err(error.clone()),
@@ -564,6 +570,16 @@ mod tests {
             small.push(&[0x82, 0x05]).expect_err("too big").close_code(),
             Some(1009)
         );
+    }
+
+    #[test]
+    fn pings_leave_nothing_queued_behind() {
+        let mut client = Decoder::new(false);
+        for _ in 0..1000 {
+            client.push(&[0x89, 0x02, b'h', b'i']).expect("a ping");
+        }
+        assert_eq!(client.connection.poll_transmit(), None, "pongs queued");
+        assert_eq!(std::iter::from_fn(|| client.next_frame()).count(), 1000);
     }
 
     #[test]
