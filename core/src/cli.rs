@@ -64,7 +64,8 @@ Options:
                              chatting (for conformance testing)
       --ping-interval <SECS> ping clients idle this long; 0 disables [default: 30]
       --ping-timeout <SECS>  drop clients silent this long after a ping [default: 10]
-      --max-message-size <BYTES>  largest message accepted [default: 16777216]
+      --max-message-size <BYTES>  largest message accepted [default: 16777216; in chat
+                                  mode at most 4 x --max-chat-length + 1024]
       --max-frame-size <BYTES>    largest frame accepted [default: 16777216]
       --max-send-queue <BYTES>    bytes queued for a slow client before it is
                              closed with 1008 [default: 33554432]

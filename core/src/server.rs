@@ -379,10 +379,18 @@ pub struct Session {
 impl Session {
     /// A session for a client that connected from `peer`.
     pub fn new(id: ClientId, peer: impl fmt::Display, config: &ServerConfig) -> Self {
+        let mut connection = config.connection.clone();
+        if !config.echo {
+            // No chat message can be longer than this (4 bytes a character,
+            // and room for a command): a bigger one fails with 1009 as its
+            // header arrives instead of being assembled only to be refused.
+            let longest = config.chat.max_text_len.saturating_mul(4) + 1024;
+            connection.max_message_size = connection.max_message_size.min(longest);
+        }
         Self {
             id,
             peer: peer.to_string(),
-            conn: Connection::new(Role::Server, config.connection.clone()),
+            conn: Connection::new(Role::Server, connection),
             echo: config.echo,
             joined: false,
             idle_timeout: config.idle_timeout,
@@ -716,6 +724,152 @@ fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{encode_frame, OpCode};
+    use crate::FrameHeader;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    fn at(secs: u64) -> Now {
+        Now {
+            mono: Duration::from_secs(secs),
+            unix_ms: secs * 1000,
+        }
+    }
+
+    /// A session through its handshake into `path`; its outbox is its id.
+    fn joined(hub: &Mutex<Hub<u64>>, config: &ServerConfig, path: &str) -> (Session, u64) {
+        let id = lock(hub).next_id();
+        let mut session = Session::new(id, "127.0.0.1:5000", config);
+        session.receive(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        session.process(hub, &id.0, at(0));
+        let head = sent(&mut session);
+        assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
+        (session, id.0)
+    }
+
+    fn sent(session: &mut Session) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(bytes) = session.poll_transmit() {
+            out.extend_from_slice(bytes);
+            let n = bytes.len();
+            session.advance(n);
+        }
+        out
+    }
+
+    /// The frames in `bytes` (server frames: unmasked), as opcode and payload.
+    fn frames(mut bytes: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while let Ok(Some((header, len))) = FrameHeader::decode(bytes) {
+            let end = len + header.payload_len as usize;
+            frames.push((header.opcode, bytes[len..end].to_vec()));
+            bytes = &bytes[end..];
+        }
+        frames
+    }
+
+    fn close_code(frame: &(OpCode, Vec<u8>)) -> u16 {
+        assert_eq!(frame.0, OpCode::Close, "{frame:?}");
+        u16::from_be_bytes([frame.1[0], frame.1[1]])
+    }
+
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, true, opcode, Some(KEY), payload);
+        out
+    }
+
+    #[test]
+    fn chat_refuses_a_message_longer_than_any_chat_message_at_its_header() {
+        let mut config = ServerConfig::default();
+        config.chat.max_text_len = 10;
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut session, outbox) = joined(&hub, &config, "/");
+        sent(&mut session);
+        // Over 4 * 10 + 1024 bytes: only the header is sent.
+        let mut header = FrameHeader::new(OpCode::Text, 1065);
+        header.mask = Some(KEY);
+        let mut bytes = Vec::new();
+        header.encode(&mut bytes);
+        session.receive(&bytes);
+        session.process(&hub, &outbox, at(1));
+        let out = sent(&mut session);
+        assert_eq!(close_code(&frames(&out)[0]), 1009);
+
+        // The echo mode keeps the configured limit.
+        config.echo = true;
+        let (mut echo, outbox) = joined(&hub, &config, "/");
+        let long = "x".repeat(5000);
+        echo.receive(&client_frame(OpCode::Text, long.as_bytes()));
+        echo.process(&hub, &outbox, at(1));
+        assert_eq!(
+            frames(&sent(&mut echo)),
+            [(OpCode::Text, long.into_bytes())]
+        );
+    }
+
+    #[test]
+    fn binary_in_the_chat_is_1003() {
+        let config = ServerConfig::default();
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut session, outbox) = joined(&hub, &config, "/");
+        sent(&mut session);
+        session.receive(&client_frame(OpCode::Binary, b"\x00\x01"));
+        session.process(&hub, &outbox, at(1));
+        assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1003);
+    }
+
+    #[test]
+    fn idle_clients_are_closed_with_1001() {
+        let mut config = ServerConfig {
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..ServerConfig::default()
+        };
+        config.connection.ping_interval = None;
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut session, outbox) = joined(&hub, &config, "/");
+        sent(&mut session);
+        session.receive(&client_frame(OpCode::Text, b"hello"));
+        session.process(&hub, &outbox, at(30));
+        sent(&mut session);
+        // A ping is no message: only messages keep a client from idling.
+        session.receive(&client_frame(OpCode::Ping, b""));
+        session.process(&hub, &outbox, at(80));
+        sent(&mut session);
+        assert_eq!(session.poll_timeout(), Some(Duration::from_secs(90)));
+        session.handle_timeout(Duration::from_secs(90));
+        session.process(&hub, &outbox, at(90));
+        assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1001);
+        assert!(std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::Idle { .. })));
+    }
+
+    #[test]
+    fn a_dropped_client_is_announced_to_its_room() {
+        let config = ServerConfig::default();
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut a, a_outbox) = joined(&hub, &config, "/");
+        let (mut b, b_outbox) = joined(&hub, &config, "/");
+        let (mut c, c_outbox) = joined(&hub, &config, "/elsewhere");
+        for s in [&mut a, &mut b, &mut c] {
+            sent(s);
+        }
+        a.receive_eof();
+        let forwards = a.process(&hub, &a_outbox, at(5));
+        let to: Vec<(u64, Vec<u8>)> = forwards
+            .iter()
+            .map(|(outbox, m)| (*outbox, frames(m.frame())[0].1.clone()))
+            .collect();
+        assert_eq!(to, [(b_outbox, b"* guest-1 left #lobby".to_vec())]);
+        assert_ne!(c_outbox, b_outbox);
+        assert_eq!(lock(&hub).len(), 2);
+    }
 
     #[test]
     fn read_buffers_grow_while_reads_fill_them() {
