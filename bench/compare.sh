@@ -85,6 +85,8 @@ stop_server() {
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# CPU time (user + system) a process has used so far, in milliseconds.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
 
 # The median of `field` over the JSON lines in a file.
 median() { # file field
@@ -110,9 +112,14 @@ measure() { # label, url-scheme (ws|tcp), load args (with URL as @URL@), --, ser
     local url
     if [ "$scheme" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ws://127.0.0.1:$port/bench"; fi
     local args=("${load_args[@]/@URL@/$url}")
-    local line
+    local line server_cpu
     line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}")
+    server_cpu=$(cpu_ms "$server_pid")
     stop_server
+    # The server's CPU time over the whole run (connecting included), per
+    # message delivered (broadcast) or echoed (echo): what a message costs
+    # the server, whoever the bottleneck was.
+    line=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); n=d.get("delivered", d.get("messages", 0)); d["server_cpu_ms"]=int(sys.argv[2]); d["server_cpu_us_per_msg"]=round(int(sys.argv[2])*1000/n, 3) if n else None; print(json.dumps(d))' "$line" "$server_cpu")
     echo "$line" >>"$scratch/$label.jsonl"
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
       "$line" "$label" >>"$results"
@@ -153,7 +160,8 @@ echo_scenario() { # size
       tincan-*) note="$(ratio "$m" "$best") of $best_name" ;;
       raw-tcp) note="ceiling (no WebSocket)" ;;
     esac
-    row "echo ${size} B x100" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "$note"
+    row "echo ${size} B x100" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
+      "$(median "$f" server_cpu_us_per_msg) us" "$note"
   done
 }
 
@@ -172,7 +180,7 @@ broadcast_scenario() {
     [ "$server" != tokio-tungstenite ] && note="$(ratio "$m" "$peer") of tokio-tungstenite; p99 $(ratio "$(median "$f" p99_us)" "$peer_p99")"
     row "broadcast ${BC_SENDERS}x${BC_RATE}/s to $BC_RECEIVERS" "$server" "$m delivered/s" \
       "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
-      "lost $(median "$f" lost), out of order $(median "$f" out_of_order); $note"
+      "$(median "$f" server_cpu_us_per_msg) us" "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); $note"
   done
 }
 
@@ -219,7 +227,7 @@ idle_scenario() {
   for server in tincan-smol tincan-async-std tokio-tungstenite; do
     local note=
     [ "$server" != tokio-tungstenite ] && note="$(ratio "${per_conn[$server]}" "${per_conn[tokio-tungstenite]}") of tokio-tungstenite"
-    row "idle x$IDLE_CONNS" "$server" "${per_conn[$server]} KiB RSS/conn" "" "" "$note"
+    row "idle x$IDLE_CONNS" "$server" "${per_conn[$server]} KiB RSS/conn" "" "" "" "$note"
   done
 }
 
@@ -234,6 +242,6 @@ done
 echo
 echo "Medians of $RUNS runs of ${SECS} s on $(nproc) cores ($(date -u +%F)); raw lines: $results"
 echo
-echo "| scenario | server | throughput | p50 | p99 | vs peer |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| scenario | server | throughput | p50 | p99 | server CPU per message | vs peer |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${table[@]}"

@@ -5,7 +5,8 @@
 //! and carries chat messages between sessions through bounded channels.
 //! Everything about the protocol and the chat lives in `tincan-core`.
 
-use std::net::SocketAddr;
+use std::io::{ErrorKind, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,10 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_signal::{Signal, Signals};
 use smol::channel::{self, Receiver, Sender};
 use smol::future::{self, FutureExt};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{Shutdown, TcpListener, TcpStream};
+use smol::io::AsyncWriteExt;
 use smol::stream::StreamExt;
-use smol::{Executor, Timer};
+use smol::{Async, Executor, Timer};
 use tincan_core::chat::Now;
 use tincan_core::cli::{self, Command};
 use tincan_core::server::{Hub, Log, ReadBuffer, ServerConfig, Session};
@@ -71,9 +71,8 @@ fn main() -> ExitCode {
 /// 1001 and waits (bounded) for them to finish.
 async fn run(config: ServerConfig) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        Async::<TcpListener>::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut signals = Signals::new([Signal::Int, Signal::Term])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     log(&config, &Log::Listening { port: config.port });
@@ -128,16 +127,19 @@ enum Wake {
 }
 
 /// Drives one connection until its session is finished.
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve(stream: Async<TcpStream>, peer: SocketAddr, shared: Arc<Shared>) {
     let config = &shared.config;
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = (stream.clone(), stream.clone());
+    let _ = stream.get_ref().set_nodelay(true);
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = channel::unbounded();
     let id = lock(&shared).next_id();
     let mut session = Session::new(id, peer, config);
     let mut buf = ReadBuffer::new();
     let (mut read_open, mut inbox_open) = (true, true);
+    // Whether a read may find bytes without waiting for the socket to say
+    // so. A read that did not fill the buffer emptied the socket: trying
+    // again before readiness would only cost a system call that fails.
+    let mut may_read = true;
     let (mut stopping, mut write_shut) = (false, false);
     // The session's timer, re-armed only when its deadline moves earlier: a
     // timer that fires early finds nothing to do and is armed again.
@@ -154,7 +156,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             break;
         }
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
-            let _ = stream.shutdown(Shutdown::Write);
+            let _ = stream.get_ref().shutdown(Shutdown::Write);
             write_shut = true;
         }
         if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
@@ -166,14 +168,19 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         // A socket at its end reads 0 bytes at once, every time: after that,
         // only the writes, the inbox and the timer can wake this task.
         let read = async {
-            match read_open {
-                true => Wake::Read(reader.read(buf.space()).await),
-                false => future::pending().await,
+            if !read_open {
+                return future::pending().await;
             }
+            if !may_read {
+                if let Err(e) = stream.readable().await {
+                    return Wake::Read(Err(e));
+                }
+            }
+            Wake::Read(stream.get_ref().read(buf.space()))
         };
         let write = async {
             match session.poll_transmit() {
-                Some(bytes) => Wake::Wrote(writer.write(bytes).await),
+                Some(bytes) => Wake::Wrote((&stream).write(bytes).await),
                 None => future::pending().await,
             }
         };
@@ -207,11 +214,15 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         )
         .await;
         match wake {
+            Wake::Read(Err(e)) if e.kind() == ErrorKind::WouldBlock => may_read = false,
             Wake::Read(Ok(0) | Err(_)) => {
                 read_open = false;
                 session.receive_eof();
             }
-            Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
+            Wake::Read(Ok(n)) => {
+                may_read = n == buf.space().len();
+                session.receive(buf.filled(n));
+            }
             Wake::Wrote(Ok(n)) => session.advance(n),
             Wake::Wrote(Err(_)) => break,
             Wake::Inbox(Ok(message)) => {
