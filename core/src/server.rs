@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::chat::{self, Chat, ChatConfig, ClientId, Format, Now, Output};
 use crate::close::CloseCode;
 use crate::connection::{Config, Connection, Event, Role};
-use crate::error::{Error, SendError};
+use crate::error::{Error, ProtocolError, SendError};
 use crate::handshake::Request;
 use crate::message::{Message, PreparedMessage};
 use crate::page;
@@ -170,6 +170,12 @@ pub enum Log {
         /// The client's address.
         peer: String,
     },
+    /// A client did not answer a keepalive ping in time and is dropped
+    /// (no close frame: it is not listening).
+    NoPong {
+        /// The client's address.
+        peer: String,
+    },
     /// A client read too slowly and is being closed with 1008.
     SlowClient {
         /// The client's address.
@@ -251,6 +257,9 @@ impl fmt::Display for Log {
             Self::Joined { peer, nick, room } => write!(f, "{peer} joined #{room} as {nick}"),
             Self::Idle { peer } => write!(f, "Client {peer} is idle, closing with 1001"),
             Self::Flooding { peer } => write!(f, "Client {peer} is flooding, closing with 1008"),
+            Self::NoPong { peer } => {
+                write!(f, "Client {peer} did not answer a ping, dropping it")
+            }
             Self::SlowClient { peer } => {
                 write!(
                     f,
@@ -507,6 +516,11 @@ impl Session {
                     status: e.status(),
                     reason: e.to_string(),
                 }),
+                Event::Error(Error::Protocol(ProtocolError::KeepaliveTimeout)) => {
+                    self.log(Log::NoPong {
+                        peer: self.peer.clone(),
+                    })
+                }
                 Event::Error(Error::Protocol(e)) => self.log(Log::ProtocolError {
                     peer: self.peer.clone(),
                     error: e.to_string(),

@@ -689,11 +689,13 @@ fn client_that_never_answers_pings_is_dropped() {
             break;
         }
     }
+    server.wait_line(&format!("Client {peer} did not answer a ping, dropping it"));
     let (line, _) = server.wait_line_after(0, &format!("Connection with {peer} closed: "));
     assert!(
         line.contains(&format!("Connection with {peer} closed: 1006")),
         "{line:?}"
     );
+    assert!(!server.stdout.text().contains("Protocol error"));
     // A lost peer gets no close frame: the TCP connection just ends.
     raw.expect_eof();
 }
