@@ -747,3 +747,19 @@ fn half_closed_client_with_unsent_output_does_not_stall_the_server() {
     // A finds the end of the stream behind the pongs it was sent.
     a.read_to_end();
 }
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    // Started with a soft limit of 256 descriptors, as a shell may leave it.
+    let server = Server::start_via(&["sh", "-c", "ulimit -Sn 256 && exec \"$@\"", "sh"], &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid()))
+        .expect("read /proc/PID/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a 'Max open files' line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
+    assert_ne!(fields[3], "256", "{line}");
+}

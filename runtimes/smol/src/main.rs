@@ -70,6 +70,9 @@ fn main() -> ExitCode {
 /// Accepts connections until SIGINT or SIGTERM, then closes every client with
 /// 1001 and waits (bounded) for them to finish.
 async fn run(config: ServerConfig) -> Result<(), String> {
+    // Every client is a file descriptor: lift the soft limit (often 1024) to
+    // the hard one, or --max-clients would be out of reach.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let addr = SocketAddr::new(config.bind, config.port);
     let listener =
         Async::<TcpListener>::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -229,10 +229,24 @@ impl Server {
     /// "listening" line. Retries with another port if that one was taken in
     /// the meantime.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_via(&[], args)
+    }
+
+    /// Like [`Server::start`], with the binary run by `wrapper` (a command
+    /// and its arguments, the binary's path and arguments following).
+    pub fn start_via(wrapper: &[&str], args: &[&str]) -> Server {
         let mut failures = Vec::new();
         for _ in 0..10 {
             let port = free_port();
-            let mut child = Command::new(BIN)
+            let mut command = match wrapper.split_first() {
+                Some((program, wrapper_args)) => {
+                    let mut command = Command::new(program);
+                    command.args(wrapper_args).arg(BIN);
+                    command
+                }
+                None => Command::new(BIN),
+            };
+            let mut child = command
                 .args(args)
                 .arg(port.to_string())
                 .stdin(Stdio::null())
