@@ -143,21 +143,17 @@ echo_scenario() { # size
   measure "echo-$size-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
   measure "echo-$size-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-echo"
   measure "echo-$size-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
-  local best=0 best_name=
-  for peer in fastwebsockets tokio-tungstenite; do
-    local m
-    m=$(median "$scratch/echo-$size-$peer.jsonl" msgs_per_sec)
-    if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$m" "$best"; then
-      best=$m best_name=$peer
-    fi
+  local -A echoed=()
+  local server
+  for server in tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp; do
+    echoed[$server]=$(median "$scratch/echo-$size-$server.jsonl" msgs_per_sec)
   done
   for server in tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp; do
-    local f="$scratch/echo-$size-$server.jsonl"
-    local m
-    m=$(median "$f" msgs_per_sec)
-    local note=
+    local f="$scratch/echo-$size-$server.jsonl" m=${echoed[$server]} note=
     case $server in
-      tincan-*) note="$(ratio "$m" "$best") of $best_name" ;;
+      tincan-*)
+        note="$(ratio "$m" "${echoed[fastwebsockets]}") of fastwebsockets, $(ratio "$m" "${echoed[tokio-tungstenite]}") of tokio-tungstenite, $(ratio "$m" "${echoed[raw-tcp]}") of raw TCP"
+        ;;
       raw-tcp) note="ceiling (no WebSocket)" ;;
     esac
     row "echo ${size} B x100" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
