@@ -289,11 +289,13 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
 }
 
 /// A complete HTTP response that ends the connection: a status, a content type
-/// and a body.
+/// and a body. A 405 names the one method served (RFC 9110 §15.5.6 requires
+/// `Allow`).
 pub fn http_response(status: u16, content_type: &str, body: &[u8], extra_headers: &str) -> Vec<u8> {
+    let allow = if status == 405 { "Allow: GET\r\n" } else { "" };
     let mut out = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n{extra_headers}\r\n",
+         Connection: close\r\n{allow}{extra_headers}\r\n",
         reason_phrase(status),
         body.len()
     )
@@ -667,6 +669,14 @@ mod tests {
         assert!(response.contains("\r\nSec-WebSocket-Version: 13\r\n"));
         assert!(response
             .ends_with("\r\n\r\nunsupported Sec-WebSocket-Version (only 13 is supported)\n"));
+
+        let response =
+            String::from_utf8(error_response(&HandshakeError::MethodNotAllowed)).expect("ascii");
+        assert!(
+            response.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{response}"
+        );
+        assert!(response.contains("\r\nAllow: GET\r\n"), "{response}");
     }
 
     #[test]
