@@ -28,7 +28,7 @@ done
 # Broadcast load: K senders at R messages/s each, to N receivers.
 BC_RECEIVERS=${BC_RECEIVERS:-1000}
 BC_SENDERS=${BC_SENDERS:-10}
-BC_RATE=${BC_RATE:-500}
+BC_RATE=${BC_RATE:-400}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 
 say() { printf '[compare] %s\n' "$*" >&2; }
