@@ -142,6 +142,8 @@ async fn serve(stream: Async<TcpStream>, peer: SocketAddr, shared: Arc<Shared>) 
     // Whether a read may find bytes without waiting for the socket to say
     // so. A read that did not fill the buffer emptied the socket: trying
     // again before readiness would only cost a system call that fails.
+    // (smol's `Async` can wait for readiness alone; async-std's `TcpStream`
+    // cannot, which is why the async-std adapter reads optimistically.)
     let mut may_read = true;
     let (mut stopping, mut write_shut) = (false, false);
     // The session's timer, re-armed only when its deadline moves earlier: a
