@@ -2,7 +2,9 @@
 //! arbitrary sequence of operations: sends (whole and fragmented), pings,
 //! closes, partial deliveries and the passing of time. Invariants:
 //! - nothing panics, and two correct peers never see a protocol error (only a
-//!   keepalive timeout, when time passes without delivery);
+//!   keepalive timeout, when time passes without delivery, and 1009 for a
+//!   frame or message over the receiver's limits, which a sender does not
+//!   know);
 //! - buffered memory stays within what the configured limits allow;
 //! - each side receives a prefix of what the other finished sending, in order
 //!   and whole; with nothing broken, all of it;
@@ -75,6 +77,9 @@ struct Side {
     /// Its output as the peer sees it, checked frame by frame.
     shadow: Vec<u8>,
     head_done: bool,
+    /// The peer sent a frame or message over this side's limits: a 1009
+    /// from this side is right.
+    expect_too_big: bool,
 }
 
 impl Side {
@@ -87,6 +92,7 @@ impl Side {
             broken: false,
             shadow: Vec::new(),
             head_done: false,
+            expect_too_big: false,
         }
     }
 
@@ -100,6 +106,9 @@ impl Side {
                 Event::Error(Error::Protocol(ProtocolError::KeepaliveTimeout)) => {
                     self.broken = true
                 }
+                Event::Error(Error::Protocol(
+                    ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. },
+                )) if self.expect_too_big => self.broken = true,
                 Event::Error(e) => panic!("a correct peer caused {e:?}"),
                 Event::Closed { code, .. } => {
                     self.broken |= code == CloseCode::Abnormal;
@@ -166,6 +175,12 @@ fn pump(client: &mut Side, server: &mut Side) {
     panic!("the two sides never fell quiet");
 }
 
+/// Whether a receiver with `CONFIG` must refuse a frame of `frame` bytes
+/// that brings its message to `message` bytes (1009).
+fn too_big(frame: usize, message: usize) -> bool {
+    frame > CONFIG.max_frame_size || message > CONFIG.max_message_size
+}
+
 fn text_of(payload: &[u8]) -> String {
     String::from_utf8_lossy(payload).into_owned()
 }
@@ -189,13 +204,19 @@ fuzz_target!(|ops: Vec<Op>| {
                 text,
                 payload,
             } => {
-                let side = if c { &mut client } else { &mut server };
+                let (side, peer) = if c {
+                    (&mut client, &mut server)
+                } else {
+                    (&mut server, &mut client)
+                };
                 let message = if text {
                     Message::Text(text_of(&payload))
                 } else {
                     Message::Binary(payload)
                 };
                 if side.conn.send(&message).is_ok() {
+                    let len = message.as_bytes().len();
+                    peer.expect_too_big |= too_big(len, len);
                     side.sent.push(message);
                 }
             }
@@ -204,7 +225,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 text,
                 parts,
             } => {
-                let side = if c { &mut client } else { &mut server };
+                let (side, peer) = if c {
+                    (&mut client, &mut server)
+                } else {
+                    (&mut server, &mut client)
+                };
                 let kind = if text {
                     MessageKind::Text
                 } else {
@@ -228,6 +253,7 @@ fuzz_target!(|ops: Vec<Op>| {
                         break;
                     }
                     whole.extend_from_slice(&part);
+                    peer.expect_too_big |= too_big(part.len(), whole.len());
                 }
                 if finished {
                     side.sent.push(match kind {
