@@ -393,7 +393,11 @@ impl Session {
             // No chat message can be longer than this (4 bytes a character,
             // and room for a command): a bigger one fails with 1009 as its
             // header arrives instead of being assembled only to be refused.
-            let longest = config.chat.max_text_len.saturating_mul(4) + 1024;
+            let longest = config
+                .chat
+                .max_text_len
+                .saturating_mul(4)
+                .saturating_add(1024);
             connection.max_message_size = connection.max_message_size.min(longest);
         }
         Self {
@@ -816,6 +820,11 @@ mod tests {
         session.process(&hub, &outbox, at(1));
         let out = sent(&mut session);
         assert_eq!(close_code(&frames(&out)[0]), 1009);
+
+        // Any --max-chat-length is fine, the largest too (no overflow).
+        config.chat.max_text_len = usize::MAX;
+        joined(&hub, &config, "/");
+        config.chat.max_text_len = 10;
 
         // The echo mode keeps the configured limit.
         config.echo = true;
