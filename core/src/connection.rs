@@ -203,8 +203,6 @@ pub struct Connection {
     sending: Option<MessageKind>,
     send_utf8: Utf8Validator,
     close_sent: bool,
-    /// The peer closed its side of the transport.
-    eof: bool,
     finished: bool,
     now: Duration,
     timer: Timer,
@@ -234,7 +232,6 @@ impl Connection {
             sending: None,
             send_utf8: Utf8Validator::new(),
             close_sent: false,
-            eof: false,
             finished: false,
             now: Duration::ZERO,
             timer: Timer::Arm(config.handshake_timeout),
@@ -292,12 +289,10 @@ impl Connection {
     }
 
     /// The peer closed its side of the transport (a read returned 0 bytes).
-    /// Only the first call counts: a socket at its end reads 0 bytes again and
-    /// again, and that must not restart the time output gets to leave.
+    /// Calling it again changes nothing: a socket at its end reads 0 bytes
+    /// again and again, and that must not restart the time output gets to
+    /// leave.
     pub fn receive_eof(&mut self) {
-        if std::mem::replace(&mut self.eof, true) {
-            return;
-        }
         if self.reading {
             self.stop(None, CloseCode::Abnormal, "connection lost".into());
         }
@@ -743,7 +738,7 @@ impl Connection {
     }
 
     /// Nothing more will be read. Output still queued gets `close_timeout`
-    /// to leave, then is dropped.
+    /// to leave, then is dropped; finishing again keeps that deadline.
     fn finish(&mut self) {
         if self.finished {
             return;
@@ -759,11 +754,11 @@ impl Connection {
         };
     }
 
-    /// Finishes now, or after the steps already queued.
+    /// Finishes now, or after the steps already queued (once).
     fn finish_after_steps(&mut self) {
         if self.steps.is_empty() {
             self.finish();
-        } else {
+        } else if !matches!(self.steps.back(), Some(Step::Finish)) {
             self.steps.push_back(Step::Finish);
         }
     }
@@ -1380,6 +1375,7 @@ mod tests {
     fn repeated_eof_does_not_restart_the_time_left_for_output() {
         let mut server = open_server(Config::default());
         server.send_text("never read").expect("open");
+        server.receive_eof();
         server.receive_eof();
         let evs = events(&mut server);
         assert!(
