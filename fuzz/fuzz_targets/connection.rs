@@ -175,6 +175,15 @@ fn pump(client: &mut Side, server: &mut Side) {
     panic!("the two sides never fell quiet");
 }
 
+/// The side an operation is for (the client if `client`), then its peer.
+fn acting<'a>(client: bool, c: &'a mut Side, s: &'a mut Side) -> (&'a mut Side, &'a mut Side) {
+    if client {
+        (c, s)
+    } else {
+        (s, c)
+    }
+}
+
 /// Whether a receiver with `CONFIG` must refuse a frame of `frame` bytes
 /// that brings its message to `message` bytes (1009).
 fn too_big(frame: usize, message: usize) -> bool {
@@ -204,11 +213,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 text,
                 payload,
             } => {
-                let (side, peer) = if c {
-                    (&mut client, &mut server)
-                } else {
-                    (&mut server, &mut client)
-                };
+                let (side, peer) = acting(c, &mut client, &mut server);
                 let message = if text {
                     Message::Text(text_of(&payload))
                 } else {
@@ -225,11 +230,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 text,
                 parts,
             } => {
-                let (side, peer) = if c {
-                    (&mut client, &mut server)
-                } else {
-                    (&mut server, &mut client)
-                };
+                let (side, peer) = acting(c, &mut client, &mut server);
                 let kind = if text {
                     MessageKind::Text
                 } else {
