@@ -23,21 +23,12 @@ use crate::frame::{encode_frame, FrameHeader, OpCode};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::mask::apply_mask;
 use crate::message::{Assembler, Message, MessageKind, PreparedMessage};
+pub use crate::role::Role;
 use crate::utf8::Utf8Validator;
 
 /// Prepared frames up to this size are copied into the output buffer, so
 /// that many small messages leave in one write; larger ones are shared.
 const COPY_BELOW: usize = 4096;
-
-/// Which end of the connection this is; it decides masking (§5.1) and the
-/// handshake side (§4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Accepts connections; sends unmasked frames; expects masked ones.
-    Server,
-    /// Opens connections; masks every frame it sends.
-    Client,
-}
 
 /// Limits and timers of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

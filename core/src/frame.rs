@@ -10,7 +10,7 @@
 //! | |1|2|3|       |K|             |                               |
 //! ```
 
-use crate::connection::Role;
+use crate::role::Role;
 use crate::error::ProtocolError;
 use crate::mask::apply_mask;
 

@@ -1,9 +1,10 @@
 //! # tincan-core
 //!
-//! A sans-io WebSocket (RFC 6455) protocol core and the chat logic of the
-//! tincan server. Bytes and time go in; events and bytes come out. Nothing
-//! here opens a socket, reads a clock, spawns or allocates per byte, so the
-//! same code runs under any async runtime, in a fuzzer, and in wasm32.
+//! A sans-io WebSocket (RFC 6455) protocol core. Bytes and time go in; events
+//! and bytes come out. Nothing here opens a socket, reads a clock, spawns or
+//! allocates per byte, so the same code runs under any async runtime, in a
+//! fuzzer, and in wasm32. It knows nothing of chat or servers: the tincan
+//! chat (`tincan-chat`) and server (`tincan-server`) are built on it.
 //!
 //! ```
 //! use tincan_core::{ClientRequest, Config, Connection, Event, Message, Role};
@@ -39,15 +40,13 @@
 //! ```
 //!
 //! Modules, one concept each, follow the RFC: [`handshake`] (§4),
-//! [`frame`] (§5.2), [`mask`] (§5.3), [`utf8`] (§8.1), [`message`] (§5.4),
-//! [`close`] (§5.5.1, §7), [`connection`] (the state machine), then the
-//! application: [`chat`], [`server`], [`page`] and [`cli`].
+//! [`role`] (§5.1), [`frame`] (§5.2), [`mask`] (§5.3), [`utf8`] (§8.1),
+//! [`message`] (§5.4), [`close`] (§5.5.1, §7), and [`connection`], the state
+//! machine that puts them together.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod chat;
-pub mod cli;
 pub mod close;
 pub mod connection;
 pub mod error;
@@ -55,8 +54,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
-pub mod page;
-pub mod server;
+pub mod role;
 pub mod utf8;
 
 pub use close::CloseCode;

@@ -12,8 +12,8 @@ pub mod rate;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::close::CloseCode;
-use crate::message::PreparedMessage;
+use tincan_core::CloseCode;
+use tincan_core::PreparedMessage;
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
 pub use rate::{RateLimit, TokenBucket};
 
@@ -444,7 +444,7 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameHeader;
+    use tincan_core::FrameHeader;
 
     fn at(secs: u64) -> Now {
         Now {

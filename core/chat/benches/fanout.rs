@@ -2,13 +2,13 @@
 //! on every recipient's connection. Throughput is in recipients, so the time
 //! per element is the cost per recipient.
 //!
-//!     cargo bench -p tincan-core --bench fanout
+//!     cargo bench -p tincan-chat --bench fanout
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tincan_core::chat::{Chat, ChatConfig, ClientId, Format, Now, RateLimit};
+use tincan_chat::{Chat, ChatConfig, ClientId, Format, Now, RateLimit};
 use tincan_core::{Config, Connection, Role};
 
 fn now() -> Now {
