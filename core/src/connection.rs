@@ -59,19 +59,24 @@ pub struct Config {
     pub mask_seed: u64,
 }
 
+impl Config {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
+        max_frame_size: 16 << 20,
+        max_message_size: 16 << 20,
+        max_send_queue: 64 << 20,
+        ping_interval: Some(Duration::from_secs(30)),
+        ping_timeout: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(10),
+        close_timeout: Duration::from_secs(5),
+        mask_seed: 0x5EED_F07A_C4B1,
+    };
+}
+
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
-            max_frame_size: 16 << 20,
-            max_message_size: 64 << 20,
-            max_send_queue: 64 << 20,
-            ping_interval: Some(Duration::from_secs(30)),
-            ping_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(5),
-            mask_seed: 0x5EED_F07A_C4B1,
-        }
+        Self::DEFAULT
     }
 }
 

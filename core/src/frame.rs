@@ -10,9 +10,9 @@
 //! | |1|2|3|       |K|             |                               |
 //! ```
 
-use crate::role::Role;
 use crate::error::ProtocolError;
 use crate::mask::apply_mask;
+use crate::role::Role;
 
 /// The longest possible header: 2 + 8 (length) + 4 (mask) bytes.
 pub const MAX_HEADER_LEN: usize = 14;

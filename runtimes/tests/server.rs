@@ -505,8 +505,9 @@ fn bad_command_lines_exit_2_with_an_error() {
         assert_usage_error(&[port]);
         let run = run(&[port]);
         assert!(
-            run.stderr.contains(&format!("invalid port '{port}'"))
-                || (port == "-1" && run.stderr.contains("'-1'")),
+            run.stderr.contains(&format!(
+                "invalid value '{port}' for '<PORT>': expected a number from 1 to 65535"
+            )) || (port == "-1" && run.stderr.contains("unexpected argument '-1'")),
             "{port}: {:?}",
             run.stderr
         );
@@ -515,6 +516,8 @@ fn bad_command_lines_exit_2_with_an_error() {
     assert_usage_error(&["8080", "--ping-interval"]);
     assert_usage_error(&["--ping-interval", "soon", "8080"]);
     assert_usage_error(&["8080", "8081"]);
+    // A ping timeout of 0 would drop every client right after its first ping.
+    assert_usage_error(&["--ping-timeout", "0", "8080"]);
 }
 
 #[test]

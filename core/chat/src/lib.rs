@@ -1,10 +1,36 @@
-//! The chat: rooms, nicknames, presence, history and limits. Sans-io like the
-//! rest: it decides who is told what and encodes each notice once per wire
-//! format; the runtime moves the bytes.
+//! # tincan-chat
+//!
+//! The tincan chat as a sans-io state machine: rooms, nicknames, presence,
+//! history, rate limits, the two wire formats and room routing by path. Like
+//! the protocol crate under it (`tincan-core`), it never touches a socket or
+//! a clock: inputs (a join, a line of text, a leave, each with its time) go
+//! in; deliveries (an encoded [`PreparedMessage`] and who gets it) come out.
+//! The server moves the bytes.
 //!
 //! Clients send plain text; a line that starts with `/` is a command
 //! (`/nick NAME`, `/who`, `/me ACTION`, `/help`; `//` sends a literal `/`).
 //! What they receive depends on their [`Format`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use tincan_chat::{room_for_path, Chat, ChatConfig, ClientId, Format, Now};
+//!
+//! let now = Now { mono: Duration::from_secs(1), unix_ms: 1_700_000_000_000 };
+//! let mut chat = Chat::new(ChatConfig::default());
+//! let room = room_for_path("/rust").unwrap();
+//! chat.join(ClientId(1), room, Format::Plain, now).unwrap();
+//! chat.join(ClientId(2), room, Format::Plain, now).unwrap();
+//!
+//! let out = chat.input(ClientId(1), "hello", now);
+//! assert_eq!(out.broadcast, Some(2));
+//! let delivery = &out.deliveries[0];
+//! assert_eq!(delivery.to, [ClientId(1), ClientId(2)]);
+//! // One frame, encoded once for every recipient: an unmasked FIN text frame.
+//! assert_eq!(&delivery.message.frame()[2..], b"guest-1: hello");
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod format;
 pub mod rate;
@@ -12,10 +38,10 @@ pub mod rate;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use tincan_core::CloseCode;
-use tincan_core::PreparedMessage;
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
 pub use rate::{RateLimit, TokenBucket};
+use tincan_core::CloseCode;
+use tincan_core::PreparedMessage;
 
 /// Identifies one client of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,17 +77,22 @@ pub struct ChatConfig {
     pub flood_strikes: u32,
 }
 
+impl ChatConfig {
+    /// The defaults, written once: the server's command line shows them.
+    pub const DEFAULT: Self = Self {
+        history: 50,
+        max_text_len: 2000,
+        max_clients: 10_000,
+        max_room_clients: 1000,
+        max_rooms: 1000,
+        rate: RateLimit::DEFAULT,
+        flood_strikes: 10,
+    };
+}
+
 impl Default for ChatConfig {
     fn default() -> Self {
-        Self {
-            history: 50,
-            max_text_len: 2000,
-            max_clients: 10_000,
-            max_room_clients: 1000,
-            max_rooms: 1000,
-            rate: RateLimit::default(),
-            flood_strikes: 10,
-        }
+        Self::DEFAULT
     }
 }
 

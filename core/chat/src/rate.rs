@@ -11,12 +11,17 @@ pub struct RateLimit {
     pub per_second: f64,
 }
 
+impl RateLimit {
+    /// 10 at once, then 2 a second.
+    pub const DEFAULT: Self = Self {
+        burst: 10,
+        per_second: 2.0,
+    };
+}
+
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            burst: 10,
-            per_second: 2.0,
-        }
+        Self::DEFAULT
     }
 }
 

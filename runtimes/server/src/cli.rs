@@ -1,226 +1,207 @@
-//! The command line of the server binaries, shared so that every runtime
-//! accepts the same options and gives the same errors.
+//! The command line of every server binary, on clap: each option can also be
+//! set from a `TINCAN_<OPTION>` environment variable, and `--help` shows the
+//! defaults of [`ServerConfig::DEFAULT`] and the variables.
 
+use std::ffi::OsString;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::server::{LogLevel, ServerConfig};
+use clap::builder::RangedU64ValueParser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Run a server.
-    Run(Box<ServerConfig>),
-    /// Print [`usage`] and exit successfully.
-    Help,
-    /// Print the version and exit successfully.
-    Version,
+use crate::config::ServerConfig;
+use crate::log::LogLevel;
+
+const ABOUT: &str =
+    "A WebSocket (RFC 6455) chat server. Open http://localhost:<PORT>/ in a browser,
+or connect a WebSocket client to ws://localhost:<PORT>/.";
+
+/// The defaults, as the command line shows them.
+const DEFAULT: ServerConfig = ServerConfig::DEFAULT;
+
+/// The options. Field docs are the help text.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = ABOUT,
+    help_template = "{usage-heading} {usage}\n\n{about}\n\n{all-args}",
+    max_term_width = 100
+)]
+struct Args {
+    /// TCP port to listen on (1-65535)
+    #[arg(env = "TINCAN_PORT", value_parser = port)]
+    port: u16,
+
+    /// Address to listen on
+    #[arg(long, env = "TINCAN_BIND", value_name = "ADDR", default_value_t = DEFAULT.bind)]
+    bind: IpAddr,
+
+    /// Echo every message back to its sender instead of chatting (for
+    /// conformance testing)
+    #[arg(long, env = "TINCAN_ECHO")]
+    echo: bool,
+
+    /// Ping clients idle this long; 0 disables
+    #[arg(long, env = "TINCAN_PING_INTERVAL", value_name = "SECS",
+          default_value_t = secs(DEFAULT.connection.ping_interval))]
+    ping_interval: u64,
+
+    /// Drop clients silent this long after a ping (at least 1)
+    #[arg(long, env = "TINCAN_PING_TIMEOUT", value_name = "SECS",
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=u64::from(u32::MAX)),
+          default_value_t = DEFAULT.connection.ping_timeout.as_secs())]
+    ping_timeout: u64,
+
+    /// Largest message accepted; in chat mode at most 4 x --max-chat-length + 1024
+    #[arg(long, env = "TINCAN_MAX_MESSAGE_SIZE", value_name = "BYTES",
+          value_parser = positive(), default_value_t = DEFAULT.connection.max_message_size)]
+    max_message_size: usize,
+
+    /// Largest frame accepted
+    #[arg(long, env = "TINCAN_MAX_FRAME_SIZE", value_name = "BYTES",
+          value_parser = positive(), default_value_t = DEFAULT.connection.max_frame_size)]
+    max_frame_size: usize,
+
+    /// Bytes queued for a slow client before it is closed with 1008
+    #[arg(long, env = "TINCAN_MAX_SEND_QUEUE", value_name = "BYTES",
+          value_parser = positive(), default_value_t = DEFAULT.connection.max_send_queue)]
+    max_send_queue: usize,
+
+    /// Messages a room keeps for late joiners
+    #[arg(long, env = "TINCAN_HISTORY", value_name = "N", default_value_t = DEFAULT.chat.history)]
+    history: usize,
+
+    /// Longest chat message in characters
+    #[arg(long, env = "TINCAN_MAX_CHAT_LENGTH", value_name = "N",
+          value_parser = positive(), default_value_t = DEFAULT.chat.max_text_len)]
+    max_chat_length: usize,
+
+    /// Clients on the server; more get 503
+    #[arg(long, env = "TINCAN_MAX_CLIENTS", value_name = "N",
+          value_parser = positive(), default_value_t = DEFAULT.chat.max_clients)]
+    max_clients: usize,
+
+    /// Clients in one room; more get 503
+    #[arg(long, env = "TINCAN_MAX_ROOM_CLIENTS", value_name = "N",
+          value_parser = positive(), default_value_t = DEFAULT.chat.max_room_clients)]
+    max_room_clients: usize,
+
+    /// Chat messages per second per client
+    #[arg(long, env = "TINCAN_RATE", value_name = "PER_SEC", value_parser = rate, allow_negative_numbers = true,
+          default_value_t = DEFAULT.chat.rate.per_second)]
+    rate: f64,
+
+    /// Chat messages a client may send at once
+    #[arg(long, env = "TINCAN_BURST", value_name = "N",
+          value_parser = RangedU64ValueParser::<u32>::new().range(1..),
+          default_value_t = DEFAULT.chat.rate.burst)]
+    burst: u32,
+
+    /// Close clients that send no message for this long; 0 disables
+    #[arg(long, env = "TINCAN_IDLE_TIMEOUT", value_name = "SECS",
+          default_value_t = secs(DEFAULT.idle_timeout))]
+    idle_timeout: u64,
+
+    /// Lines below this level are not printed
+    #[arg(long, env = "TINCAN_LOG_LEVEL", value_name = "LEVEL", default_value_t = DEFAULT.log_level)]
+    log_level: LogLevel,
+
+    /// Same as --log-level warn
+    #[arg(short, long, env = "TINCAN_QUIET")]
+    quiet: bool,
 }
 
-/// A command line that cannot be run. Binaries print it with [`usage`] and
-/// exit with status 2.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
-    /// No port was given.
-    #[error("missing <PORT> argument")]
-    MissingPort,
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port '{0}': expected a number from 1 to 65535")]
-    InvalidPort(String),
-    /// An option this program does not have.
-    #[error("unknown option '{0}'")]
-    UnknownOption(String),
-    /// An option that needs a value came last.
-    #[error("option '{0}' needs a value")]
-    MissingValue(String),
-    /// An option's value does not parse.
-    #[error("invalid value '{value}' for '{option}': {expected}")]
-    InvalidValue {
-        /// The option.
-        option: String,
-        /// The value given.
-        value: String,
-        /// What would have been accepted.
-        expected: &'static str,
-    },
-    /// More than one positional argument.
-    #[error("unexpected argument '{0}'")]
-    UnexpectedArgument(String),
-}
-
-/// The help text for a binary called `program`.
-pub fn usage(program: &str) -> String {
-    format!(
-        "Usage: {program} [OPTIONS] <PORT>
-
-A WebSocket (RFC 6455) chat server. Open http://localhost:<PORT>/ in a browser,
-or connect a WebSocket client to ws://localhost:<PORT>/.
-
-Arguments:
-  <PORT>                     TCP port to listen on (1-65535)
-
-Options:
-      --bind <ADDR>          address to listen on [default: 127.0.0.1]
-      --echo                 echo every message back to its sender instead of
-                             chatting (for conformance testing)
-      --ping-interval <SECS> ping clients idle this long; 0 disables [default: 30]
-      --ping-timeout <SECS>  drop clients silent this long after a ping [default: 10]
-      --max-message-size <BYTES>  largest message accepted [default: 16777216; in chat
-                                  mode at most 4 x --max-chat-length + 1024]
-      --max-frame-size <BYTES>    largest frame accepted [default: 16777216]
-      --max-send-queue <BYTES>    bytes queued for a slow client before it is
-                             closed with 1008 [default: 33554432]
-      --history <N>          messages a room keeps for late joiners [default: 50]
-      --max-chat-length <N>  longest chat message in characters [default: 2000]
-      --max-clients <N>      clients on the server; more get 503 [default: 10000]
-      --max-room-clients <N> clients in one room; more get 503 [default: 1000]
-      --rate <PER_SEC>       chat messages per second per client [default: 2]
-      --burst <N>            chat messages a client may send at once [default: 10]
-      --idle-timeout <SECS>  close clients that send no message for this long;
-                             0 disables [default: 1800]
-      --log-level <LEVEL>    error, warn, info or debug [default: info]
-  -q, --quiet                same as --log-level warn
-  -h, --help                 print this help
-  -V, --version              print the version
-"
-    )
-}
-
-/// Parses the arguments after the program name.
-pub fn parse<I, S>(args: I) -> Result<Command, CliError>
+/// Parses the command line (`args` starts with the program's name). An error
+/// is clap's: print it with [`clap::Error::print`]; it exits with 2, or with
+/// 0 for `--help` and `--version` (see [`clap::Error::exit_code`]).
+pub fn parse<I, T>(program: &'static str, args: I) -> Result<ServerConfig, clap::Error>
 where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
 {
-    let mut config = ServerConfig::default();
-    let mut port = None;
-    let mut args = args.into_iter().map(Into::into);
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| CliError::MissingValue(name.clone()))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "-q" | "--quiet" => config.log_level = LogLevel::Warn,
-            "--echo" => config.echo = true,
-            "--bind" => {
-                let v = value()?;
-                config.bind = v
-                    .parse()
-                    .map_err(|_| invalid(&name, &v, "an IP address such as 127.0.0.1 or ::"))?;
-            }
-            "--ping-interval" => {
-                let secs = seconds(&name, &value()?)?;
-                config.connection.ping_interval = (!secs.is_zero()).then_some(secs);
-            }
-            "--ping-timeout" => config.connection.ping_timeout = seconds(&name, &value()?)?,
-            "--max-message-size" => config.connection.max_message_size = bytes(&name, &value()?)?,
-            "--max-frame-size" => config.connection.max_frame_size = bytes(&name, &value()?)?,
-            "--max-send-queue" => config.connection.max_send_queue = bytes(&name, &value()?)?,
-            "--history" => config.chat.history = count(&name, &value()?, 0)?,
-            "--max-chat-length" => config.chat.max_text_len = count(&name, &value()?, 1)?,
-            "--max-clients" => config.chat.max_clients = count(&name, &value()?, 1)?,
-            "--max-room-clients" => config.chat.max_room_clients = count(&name, &value()?, 1)?,
-            "--burst" => config.chat.rate.burst = count(&name, &value()?, 1)?,
-            "--rate" => {
-                let v = value()?;
-                config.chat.rate.per_second = match v.parse::<f64>() {
-                    Ok(rate) if rate > 0.0 && rate.is_finite() => rate,
-                    _ => {
-                        return Err(invalid(
-                            &name,
-                            &v,
-                            "a positive number of messages per second",
-                        ))
-                    }
-                };
-            }
-            "--idle-timeout" => {
-                let secs = seconds(&name, &value()?)?;
-                config.idle_timeout = (!secs.is_zero()).then_some(secs);
-            }
-            "--log-level" => {
-                let v = value()?;
-                config.log_level = match v.as_str() {
-                    "error" => LogLevel::Error,
-                    "warn" => LogLevel::Warn,
-                    "info" => LogLevel::Info,
-                    "debug" => LogLevel::Debug,
-                    _ => return Err(invalid(&name, &v, "one of error, warn, info, debug")),
-                };
-            }
-            _ if arg.starts_with('-') && arg.len() > 1 => return Err(CliError::UnknownOption(arg)),
-            _ if port.is_some() => return Err(CliError::UnexpectedArgument(arg)),
-            _ => match arg.parse::<u16>() {
-                Ok(p) if p > 0 => port = Some(p),
-                _ => return Err(CliError::InvalidPort(arg)),
-            },
-        }
-    }
-    config.port = port.ok_or(CliError::MissingPort)?;
-    Ok(Command::Run(Box::new(config)))
+    let matches = Args::command()
+        .name(program)
+        .bin_name(program)
+        .try_get_matches_from(args)?;
+    let args = Args::from_arg_matches(&matches)?;
+    let mut config = DEFAULT;
+    config.port = args.port;
+    config.bind = args.bind;
+    config.echo = args.echo;
+    config.log_level = if args.quiet {
+        LogLevel::Warn
+    } else {
+        args.log_level
+    };
+    config.connection.ping_interval = duration(args.ping_interval);
+    config.connection.ping_timeout = Duration::from_secs(args.ping_timeout);
+    config.connection.max_message_size = args.max_message_size;
+    config.connection.max_frame_size = args.max_frame_size;
+    config.connection.max_send_queue = args.max_send_queue;
+    config.chat.history = args.history;
+    config.chat.max_text_len = args.max_chat_length;
+    config.chat.max_clients = args.max_clients;
+    config.chat.max_room_clients = args.max_room_clients;
+    config.chat.rate.per_second = args.rate;
+    config.chat.rate.burst = args.burst;
+    config.idle_timeout = duration(args.idle_timeout);
+    Ok(config)
 }
 
-fn invalid(option: &str, value: &str, expected: &'static str) -> CliError {
-    CliError::InvalidValue {
-        option: option.to_owned(),
-        value: value.to_owned(),
-        expected,
+/// Whole seconds, 0 for none.
+fn secs(duration: Option<Duration>) -> u64 {
+    duration.map_or(0, |d| d.as_secs())
+}
+
+/// `None` for 0 seconds.
+fn duration(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+fn positive() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..)
+}
+
+fn port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("expected a number from 1 to 65535".into()),
     }
 }
 
-fn seconds(option: &str, value: &str) -> Result<Duration, CliError> {
-    value
-        .parse::<u32>()
-        .map(|s| Duration::from_secs(s.into()))
-        .map_err(|_| invalid(option, value, "a whole number of seconds"))
-}
-
-fn count<N: std::str::FromStr + PartialOrd + From<u8>>(
-    option: &str,
-    value: &str,
-    min: u8,
-) -> Result<N, CliError> {
-    match value.parse::<N>() {
-        Ok(n) if n >= N::from(min) => Ok(n),
-        _ if min == 0 => Err(invalid(option, value, "a whole number")),
-        _ => Err(invalid(option, value, "a positive whole number")),
-    }
-}
-
-fn bytes(option: &str, value: &str) -> Result<usize, CliError> {
-    match value.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(option, value, "a positive number of bytes")),
+fn rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err("expected a positive number of messages per second".into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn run(args: &[&str]) -> ServerConfig {
-        match parse(args.iter().copied()) {
-            Ok(Command::Run(config)) => *config,
-            other => panic!("{args:?} gave {other:?}"),
-        }
+    fn run(args: &[&str]) -> Result<ServerConfig, clap::Error> {
+        parse(
+            "tincan-test",
+            std::iter::once("tincan-test").chain(args.iter().copied()),
+        )
+    }
+
+    fn kind(args: &[&str]) -> ErrorKind {
+        run(args).expect_err("must fail").kind()
     }
 
     #[test]
-    fn a_port_is_enough() {
-        let config = run(&["8080"]);
-        assert_eq!(config.port, 8080);
-        assert!(!config.echo);
-        assert_eq!(config.log_level, LogLevel::Info);
+    fn a_port_is_enough_and_everything_else_is_the_default() {
+        let config = run(&["8080"]).expect("runs");
+        assert_eq!(
+            config,
+            ServerConfig {
+                port: 8080,
+                ..ServerConfig::DEFAULT
+            }
+        );
     }
 
     #[test]
@@ -243,7 +224,8 @@ mod tests {
             "0",
             "--max-clients=7",
             "9001",
-        ]);
+        ])
+        .expect("runs");
         assert_eq!(config.chat.history, 0);
         assert_eq!(config.chat.rate.per_second, 0.5);
         assert_eq!(config.chat.rate.burst, 3);
@@ -259,40 +241,65 @@ mod tests {
 
     #[test]
     fn bad_command_lines_have_specific_errors() {
-        let err = |args: &[&str]| parse(args.iter().copied()).expect_err("must fail");
-        assert_eq!(err(&[]), CliError::MissingPort);
-        assert_eq!(err(&["0"]), CliError::InvalidPort("0".into()));
-        assert_eq!(err(&["99999"]), CliError::InvalidPort("99999".into()));
-        assert_eq!(err(&["abc"]), CliError::InvalidPort("abc".into()));
-        assert_eq!(
-            err(&["--frobnicate"]),
-            CliError::UnknownOption("--frobnicate".into())
-        );
-        assert_eq!(
-            err(&["8080", "--bind"]),
-            CliError::MissingValue("--bind".into())
-        );
-        assert_eq!(err(&["1", "2"]), CliError::UnexpectedArgument("2".into()));
-        assert!(matches!(
-            err(&["--bind", "nowhere", "1"]),
-            CliError::InvalidValue { .. }
-        ));
-        assert!(matches!(
-            err(&["--log-level", "loud", "1"]),
-            CliError::InvalidValue { .. }
-        ));
+        assert_eq!(kind(&[]), ErrorKind::MissingRequiredArgument);
+        for port in ["0", "99999", "abc"] {
+            let error = run(&[port]).expect_err(port);
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{port}");
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!("invalid value '{port}' for '<PORT>'")),
+                "{text}"
+            );
+            assert!(text.contains("expected a number from 1 to 65535"), "{text}");
+        }
+        assert_eq!(kind(&["--frobnicate", "1"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["8080", "--bind"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["1", "2"]), ErrorKind::UnknownArgument);
         for bad in [
+            ["--bind", "nowhere", "1"],
+            ["--log-level", "loud", "1"],
             ["--burst", "0", "1"],
             ["--rate", "-1", "1"],
             ["--rate", "inf", "1"],
             ["--history", "x", "1"],
+            ["--ping-timeout", "0", "1"],
+            ["--max-frame-size", "0", "1"],
         ] {
+            let kind = kind(&bad);
             assert!(
-                matches!(err(&bad), CliError::InvalidValue { .. }),
-                "{bad:?}"
+                matches!(kind, ErrorKind::ValueValidation | ErrorKind::InvalidValue),
+                "{bad:?}: {kind:?}"
             );
         }
-        assert_eq!(parse(["--help"]), Ok(Command::Help));
-        assert_eq!(parse(["8080", "-V"]), Ok(Command::Version));
+        assert_eq!(kind(&["--help"]), ErrorKind::DisplayHelp);
+        assert_eq!(kind(&["8080", "-V"]), ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn help_shows_every_default_and_variable() {
+        let help = Args::command()
+            .name("tincan-test")
+            .render_help()
+            .to_string();
+        for (option, default) in [
+            ("--bind", "127.0.0.1".to_owned()),
+            ("--ping-interval", "30".into()),
+            ("--ping-timeout", "10".into()),
+            ("--max-message-size", (16 << 20).to_string()),
+            ("--max-send-queue", (32 << 20).to_string()),
+            ("--history", "50".into()),
+            ("--rate", "2".into()),
+            ("--burst", "10".into()),
+            ("--idle-timeout", "1800".into()),
+            ("--log-level", "info".into()),
+        ] {
+            let line = help
+                .split("\n  ")
+                .find(|entry| entry.trim_start().contains(option))
+                .unwrap_or_else(|| panic!("{option} is missing from\n{help}"));
+            assert!(line.contains(&format!("[default: {default}]")), "{line}");
+            let env = format!("TINCAN_{}", option[2..].replace('-', "_").to_uppercase());
+            assert!(line.contains(&format!("[env: {env}")), "{line}");
+        }
     }
 }

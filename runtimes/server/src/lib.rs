@@ -1,1 +1,66 @@
-//! placeholder
+//! # tincan-server
+//!
+//! The tincan chat server, written once for every runtime. A binary
+//! (`tincan-smol`, `tincan-async-std`) implements the small [`Runtime`] trait
+//! for its runtime and calls [`main`]; everything else lives here:
+//!
+//! - [`config`]: every setting and its default, written once;
+//! - [`cli`]: the command line on clap, with `TINCAN_<OPTION>` variables;
+//! - [`log`]: the log lines;
+//! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
+//! - [`hub`]: what the sessions share, behind one mutex;
+//! - [`page`]: the browser page and its wasm codec, embedded;
+//! - [`read_buffer`]: the per-connection read buffer;
+//! - [`runtime`]: the trait a runtime implements;
+//! - [`serve`]: the accept loop and the connection task.
+//!
+//! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
+//! crates under it; this crate adds the sockets, the clock, the threads and
+//! the files.
+//!
+//! ```no_run
+//! # use tincan_server::runtime::Runtime;
+//! # fn run<R: Runtime>(runtime: R) -> std::process::ExitCode {
+//! // The whole `main` of a runtime binary:
+//! tincan_server::main("tincan-example", runtime)
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod hub;
+pub mod log;
+pub mod page;
+pub mod read_buffer;
+pub mod runtime;
+pub mod serve;
+pub mod session;
+
+use std::process::ExitCode;
+
+pub use config::ServerConfig;
+pub use runtime::{Listener, Runtime, Socket};
+
+/// Parses the command line, then serves until SIGINT or SIGTERM. Exit status
+/// 0 after a clean shutdown or `--help`/`--version`, 2 for a bad command
+/// line, 1 when the server cannot run (the port is taken, say).
+pub fn main<R: Runtime>(program: &'static str, runtime: R) -> ExitCode {
+    let config = match cli::parse(program, std::env::args_os()) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let served = runtime.block_on(serve::serve(program, runtime.clone(), config));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{program}: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! same page with nothing to install: `GET /` and `GET /<room>` give the page
 //! (it joins the room of its own path), `/static/…` its assets.
 
-use crate::chat::room_for_path;
+use tincan_chat::room_for_path;
 
 /// A file to serve: its content type and bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,24 +19,24 @@ const STATIC: &[(&str, &str, &[u8])] = &[
     (
         "/static/app.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/page/app.js"),
+        include_bytes!("../../../web/page/app.js"),
     ),
     (
         "/static/style.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../web/page/style.css"),
+        include_bytes!("../../../web/page/style.css"),
     ),
     // The wasm codec of the inspector panel, built from web/ and committed
     // (scripts/wasm-test.sh check-pkg fails CI when it is stale).
     (
         "/static/pkg/tincan_web.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/pkg/tincan_web.js"),
+        include_bytes!("../../../web/pkg/tincan_web.js"),
     ),
     (
         "/static/pkg/tincan_web_bg.wasm",
         "application/wasm",
-        include_bytes!("../../web/pkg/tincan_web_bg.wasm"),
+        include_bytes!("../../../web/pkg/tincan_web_bg.wasm"),
     ),
 ];
 
@@ -45,7 +45,7 @@ pub fn asset(path: &str) -> Option<Asset> {
     if room_for_path(path).is_ok() {
         return Some(Asset {
             content_type: HTML,
-            body: include_bytes!("../../web/page/index.html"),
+            body: include_bytes!("../../../web/page/index.html"),
         });
     }
     STATIC

@@ -8,362 +8,21 @@
 //! message to the recipient's outbox (its own channel type `T`) without
 //! waiting, and writes what [`Session::poll_transmit`] gives.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::chat::{self, Chat, ChatConfig, ClientId, Format, Now, Output};
-use crate::close::CloseCode;
-use crate::connection::{Config, Connection, Event, Role};
-use crate::error::{Error, ProtocolError, SendError};
-use crate::handshake::Request;
-use crate::message::{Message, PreparedMessage};
+use tincan_chat::{self as chat, ClientId, Format, Now, Output};
+use tincan_core::{
+    CloseCode, Connection, Error, Event, Message, PreparedMessage, ProtocolError, Request, Role,
+    SendError,
+};
+
+use crate::config::ServerConfig;
+use crate::hub::{lock, Hub};
+use crate::log::{Log, LogLevel};
 use crate::page;
-
-/// Everything a server binary is configured with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    /// The TCP port.
-    pub port: u16,
-    /// The address to listen on.
-    pub bind: std::net::IpAddr,
-    /// Echo every message to its sender instead of chatting (for conformance
-    /// testing).
-    pub echo: bool,
-    /// Lines below this level are not printed.
-    pub log_level: LogLevel,
-    /// Limits and timers of each connection.
-    pub connection: Config,
-    /// How many messages may wait for a client's task before the client
-    /// counts as too slow. They are shared frames, so a slot costs a pointer;
-    /// the send queue limit (bytes) catches a client that stops reading. This
-    /// one sheds load when the server itself falls behind.
-    pub outbox_capacity: usize,
-    /// Rooms, history and limits of the chat.
-    pub chat: ChatConfig,
-    /// Close clients that send no message for this long; `None` never does.
-    pub idle_timeout: Option<Duration>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            port: 8080,
-            bind: std::net::Ipv4Addr::LOCALHOST.into(),
-            echo: false,
-            log_level: LogLevel::Info,
-            connection: Config {
-                max_message_size: 16 << 20,
-                max_send_queue: 32 << 20,
-                ..Config::default()
-            },
-            outbox_capacity: 8192,
-            chat: ChatConfig::default(),
-            idle_timeout: Some(Duration::from_secs(30 * 60)),
-        }
-    }
-}
-
-/// How important a log line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// The server cannot go on.
-    Error,
-    /// A client misbehaved or was refused.
-    Warn,
-    /// Connections, messages, pings.
-    Info,
-    /// Everything else.
-    Debug,
-}
-
-/// A line for the server's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Log {
-    /// The server is ready.
-    Listening {
-        /// The port it listens on.
-        port: u16,
-    },
-    /// An upgrade request arrived.
-    UpgradeRequest {
-        /// The client's address.
-        peer: String,
-    },
-    /// The upgrade was accepted.
-    HandshakeComplete {
-        /// The client's address.
-        peer: String,
-    },
-    /// A handshake failed; the client got this status.
-    HandshakeRejected {
-        /// The client's address.
-        peer: String,
-        /// The HTTP status sent.
-        status: u16,
-        /// The one-line reason sent.
-        reason: String,
-    },
-    /// A plain HTTP request was answered.
-    HttpRequest {
-        /// The client's address.
-        peer: String,
-        /// The request method.
-        method: String,
-        /// The request target.
-        target: String,
-        /// The HTTP status sent.
-        status: u16,
-    },
-    /// A text message arrived.
-    ReceivedText {
-        /// The text, shortened if long.
-        text: String,
-        /// Its full length in bytes.
-        len: usize,
-    },
-    /// A binary message arrived.
-    ReceivedBinary {
-        /// Its length in bytes.
-        len: usize,
-    },
-    /// A chat message went to this many clients.
-    Broadcasting {
-        /// How many.
-        clients: usize,
-    },
-    /// A keepalive ping went to an idle client.
-    SendingPing {
-        /// The client's address.
-        peer: String,
-    },
-    /// A ping arrived.
-    ReceivedPing,
-    /// A pong arrived.
-    ReceivedPong,
-    /// A client broke the protocol.
-    ProtocolError {
-        /// The client's address.
-        peer: String,
-        /// What it did.
-        error: String,
-        /// The close code it got.
-        code: CloseCode,
-    },
-    /// A client joined a room.
-    Joined {
-        /// The client's address.
-        peer: String,
-        /// Its nickname.
-        nick: String,
-        /// The room.
-        room: String,
-    },
-    /// A client sent no message for the idle timeout and is being closed.
-    Idle {
-        /// The client's address.
-        peer: String,
-    },
-    /// A client kept sending faster than the rate limit; closed with 1008.
-    Flooding {
-        /// The client's address.
-        peer: String,
-    },
-    /// A client did not answer a keepalive ping in time and is dropped
-    /// (no close frame: it is not listening).
-    NoPong {
-        /// The client's address.
-        peer: String,
-    },
-    /// A client read too slowly and is being closed with 1008.
-    SlowClient {
-        /// The client's address.
-        peer: String,
-    },
-    /// A WebSocket connection ended.
-    Closed {
-        /// The client's address.
-        peer: String,
-        /// The close code.
-        code: CloseCode,
-        /// The close reason.
-        reason: String,
-    },
-    /// The server is stopping.
-    ShuttingDown {
-        /// How many clients get a 1001 close.
-        clients: usize,
-    },
-}
-
-impl Log {
-    /// The line's level.
-    pub fn level(&self) -> LogLevel {
-        match self {
-            Self::HandshakeRejected { .. }
-            | Self::ProtocolError { .. }
-            | Self::SlowClient { .. }
-            | Self::Flooding { .. } => LogLevel::Warn,
-            Self::HttpRequest { .. } => LogLevel::Debug,
-            _ => LogLevel::Info,
-        }
-    }
-
-    /// The line with its `[HH:MM:SS]` (UTC) time stamp.
-    pub fn render(&self, unix_secs: u64) -> String {
-        let s = unix_secs % 86_400;
-        format!("[{:02}:{:02}:{:02}] {self}", s / 3600, s / 60 % 60, s % 60)
-    }
-}
-
-impl fmt::Display for Log {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Listening { port } => write!(f, "WebSocket server listening on port {port}"),
-            Self::UpgradeRequest { peer } => write!(f, "HTTP upgrade request from {peer}"),
-            Self::HandshakeComplete { .. } => write!(f, "WebSocket handshake complete"),
-            Self::HandshakeRejected {
-                peer,
-                status,
-                reason,
-            } => {
-                write!(f, "Rejected handshake from {peer}: {status} {reason}")
-            }
-            Self::HttpRequest {
-                peer,
-                method,
-                target,
-                status,
-            } => {
-                write!(f, "HTTP {method} {target} from {peer}: {status}")
-            }
-            Self::ReceivedText { text, len } if text.len() < *len => {
-                write!(f, "Received TEXT: {text:?}... ({len} bytes)")
-            }
-            Self::ReceivedText { text, .. } => write!(f, "Received TEXT: {text:?}"),
-            Self::ReceivedBinary { len } => write!(f, "Received BINARY: {len} bytes"),
-            Self::Broadcasting { clients: 1 } => write!(f, "Broadcasting to 1 client"),
-            Self::Broadcasting { clients } => write!(f, "Broadcasting to {clients} clients"),
-            Self::SendingPing { peer } => write!(f, "Sending PING to {peer}"),
-            Self::ReceivedPing => write!(f, "Received PING"),
-            Self::ReceivedPong => write!(f, "Received PONG"),
-            Self::ProtocolError { peer, error, code } => {
-                write!(
-                    f,
-                    "Protocol error from {peer}: {error} (closing with {code})"
-                )
-            }
-            Self::Joined { peer, nick, room } => write!(f, "{peer} joined #{room} as {nick}"),
-            Self::Idle { peer } => write!(f, "Client {peer} is idle, closing with 1001"),
-            Self::Flooding { peer } => write!(f, "Client {peer} is flooding, closing with 1008"),
-            Self::NoPong { peer } => {
-                write!(f, "Client {peer} did not answer a ping, dropping it")
-            }
-            Self::SlowClient { peer } => {
-                write!(
-                    f,
-                    "Client {peer} is too slow: send queue full, closing with 1008"
-                )
-            }
-            Self::Closed { peer, code, reason } if reason.is_empty() => {
-                write!(f, "Connection with {peer} closed: {code}")
-            }
-            Self::Closed { peer, code, reason } => {
-                write!(f, "Connection with {peer} closed: {code} {reason:?}")
-            }
-            Self::ShuttingDown { clients } => {
-                write!(
-                    f,
-                    "Shutting down: closing {clients} connection(s) with 1001"
-                )
-            }
-        }
-    }
-}
-
-/// State shared by all sessions: the chat and each client's outbox, where `T`
-/// is the runtime's sending half of a channel.
-#[derive(Debug)]
-pub struct Hub<T> {
-    chat: Chat,
-    outboxes: HashMap<ClientId, T>,
-    next_id: u64,
-}
-
-impl<T: Clone> Hub<T> {
-    /// An empty hub for a chat with these limits.
-    pub fn new(config: ChatConfig) -> Self {
-        Self {
-            chat: Chat::new(config),
-            outboxes: HashMap::new(),
-            next_id: 1,
-        }
-    }
-
-    /// A fresh id for a new connection.
-    pub fn next_id(&mut self) -> ClientId {
-        let id = ClientId(self.next_id);
-        self.next_id += 1;
-        id
-    }
-
-    /// How many clients are in the chat.
-    pub fn len(&self) -> usize {
-        self.outboxes.len()
-    }
-
-    /// Whether the chat is empty.
-    pub fn is_empty(&self) -> bool {
-        self.outboxes.is_empty()
-    }
-
-    fn leave(&mut self, id: ClientId, now: Now) -> Output {
-        self.outboxes.remove(&id);
-        self.chat.leave(id, now)
-    }
-}
-
-/// The buffer a runtime reads a socket into: it starts small, so that an
-/// idle connection holds little, and doubles (up to 64 KiB) whenever a read
-/// fills it, so that a busy one reads in large chunks.
-#[derive(Debug, Clone)]
-pub struct ReadBuffer {
-    buf: Vec<u8>,
-}
-
-impl ReadBuffer {
-    const INITIAL: usize = 2 * 1024;
-    const MAX: usize = 64 * 1024;
-
-    /// A small buffer.
-    pub fn new() -> Self {
-        Self {
-            buf: vec![0; Self::INITIAL],
-        }
-    }
-
-    /// Where the next read goes.
-    pub fn space(&mut self) -> &mut [u8] {
-        &mut self.buf
-    }
-
-    /// The `n` bytes the last read put in [`ReadBuffer::space`]; grows the
-    /// buffer for next time if they filled it.
-    pub fn filled(&mut self, n: usize) -> &[u8] {
-        if n == self.buf.len() && n < Self::MAX {
-            let grown = (2 * n).min(Self::MAX);
-            self.buf.resize(grown, 0);
-        }
-        &self.buf[..n.min(self.buf.len())]
-    }
-}
-
-impl Default for ReadBuffer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// A chat message for another client, with the outbox it goes into.
 pub type Forward<T> = (T, PreparedMessage);
@@ -388,22 +47,10 @@ pub struct Session {
 impl Session {
     /// A session for a client that connected from `peer`.
     pub fn new(id: ClientId, peer: impl fmt::Display, config: &ServerConfig) -> Self {
-        let mut connection = config.connection.clone();
-        if !config.echo {
-            // No chat message can be longer than this (4 bytes a character,
-            // and room for a command): a bigger one fails with 1009 as its
-            // header arrives instead of being assembled only to be refused.
-            let longest = config
-                .chat
-                .max_text_len
-                .saturating_mul(4)
-                .saturating_add(1024);
-            connection.max_message_size = connection.max_message_size.min(longest);
-        }
         Self {
             id,
             peer: peer.to_string(),
-            conn: Connection::new(Role::Server, connection),
+            conn: Connection::new(Role::Server, config.client_connection()),
             echo: config.echo,
             joined: false,
             idle_timeout: config.idle_timeout,
@@ -732,18 +379,11 @@ impl Session {
     }
 }
 
-/// Locks the hub only for the chat operation at hand, never across I/O or a
-/// whole batch of events. A panic elsewhere cannot leave the chat half-updated
-/// (its methods do not panic midway), so a poisoned lock is still usable.
-fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
-    hub.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{encode_frame, OpCode};
-    use crate::FrameHeader;
+    use tincan_core::frame::encode_frame;
+    use tincan_core::{FrameHeader, OpCode};
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -892,23 +532,5 @@ mod tests {
         // B only: C is in another room.
         assert_eq!(to, [(b_outbox, b"* guest-1 left #lobby".to_vec())]);
         assert_eq!(lock(&hub).len(), 2);
-    }
-
-    #[test]
-    fn read_buffers_grow_while_reads_fill_them() {
-        let mut buf = ReadBuffer::new();
-        assert_eq!(buf.space().len(), 2048);
-        buf.space()[..3].copy_from_slice(b"abc");
-        assert_eq!(buf.filled(3), b"abc");
-        assert_eq!(buf.space().len(), 2048, "a partial read does not grow it");
-        let mut len = 2048;
-        while len < 64 * 1024 {
-            buf.space().fill(7);
-            assert_eq!(buf.filled(len), vec![7; len]);
-            len *= 2;
-            assert_eq!(buf.space().len(), len);
-        }
-        assert_eq!(buf.filled(len).len(), len);
-        assert_eq!(buf.space().len(), 64 * 1024, "bounded");
     }
 }

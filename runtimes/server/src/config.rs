@@ -1,0 +1,78 @@
+//! Everything a server is configured with, and every default, written once:
+//! the command line ([`crate::cli`]) shows these values in `--help`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use tincan_chat::ChatConfig;
+use tincan_core::Config;
+
+use crate::log::LogLevel;
+
+/// Everything a server binary is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The TCP port.
+    pub port: u16,
+    /// The address to listen on.
+    pub bind: IpAddr,
+    /// Echo every message to its sender instead of chatting (for conformance
+    /// testing).
+    pub echo: bool,
+    /// Lines below this level are not printed.
+    pub log_level: LogLevel,
+    /// Limits and timers of each connection. The protocol crate's defaults,
+    /// but for a smaller send queue: a chat client that falls 32 MiB behind
+    /// is not coming back.
+    pub connection: Config,
+    /// How many messages may wait for a client's task before the client
+    /// counts as too slow. They are shared frames, so a slot costs a pointer;
+    /// the send queue limit (bytes) catches a client that stops reading. This
+    /// one sheds load when the server itself falls behind.
+    pub outbox_capacity: usize,
+    /// Rooms, history and limits of the chat.
+    pub chat: ChatConfig,
+    /// Close clients that send no message for this long; `None` never does.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        port: 8080,
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        echo: false,
+        log_level: LogLevel::Info,
+        connection: Config {
+            max_send_queue: 32 << 20,
+            ..Config::DEFAULT
+        },
+        outbox_capacity: 8192,
+        chat: ChatConfig::DEFAULT,
+        idle_timeout: Some(Duration::from_secs(30 * 60)),
+    };
+
+    /// The connection limits of one client. In chat mode no message can be
+    /// longer than the longest chat message (4 bytes a character, and room
+    /// for a command), so a bigger one fails with 1009 as its header arrives
+    /// instead of being assembled only to be refused. Echo mode keeps
+    /// `max_message_size`.
+    pub fn client_connection(&self) -> Config {
+        let mut connection = self.connection.clone();
+        if !self.echo {
+            let longest = self
+                .chat
+                .max_text_len
+                .saturating_mul(4)
+                .saturating_add(1024);
+            connection.max_message_size = connection.max_message_size.min(longest);
+        }
+        connection
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

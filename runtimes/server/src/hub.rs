@@ -1,0 +1,56 @@
+//! What all sessions share: the chat and each client's outbox, behind one
+//! mutex that a session takes only for the chat operation at hand.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tincan_chat::{Chat, ChatConfig, ClientId, Now, Output};
+
+/// State shared by all sessions: the chat and each client's outbox, where `T`
+/// is the runtime's sending half of a channel.
+#[derive(Debug)]
+pub struct Hub<T> {
+    pub(crate) chat: Chat,
+    pub(crate) outboxes: HashMap<ClientId, T>,
+    next_id: u64,
+}
+
+impl<T: Clone> Hub<T> {
+    /// An empty hub for a chat with these limits.
+    pub fn new(config: ChatConfig) -> Self {
+        Self {
+            chat: Chat::new(config),
+            outboxes: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// A fresh id for a new connection.
+    pub fn next_id(&mut self) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// How many clients are in the chat.
+    pub fn len(&self) -> usize {
+        self.outboxes.len()
+    }
+
+    /// Whether the chat is empty.
+    pub fn is_empty(&self) -> bool {
+        self.outboxes.is_empty()
+    }
+
+    pub(crate) fn leave(&mut self, id: ClientId, now: Now) -> Output {
+        self.outboxes.remove(&id);
+        self.chat.leave(id, now)
+    }
+}
+
+/// Locks the hub only for the chat operation at hand, never across I/O or a
+/// whole batch of events. A panic elsewhere cannot leave the chat half-updated
+/// (its methods do not panic midway), so a poisoned lock is still usable.
+pub fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
+    hub.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,261 @@
+//! The serve loop, written once for every runtime: accept connections, drive
+//! one [`Session`] per socket, carry chat messages between sessions through
+//! bounded outboxes, and shut down on SIGINT or SIGTERM.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::future::{self, FutureExt};
+use futures_lite::StreamExt;
+use tincan_chat::Now;
+use tincan_core::PreparedMessage;
+
+use crate::config::ServerConfig;
+use crate::hub::{lock, Hub};
+use crate::log::{self, Log};
+use crate::read_buffer::ReadBuffer;
+use crate::runtime::{Listener, Runtime, Socket};
+use crate::session::{Forward, Session};
+
+/// Where a session's chat messages for one client go.
+type Outbox = Sender<PreparedMessage>;
+
+/// What every connection task shares. Once the accept loop and every task
+/// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
+struct Shared<R> {
+    runtime: R,
+    config: ServerConfig,
+    hub: Mutex<Hub<Outbox>>,
+    /// The clock origin of every session, so the chat sees one time line.
+    start: Instant,
+    /// Closed to tell every session to shut down.
+    stop: Receiver<()>,
+    /// Connections being served (in the handshake, open or closing).
+    connections: AtomicUsize,
+    _alive: Sender<()>,
+}
+
+/// Accepts connections until SIGINT or SIGTERM, then closes every client with
+/// 1001 and waits (bounded) for them to finish. An error is a sentence for
+/// the user (exit status 1).
+pub async fn serve<R: Runtime>(
+    program: &str,
+    runtime: R,
+    config: ServerConfig,
+) -> Result<(), String> {
+    // Every client is a file descriptor: lift the soft limit (often 1024) to
+    // the hard one, or --max-clients would be out of reach.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = runtime
+        .bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mut signals = runtime
+        .shutdown_signals()
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+    log::print(config.log_level, &Log::Listening { port: config.port });
+
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let (alive, all_done) = async_channel::bounded::<()>(1);
+    let shared = Arc::new(Shared {
+        runtime,
+        hub: Mutex::new(Hub::new(config.chat.clone())),
+        config,
+        start: Instant::now(),
+        stop: stopped,
+        connections: AtomicUsize::new(0),
+        _alive: alive,
+    });
+    loop {
+        let accepted = async { Some(listener.accept().await) }.or(async {
+            signals.next().await;
+            None
+        });
+        match accepted.await {
+            Some(Ok((socket, peer))) => {
+                let task = connection(socket, peer, shared.clone());
+                shared.runtime.spawn(task);
+            }
+            Some(Err(e)) => {
+                // Out of file descriptors and the like: back off briefly.
+                eprintln!("{program}: accept failed: {e}");
+                let pause = Instant::now() + Duration::from_millis(100);
+                shared.runtime.timer_at(pause).await;
+            }
+            None => break,
+        }
+    }
+    let clients = shared.connections.load(Ordering::Relaxed);
+    log::print(shared.config.log_level, &Log::ShuttingDown { clients });
+    stop.close();
+    let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
+    let timer = shared.runtime.timer_at(grace);
+    drop(shared);
+    let _ = all_done
+        .recv()
+        .or(async {
+            timer.await;
+            Ok(())
+        })
+        .await;
+    Ok(())
+}
+
+/// What woke a connection task.
+enum Wake {
+    Read(io::Result<usize>),
+    Wrote(io::Result<usize>),
+    Inbox(Result<PreparedMessage, async_channel::RecvError>),
+    Stop,
+    Timer,
+}
+
+/// Drives one connection until its session is finished.
+async fn connection<R: Runtime>(
+    socket: <R::Listener as Listener>::Socket,
+    peer: SocketAddr,
+    shared: Arc<Shared<R>>,
+) {
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let config = &shared.config;
+    // Unbounded, so that an idle client holds no queue; `forward` bounds it.
+    let (outbox, inbox) = async_channel::unbounded();
+    let id = lock(&shared.hub).next_id();
+    let mut session = Session::new(id, peer, config);
+    let mut buf = ReadBuffer::new();
+    let (mut read_open, mut inbox_open) = (true, true);
+    let (mut stopping, mut write_shut) = (false, false);
+    // The session's timer, made again only when its deadline moves earlier:
+    // a timer that fires early finds nothing to do and is armed again.
+    let mut timer: Option<(R::Timer, Instant)> = None;
+    loop {
+        forward(
+            session.process(&shared.hub, &outbox, now(shared.start)),
+            config.outbox_capacity,
+        );
+        while let Some(line) = session.poll_log() {
+            log::print(config.log_level, &line);
+        }
+        if session.is_finished() {
+            break;
+        }
+        if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
+            let _ = socket.shutdown_write();
+            write_shut = true;
+        }
+        if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
+            if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
+                timer = Some((shared.runtime.timer_at(at), at));
+            }
+        }
+        // A socket at its end reads 0 bytes at once, every time: after that,
+        // only the writes, the inbox and the timer can wake this task.
+        let read = async {
+            match read_open {
+                true => Wake::Read(socket.read(buf.space()).await),
+                false => future::pending().await,
+            }
+        };
+        let write = async {
+            match session.poll_transmit() {
+                Some(bytes) => Wake::Wrote(socket.write(bytes).await),
+                None => future::pending().await,
+            }
+        };
+        let message = async {
+            match inbox_open {
+                true => Wake::Inbox(inbox.recv().await),
+                false => future::pending().await,
+            }
+        };
+        let stop = async {
+            match stopping {
+                false => {
+                    let _ = shared.stop.recv().await;
+                    Wake::Stop
+                }
+                true => future::pending().await,
+            }
+        };
+        let alarm = async {
+            match &mut timer {
+                Some((timer, _)) => {
+                    timer.await;
+                    Wake::Timer
+                }
+                None => future::pending().await,
+            }
+        };
+        let wake = future::race(
+            future::race(read, write),
+            future::race(message, stop.or(alarm)),
+        )
+        .await;
+        match wake {
+            Wake::Read(Ok(0) | Err(_)) => {
+                read_open = false;
+                session.receive_eof();
+            }
+            Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
+            Wake::Wrote(Ok(n)) => session.advance(n),
+            Wake::Wrote(Err(_)) => break,
+            Wake::Inbox(Ok(message)) => {
+                // Take what else is waiting too (the outbox is bounded), so
+                // that it all leaves in one write.
+                session.deliver(&message);
+                while let Ok(message) = inbox.try_recv() {
+                    session.deliver(&message);
+                }
+            }
+            Wake::Inbox(Err(_)) => {
+                inbox_open = false;
+                session.outbox_closed();
+            }
+            Wake::Stop => {
+                stopping = true;
+                session.shutdown();
+            }
+            Wake::Timer => {
+                timer = None;
+                session.handle_timeout(shared.start.elapsed());
+            }
+        }
+    }
+    // The socket is done or broken: make sure the chat forgets this client.
+    session.receive_eof();
+    forward(
+        session.process(&shared.hub, &outbox, now(shared.start)),
+        config.outbox_capacity,
+    );
+    while let Some(line) = session.poll_log() {
+        log::print(config.log_level, &line);
+    }
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Hands chat messages to other clients' outboxes without waiting: a full
+/// outbox means that client is too slow, and closing it tells it so.
+fn forward(messages: Vec<Forward<Outbox>>, capacity: usize) {
+    for (outbox, message) in messages {
+        if outbox.len() >= capacity || outbox.try_send(message).is_err() {
+            outbox.close();
+        }
+    }
+}
+
+/// The time as the session and the chat take it: monotonic since `start`,
+/// and the wall clock for the time stamps clients see.
+fn now(start: Instant) -> Now {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Now {
+        mono: start.elapsed(),
+        unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
+    }
+}
