@@ -766,3 +766,118 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
     assert_eq!(fields[3], fields[4], "soft limit not raised: {line}");
     assert_ne!(fields[3], "256", "{line}");
 }
+
+// ---------------------------------------------------------------------------
+// 14. Options and refusals that only the binaries show.
+
+#[test]
+fn an_upgrade_with_another_method_is_405_allowing_get() {
+    let server = Server::start(&[]);
+    for method in ["POST", "PUT", "DELETE"] {
+        let request = upgrade_request("/", "").replacen("GET", method, 1);
+        let response = http(&server, &request);
+        assert_eq!(
+            response.status_line, "HTTP/1.1 405 Method Not Allowed",
+            "{method}"
+        );
+        assert_eq!(response.header("Allow"), Some("GET"), "{method}");
+    }
+}
+
+#[test]
+fn a_stalled_handshake_is_closed_after_the_handshake_timeout() {
+    let server = Server::start(&["--handshake-timeout", "1"]);
+    let started = Instant::now();
+    let mut stalled = Raw::connect(&server);
+    stalled.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    stalled.expect_eof();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}, before the 1 s timeout"
+    );
+    // Nobody else waited for it.
+    let (mut ws, _) = ws_connect(&server, "/");
+    expect_welcome(&mut ws);
+}
+
+#[test]
+fn a_frame_over_max_frame_size_is_1009() {
+    let server = Server::start(&["--echo", "--max-frame-size", "100"]);
+    let mut raw = Raw::connect(&server);
+    raw.upgrade("/");
+    raw.send(&masked(true, 1, &[b'a'; 100]));
+    assert_eq!(raw.read_text(), "a".repeat(100), "100 bytes are allowed");
+    // A message may be larger than a frame: two frames of 60 bytes are fine.
+    raw.send(&masked(false, 1, &[b'b'; 60]));
+    raw.send(&masked(true, 0, &[b'b'; 60]));
+    assert_eq!(raw.read_text(), "b".repeat(120));
+    raw.send(&masked(true, 1, &[b'c'; 101]));
+    let (code, _) = raw.read_close();
+    assert_eq!(code, 1009, "§7.4.1: too big to process");
+}
+
+#[test]
+fn quiet_drops_info_lines_and_keeps_warnings() {
+    let server = Server::start(&["-q"]);
+    let (mut ws, _) = ws_connect(&server, "/");
+    expect_welcome(&mut ws);
+    ws_send_text(&mut ws, "not for the log");
+    ws_chat(&mut ws);
+    // A warning: an unmasked frame from a client (§5.1).
+    let mut bad = Raw::connect(&server);
+    bad.upgrade("/");
+    bad.send(&frame(true, 1, b"unmasked", None));
+    assert_eq!(bad.read_close().0, 1002);
+    let line = server.wait_line("Protocol error from 127.0.0.1:");
+    assert_log_line_format(&line);
+    let log = server.stdout.text();
+    for info in [
+        "listening on port",
+        "HTTP upgrade request",
+        "handshake complete",
+        "Received TEXT",
+        "Broadcasting",
+    ] {
+        assert!(!log.contains(info), "-q printed {info:?}:\n{log}");
+    }
+}
+
+#[test]
+fn every_room_in_use_refuses_a_new_room_with_503() {
+    let server = Server::start(&["--max-rooms", "1"]);
+    let (mut a, _) = ws_connect(&server, "/busy");
+    ws_text(&mut a);
+    let response = http(&server, &upgrade_request("/other", ""));
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_eq!(response.body, b"too many rooms in use, try again later\n");
+    // The room in use still takes people.
+    let (mut b, _) = ws_connect(&server, "/busy");
+    ws_text(&mut b);
+}
+
+#[test]
+fn bind_to_every_ipv6_address() {
+    let server = Server::start(&["--bind", "::"]);
+    let mut raw = Raw::connect_to(&server, "::1");
+    raw.upgrade("/");
+    assert!(raw.read_text().starts_with("* Welcome to #lobby, "));
+    let local = raw.local_port();
+    server.wait_line(&format!("HTTP upgrade request from [::1]:{local}"));
+}
+
+#[test]
+fn echo_mode_shutdown_counts_every_connection() {
+    let mut server = Server::start(&["--echo"]);
+    let mut clients: Vec<Raw> = (0..2).map(|_| Raw::connect(&server)).collect();
+    for raw in &mut clients {
+        raw.upgrade("/");
+    }
+    server.wait_count("WebSocket handshake complete", 2);
+    server.signal("TERM");
+    for raw in &mut clients {
+        assert_eq!(raw.read_close().0, 1001);
+    }
+    server.wait_line("Shutting down: closing 2 connection(s) with 1001");
+    assert_eq!(server.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+}

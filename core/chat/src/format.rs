@@ -293,6 +293,31 @@ mod tests {
             j(&Notice::Who(&["a", "b"])),
             r#"{"type":"who","room":"rust","from":null,"text":"a, b","ts":9,"users":["a","b"]}"#
         );
+        // Every other envelope, to the letter.
+        let wave = entry(Kind::Action, "bob", "waves");
+        assert_eq!(
+            j(&Notice::Welcome { nick: "guest-1" }),
+            r#"{"type":"welcome","room":"rust","from":null,"text":"Welcome to #rust, guest-1","ts":9,"nick":"guest-1"}"#
+        );
+        assert_eq!(
+            j(&Notice::Nick {
+                old: "guest-1",
+                new: "carol"
+            }),
+            r#"{"type":"nick","room":"rust","from":"guest-1","text":"guest-1 is now known as carol","ts":9,"nick":"carol"}"#
+        );
+        assert_eq!(
+            j(&Notice::Leave { nick: "bob" }),
+            r#"{"type":"leave","room":"rust","from":"bob","text":"bob left","ts":9}"#
+        );
+        assert_eq!(
+            j(&Notice::Said(&wave)),
+            r#"{"type":"action","room":"rust","from":"bob","text":"waves","ts":7}"#
+        );
+        assert_eq!(
+            j(&Notice::Info("commands: /nick")),
+            r#"{"type":"info","room":"rust","from":null,"text":"commands: /nick","ts":9}"#
+        );
         assert_eq!(
             j(&Notice::Error("x\u{1}")),
             r#"{"type":"error","room":"rust","from":null,"text":"x\u0001","ts":9}"#

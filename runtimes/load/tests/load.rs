@@ -1,6 +1,6 @@
-//! The real `tincan-load` binary against the real `tincan-smol` server (and a
-//! raw TCP echo server made here): every mode's JSON line, and bad command
-//! lines. Every wait is for a condition, bounded.
+//! The real `tincan-load` binary against every real server binary (and a raw
+//! TCP echo server made here): every mode's JSON line, and bad command lines.
+//! Every wait is for a condition, bounded.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,30 +14,38 @@ const LOAD: &str = env!("CARGO_BIN_EXE_tincan-load");
 const WAIT: Duration = Duration::from_secs(60);
 const BUILD_WAIT: Duration = Duration::from_secs(900);
 
-/// The server binary beside this one, built first (once, bounded) if a lone
-/// `cargo test -p tincan-load` has not built it: `cargo test --workspace`
-/// builds it too, but in no guaranteed order.
-fn server_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let path = PathBuf::from(LOAD).with_file_name("tincan-smol");
-            if !path.exists() {
-                let release = PathBuf::from(LOAD)
-                    .parent()
-                    .is_some_and(|dir| dir.ends_with("release"));
-                let mut build = Command::new(env!("CARGO"));
-                build.args(["build", "-q", "-p", "tincan-smol"]);
-                if release {
-                    build.arg("--release");
-                }
-                let mut child = build.spawn().expect("cargo runs");
-                let status = wait_bounded(&mut child, BUILD_WAIT, "cargo build -p tincan-smol");
-                assert!(status.success(), "building tincan-smol failed");
-            }
-            path
-        })
-        .clone()
+/// Every server binary.
+const SERVERS: [&str; 2] = ["tincan-smol", "tincan-async-std"];
+
+/// The server binary `name`, beside this one, built first (once, bounded,
+/// all of them) if a lone `cargo test -p tincan-load` has not built them:
+/// `cargo test --workspace` builds them too, but in no guaranteed order.
+fn server_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let path = PathBuf::from(LOAD).with_file_name(name);
+    BUILT.get_or_init(|| {
+        if SERVERS
+            .iter()
+            .all(|name| PathBuf::from(LOAD).with_file_name(name).exists())
+        {
+            return;
+        }
+        let release = PathBuf::from(LOAD)
+            .parent()
+            .is_some_and(|dir| dir.ends_with("release"));
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-q"]);
+        for name in SERVERS {
+            build.args(["-p", name]);
+        }
+        if release {
+            build.arg("--release");
+        }
+        let mut child = build.spawn().expect("cargo runs");
+        let status = wait_bounded(&mut child, BUILD_WAIT, "cargo build of the servers");
+        assert!(status.success(), "building the servers failed");
+    });
+    path
 }
 
 /// Waits for `child` to exit, killing it (and failing) after `limit`.
@@ -89,9 +97,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Self {
+    fn start(name: &str, args: &[&str]) -> Self {
         let port = free_port();
-        let child = Command::new(server_binary())
+        let child = Command::new(server_binary(name))
             .arg(port.to_string())
             .args(args)
             .stdout(Stdio::null())
@@ -164,7 +172,13 @@ fn json_line(output: &Output) -> String {
 
 #[test]
 fn echo_counts_and_times_round_trips() {
-    let server = Server::start(&["--echo", "-q"]);
+    for name in SERVERS {
+        echo_on(name);
+    }
+}
+
+fn echo_on(name: &str) {
+    let server = Server::start(name, &["--echo", "-q"]);
     let url = server.url("/");
     for extra in [
         &["-t", "1"][..],
@@ -174,37 +188,46 @@ fn echo_counts_and_times_round_trips() {
         let mut args = vec!["echo", &url, "-c", "4", "-s", "100", "--warmup", "0.2"];
         args.extend(extra);
         let line = json_line(&load(&args));
-        assert!(line.contains("\"mode\":\"echo\""), "{line}");
-        assert_eq!(field(&line, "connected"), 4.0, "{line}");
-        assert_eq!(field(&line, "errors"), 0.0, "{line}");
+        assert!(line.contains("\"mode\":\"echo\""), "{name}: {line}");
+        assert_eq!(field(&line, "connected"), 4.0, "{name}: {line}");
+        assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");
         let messages = field(&line, "messages");
-        assert!(messages > 0.0, "{line}");
+        assert!(messages > 0.0, "{name}: {line}");
         let size = field(&line, "size");
         let mb = messages * size / field(&line, "seconds") / 1e6;
         assert!(
             (field(&line, "mb_per_sec") - mb).abs() < 0.01 + mb / 100.0,
-            "{line}"
+            "{name}: {line}"
         );
         let (p50, p99, max) = (
             field(&line, "p50_us"),
             field(&line, "p99_us"),
             field(&line, "max_us"),
         );
-        assert!(p50 <= p99 && p99 <= max && max > 0.0, "{line}");
+        assert!(p50 <= p99 && p99 <= max && max > 0.0, "{name}: {line}");
     }
 }
 
 #[test]
 fn broadcast_delivers_everything_in_order() {
-    let server = Server::start(&[
-        "-q",
-        "--rate",
-        "100000",
-        "--burst",
-        "100000",
-        "--history",
-        "0",
-    ]);
+    for name in SERVERS {
+        broadcast_on(name);
+    }
+}
+
+fn broadcast_on(name: &str) {
+    let server = Server::start(
+        name,
+        &[
+            "-q",
+            "--rate",
+            "100000",
+            "--burst",
+            "100000",
+            "--history",
+            "0",
+        ],
+    );
     let url = server.url("/bench");
     let line = json_line(&load(&[
         "broadcast",
@@ -220,20 +243,20 @@ fn broadcast_delivers_everything_in_order() {
         "--threads",
         "2",
     ]));
-    assert_eq!(field(&line, "connected"), 20.0, "{line}");
-    assert_eq!(field(&line, "sent"), 400.0, "{line}");
-    assert_eq!(field(&line, "expected"), 8000.0, "{line}");
-    assert_eq!(field(&line, "delivered"), 8000.0, "{line}");
-    assert_eq!(field(&line, "lost"), 0.0, "{line}");
-    assert_eq!(field(&line, "out_of_order"), 0.0, "{line}");
-    assert_eq!(field(&line, "errors"), 0.0, "{line}");
+    assert_eq!(field(&line, "connected"), 20.0, "{name}: {line}");
+    assert_eq!(field(&line, "sent"), 400.0, "{name}: {line}");
+    assert_eq!(field(&line, "expected"), 8000.0, "{name}: {line}");
+    assert_eq!(field(&line, "delivered"), 8000.0, "{name}: {line}");
+    assert_eq!(field(&line, "lost"), 0.0, "{name}: {line}");
+    assert_eq!(field(&line, "out_of_order"), 0.0, "{name}: {line}");
+    assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");
     let (p50, p99, max) = (
         field(&line, "p50_us"),
         field(&line, "p99_us"),
         field(&line, "max_us"),
     );
-    assert!(p50 <= p99 && p99 <= max && max > 0.0, "{line}");
-    assert!(field(&line, "delivered_per_sec") > 0.0, "{line}");
+    assert!(p50 <= p99 && p99 <= max && max > 0.0, "{name}: {line}");
+    assert!(field(&line, "delivered_per_sec") > 0.0, "{name}: {line}");
 }
 
 #[test]
@@ -320,7 +343,7 @@ fn tincan_accept(key: &str) -> String {
 #[test]
 fn idle_holds_connections_and_prints_first() {
     // Chat members spread over five rooms (/idle0 … /idle4).
-    let server = Server::start(&["-q"]);
+    let server = Server::start("tincan-smol", &["-q"]);
     let url = server.url("/idle");
     let mut child = Command::new(LOAD)
         .args(["idle", &url, "-n", "50", "-t", "30", "--rooms", "5"])
@@ -340,7 +363,7 @@ fn idle_holds_connections_and_prints_first() {
 
 #[test]
 fn idle_closes_after_holding() {
-    let server = Server::start(&["-q"]);
+    let server = Server::start("tincan-smol", &["-q"]);
     let url = server.url("/idle");
     let line = json_line(&load(&["idle", &url, "-n", "20", "-t", "0.2"]));
     assert_eq!(field(&line, "connected"), 20.0, "{line}");

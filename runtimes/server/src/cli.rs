@@ -52,6 +52,12 @@ struct Args {
           default_value_t = DEFAULT.connection.ping_timeout.as_secs())]
     ping_timeout: u64,
 
+    /// Close connections whose opening handshake has not completed after this long
+    #[arg(long, env = "TINCAN_HANDSHAKE_TIMEOUT", value_name = "SECS",
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=u64::from(u32::MAX)),
+          default_value_t = DEFAULT.connection.handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+
     /// Largest message accepted; in chat mode at most 4 x --max-chat-length + 1024
     #[arg(long, env = "TINCAN_MAX_MESSAGE_SIZE", value_name = "BYTES",
           value_parser = positive(), default_value_t = DEFAULT.connection.max_message_size)]
@@ -85,6 +91,11 @@ struct Args {
     #[arg(long, env = "TINCAN_MAX_ROOM_CLIENTS", value_name = "N",
           value_parser = positive(), default_value_t = DEFAULT.chat.max_room_clients)]
     max_room_clients: usize,
+
+    /// Rooms kept with their history; when every one has people in it, a new room gets 503
+    #[arg(long, env = "TINCAN_MAX_ROOMS", value_name = "N",
+          value_parser = positive(), default_value_t = DEFAULT.chat.max_rooms)]
+    max_rooms: usize,
 
     /// Chat messages per second per client
     #[arg(long, env = "TINCAN_RATE", value_name = "PER_SEC", value_parser = rate, allow_negative_numbers = true,
@@ -135,6 +146,7 @@ where
     };
     config.connection.ping_interval = duration(args.ping_interval);
     config.connection.ping_timeout = Duration::from_secs(args.ping_timeout);
+    config.connection.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.connection.max_message_size = args.max_message_size;
     config.connection.max_frame_size = args.max_frame_size;
     config.connection.max_send_queue = args.max_send_queue;
@@ -142,6 +154,7 @@ where
     config.chat.max_text_len = args.max_chat_length;
     config.chat.max_clients = args.max_clients;
     config.chat.max_room_clients = args.max_room_clients;
+    config.chat.max_rooms = args.max_rooms;
     config.chat.rate.per_second = args.rate;
     config.chat.rate.burst = args.burst;
     config.idle_timeout = duration(args.idle_timeout);
@@ -285,6 +298,8 @@ mod tests {
             ("--bind", "127.0.0.1".to_owned()),
             ("--ping-interval", "30".into()),
             ("--ping-timeout", "10".into()),
+            ("--handshake-timeout", "10".into()),
+            ("--max-rooms", "1000".into()),
             ("--max-message-size", (16 << 20).to_string()),
             ("--max-send-queue", (32 << 20).to_string()),
             ("--history", "50".into()),

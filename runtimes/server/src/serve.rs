@@ -259,3 +259,25 @@ fn now(start: Instant) -> Now {
         unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_outbox_is_closed_and_keeps_what_it_took() {
+        let (outbox, inbox) = async_channel::unbounded();
+        let (other, other_inbox) = async_channel::unbounded();
+        let message = PreparedMessage::text("hi");
+        let mut messages: Vec<Forward<Outbox>> = vec![(outbox.clone(), message.clone()); 3];
+        messages.push((other.clone(), message.clone()));
+        forward(messages, 2);
+        // Two fit; the third finds it full and closes it for good.
+        assert!(inbox.is_closed());
+        assert_eq!(inbox.len(), 2);
+        assert!(outbox.try_send(message).is_err());
+        // The other client is untouched.
+        assert!(!other_inbox.is_closed());
+        assert_eq!(other_inbox.len(), 1);
+    }
+}

@@ -533,4 +533,20 @@ mod tests {
         assert_eq!(to, [(b_outbox, b"* guest-1 left #lobby".to_vec())]);
         assert_eq!(lock(&hub).len(), 2);
     }
+
+    #[test]
+    fn a_closed_outbox_closes_the_client_with_1008() {
+        let config = ServerConfig::default();
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut session, outbox) = joined(&hub, &config, "/");
+        sent(&mut session);
+        session.outbox_closed();
+        session.process(&hub, &outbox, at(1));
+        let out = frames(&sent(&mut session));
+        assert_eq!(close_code(&out[0]), 1008);
+        assert_eq!(&out[0].1[2..], b"too slow: send queue full");
+        assert!(
+            std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::SlowClient { .. }))
+        );
+    }
 }
