@@ -3,7 +3,9 @@
 # skips what is already there). Runs every stage, then fails if any failed.
 #
 #   scripts/test.sh           # everything (what CI runs)
-#   scripts/test.sh --quick   # lint and cargo tests only
+#   scripts/test.sh --quick   # fmt, clippy and doc (workspace, fuzz/, bench/peers/)
+#                             # and cargo test: no release build, Autobahn,
+#                             # browsers, wasm or fuzzing
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +27,14 @@ stage() { # name, command...
   fi
 }
 
+# fuzz/ and bench/peers/ are Cargo projects of their own (nightly for
+# cargo-fuzz; the peers' dependencies stay out of the workspace): lint them too.
 stage "cargo fmt" cargo fmt --all -- --check
+stage "cargo fmt (fuzz, peers)" sh -c 'cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check &&
+  cargo fmt --manifest-path bench/peers/Cargo.toml --all -- --check'
 stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
+stage "cargo clippy (fuzz, peers)" sh -c 'cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -q -- -D warnings &&
+  cargo clippy --manifest-path bench/peers/Cargo.toml --all-targets -q -- -D warnings'
 stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 stage "cargo test" cargo test --workspace
 if ! $quick; then

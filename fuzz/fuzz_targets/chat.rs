@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tincan_core::chat::{Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit, Refusal};
+use tincan_chat::{Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit, Refusal};
 
 #[derive(Arbitrary, Debug)]
 enum Op {

@@ -14,7 +14,10 @@ where
 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(port) = args.first().and_then(|p| p.parse::<u16>().ok()) else {
-        eprintln!("usage: {} <port> [--current-thread]", std::env::args().next().unwrap_or_default());
+        eprintln!(
+            "usage: {} <port> [--current-thread]",
+            std::env::args().next().unwrap_or_default()
+        );
         std::process::exit(2);
     };
     let mut runtime = if args.iter().any(|a| a == "--current-thread") {

@@ -22,7 +22,9 @@ async fn echo(fut: UpgradeFut) -> Result<(), WebSocketError> {
     }
 }
 
-async fn server_upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn server_upgrade(
+    mut req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade(&mut req)?;
     tokio::spawn(async move {
         let _ = echo(fut).await;
