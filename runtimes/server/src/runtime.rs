@@ -64,4 +64,11 @@ pub trait Socket: Send + Sync + 'static {
 
     /// Shuts the write side (a TCP FIN), once nothing is left to send.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// The connection used up its budget for this turn (see
+    /// [`crate::serve`]): its next read should wait until the runtime's
+    /// reactor reports the socket readable, so that every other connection's
+    /// events are seen first. Nothing to do (the default) where the reactor
+    /// runs apart from the tasks and a yield is enough.
+    fn defer_read(&self) {}
 }

@@ -2,10 +2,13 @@
 //! one [`Session`] per socket, carry chat messages between sessions through
 //! bounded outboxes, and shut down on SIGINT or SIGTERM.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
@@ -20,6 +23,14 @@ use crate::log::{self, Log};
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{Listener, Runtime, Socket};
 use crate::session::{Forward, Session};
+
+/// How much a connection may do without waiting before it yields to the
+/// others: a client that keeps its socket full (pings, empty frames) would
+/// otherwise hold a runtime thread for as long as it likes. The budget is a
+/// number of turns (wake-ups that found work at once) or of bytes read,
+/// whichever runs out first; waiting for anything refills it.
+const TURNS_BEFORE_YIELD: u32 = 16;
+const BYTES_BEFORE_YIELD: usize = 64 * 1024;
 
 /// Where a session's chat messages for one client go.
 type Outbox = Sender<PreparedMessage>;
@@ -133,6 +144,7 @@ async fn connection<R: Runtime>(
     // The session's timer, made again only when its deadline moves earlier:
     // a timer that fires early finds nothing to do and is armed again.
     let mut timer: Option<(R::Timer, Instant)> = None;
+    let (mut busy_turns, mut busy_bytes) = (0, 0);
     loop {
         forward(
             session.process(&shared.hub, &outbox, now(shared.start)),
@@ -191,11 +203,23 @@ async fn connection<R: Runtime>(
                 None => future::pending().await,
             }
         };
-        let wake = future::race(
+        let (wake, waited) = waited(future::race(
             future::race(read, write),
             future::race(message, stop.or(alarm)),
-        )
+        ))
         .await;
+        if waited {
+            (busy_turns, busy_bytes) = (0, 0);
+        }
+        busy_turns += 1;
+        if let Wake::Read(Ok(n)) = wake {
+            busy_bytes += n;
+        }
+        if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
+            (busy_turns, busy_bytes) = (0, 0);
+            socket.defer_read();
+            future::yield_now().await;
+        }
         match wake {
             Wake::Read(Ok(0) | Err(_)) => {
                 read_open = false;
@@ -236,6 +260,22 @@ async fn connection<R: Runtime>(
         log::print(config.log_level, &line);
     }
     shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Runs `future` and tells whether it had to wait (returned `Pending` at
+/// least once) or was ready at once.
+async fn waited<F: Future>(future: F) -> (F::Output, bool) {
+    let mut future = pin!(future);
+    let mut waited = false;
+    let output = future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Pending => {
+            waited = true;
+            Poll::Pending
+        }
+        Poll::Ready(output) => Poll::Ready(output),
+    })
+    .await;
+    (output, waited)
 }
 
 /// Hands chat messages to other clients' outboxes without waiting: a full

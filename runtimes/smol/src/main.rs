@@ -91,6 +91,13 @@ impl Socket for SmolSocket {
     fn shutdown_write(&self) -> io::Result<()> {
         self.stream.get_ref().shutdown(Shutdown::Write)
     }
+
+    /// The executor polls the reactor only when it runs out of tasks (or
+    /// every 200 of them): a task that merely yields would keep the others'
+    /// socket events waiting.
+    fn defer_read(&self) {
+        self.may_read.store(false, Ordering::Relaxed);
+    }
 }
 
 fn main() -> ExitCode {

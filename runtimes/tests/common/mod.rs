@@ -716,6 +716,12 @@ impl Raw {
         }
     }
 
+    /// The socket, for a test that drives it itself (bytes read but not
+    /// yet taken are dropped).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub fn local_port(&self) -> u16 {
         self.stream.local_addr().expect("local address").port()
     }
