@@ -155,3 +155,47 @@ fn clients_flooding_empty_continuations_do_not_stall_the_others() {
         "a round trip took {slowest:?} beside two continuation floods"
     );
 }
+
+/// The status and body of an upgrade to `/` with these extra header lines.
+fn upgrade_with(server: &Server, extra: &str) -> (u16, String) {
+    let mut raw = Raw::connect(server);
+    raw.send(upgrade_request("/", extra).as_bytes());
+    let head = raw.read_head();
+    let status = head[9..12].parse().expect("a status");
+    let body = if status == 101 {
+        String::new()
+    } else {
+        String::from_utf8(raw.read_to_end()).expect("a text body")
+    };
+    (status, body)
+}
+
+#[test]
+fn only_the_own_origin_and_listed_origins_may_connect() {
+    let server = Server::start(&[]);
+    // `upgrade_request` sends `Host: 127.0.0.1`: the page would be there.
+    let own = "Origin: http://127.0.0.1\r\n";
+    assert_eq!(upgrade_with(&server, own).0, 101, "the server's own page");
+    let other_port = "Origin: http://127.0.0.1:1\r\n";
+    assert_eq!(upgrade_with(&server, other_port).0, 403, "another port");
+    assert_eq!(upgrade_with(&server, "").0, 101, "no Origin: not a browser");
+    let (status, body) = upgrade_with(&server, "Origin: http://evil.example\r\n");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body,
+        "origin 'http://evil.example' is not allowed: only this server's own pages \
+         and --allowed-origin may connect\n"
+    );
+    server.wait_line("Rejected handshake from 127.0.0.1:");
+
+    let server = Server::start(&[
+        "--allowed-origin",
+        "http://evil.example,https://chat.example",
+    ]);
+    for listed in ["http://evil.example", "https://chat.example"] {
+        let origin = format!("Origin: {listed}\r\n");
+        assert_eq!(upgrade_with(&server, &origin).0, 101, "{listed}");
+    }
+    let other = "Origin: http://other.example\r\n";
+    assert_eq!(upgrade_with(&server, other).0, 403);
+}

@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::config::ServerConfig;
 use crate::log::LogLevel;
+use crate::origin::OriginPolicy;
 
 const ABOUT: &str =
     "A WebSocket (RFC 6455) chat server. Open http://localhost:<PORT>/ in a browser,
@@ -113,6 +114,17 @@ struct Args {
           default_value_t = secs(DEFAULT.idle_timeout))]
     idle_timeout: u64,
 
+    /// A web origin allowed to connect besides the server's own (repeat it,
+    /// or separate with commas; * allows any). Clients that send no Origin
+    /// (not browsers) are always allowed
+    #[arg(
+        long = "allowed-origin",
+        env = "TINCAN_ALLOWED_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+
     /// Lines below this level are not printed
     #[arg(long, env = "TINCAN_LOG_LEVEL", value_name = "LEVEL", default_value_t = DEFAULT.log_level)]
     log_level: LogLevel,
@@ -135,7 +147,7 @@ where
         .bin_name(program)
         .try_get_matches_from(args)?;
     let args = Args::from_arg_matches(&matches)?;
-    let mut config = DEFAULT;
+    let mut config = ServerConfig::DEFAULT;
     config.port = args.port;
     config.bind = args.bind;
     config.echo = args.echo;
@@ -158,6 +170,7 @@ where
     config.chat.rate.per_second = args.rate;
     config.chat.rate.burst = args.burst;
     config.idle_timeout = duration(args.idle_timeout);
+    config.origins = OriginPolicy::new(args.allowed_origins);
     Ok(config)
 }
 

@@ -8,6 +8,7 @@ use tincan_chat::ChatConfig;
 use tincan_core::Config;
 
 use crate::log::LogLevel;
+use crate::origin::OriginPolicy;
 
 /// Everything a server binary is configured with.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub chat: ChatConfig,
     /// Close clients that send no message for this long; `None` never does.
     pub idle_timeout: Option<Duration>,
+    /// Web origins allowed to connect besides the server's own.
+    pub origins: OriginPolicy,
 }
 
 impl ServerConfig {
@@ -50,6 +53,7 @@ impl ServerConfig {
         outbox_capacity: 8192,
         chat: ChatConfig::DEFAULT,
         idle_timeout: Some(Duration::from_secs(30 * 60)),
+        origins: OriginPolicy::EMPTY,
     };
 
     /// The connection limits of one client. In chat mode no message can be

@@ -7,6 +7,7 @@
 //! - [`config`]: every setting and its default, written once;
 //! - [`cli`]: the command line on clap, with `TINCAN_<OPTION>` variables;
 //! - [`log`]: the log lines;
+//! - [`origin`]: which web pages may connect;
 //! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
 //! - [`hub`]: what the sessions share, behind one mutex;
 //! - [`page`]: the browser page and its wasm codec, embedded;
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod hub;
 pub mod log;
+pub mod origin;
 pub mod page;
 pub mod read_buffer;
 pub mod runtime;

@@ -22,6 +22,7 @@ use tincan_core::{
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{Log, LogLevel};
+use crate::origin::OriginPolicy;
 use crate::page;
 
 /// A chat message for another client, with the outbox it goes into.
@@ -34,6 +35,7 @@ pub struct Session {
     peer: String,
     conn: Connection,
     echo: bool,
+    origins: OriginPolicy,
     joined: bool,
     idle_timeout: Option<Duration>,
     /// Monotonic time of the last chat message (or of joining).
@@ -52,6 +54,7 @@ impl Session {
             peer: peer.to_string(),
             conn: Connection::new(Role::Server, config.client_connection()),
             echo: config.echo,
+            origins: config.origins.clone(),
             joined: false,
             idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
@@ -252,6 +255,16 @@ impl Session {
         self.log(Log::UpgradeRequest {
             peer: self.peer.clone(),
         });
+        let origin = request.header("Origin");
+        if !self.origins.allows(origin, request.host()) {
+            let reason = format!(
+                "origin '{}' is not allowed: only this server's own pages \
+                 and --allowed-origin may connect",
+                origin.unwrap_or_default()
+            );
+            self.refuse(403, reason);
+            return Output::default();
+        }
         if self.echo {
             if self.conn.accept(None).is_ok() {
                 self.log(Log::HandshakeComplete {
@@ -271,17 +284,7 @@ impl Session {
         let room = match joined {
             Ok(room) => room,
             Err(refusal) => {
-                let reason = format!("{refusal}\n");
-                let _ = self.conn.respond(
-                    refusal.status(),
-                    "text/plain; charset=utf-8",
-                    reason.as_bytes(),
-                );
-                self.log(Log::HandshakeRejected {
-                    peer: self.peer.clone(),
-                    status: refusal.status(),
-                    reason: refusal.to_string(),
-                });
+                self.refuse(refusal.status(), refusal.to_string());
                 return Output::default();
             }
         };
@@ -308,6 +311,19 @@ impl Session {
             // Checked above under the same lock, so this cannot happen.
             Err(_) => Output::default(),
         }
+    }
+
+    /// Refuses the upgrade with `status` and a one-line reason.
+    fn refuse(&mut self, status: u16, reason: String) {
+        let body = format!("{reason}\n");
+        let _ = self
+            .conn
+            .respond(status, "text/plain; charset=utf-8", body.as_bytes());
+        self.log(Log::HandshakeRejected {
+            peer: self.peer.clone(),
+            status,
+            reason,
+        });
     }
 
     /// Sends this client its part of `out` and returns the rest for others.
