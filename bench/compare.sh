@@ -58,8 +58,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Chat limits off for tincan: the load is the point, not the rate limiter.
+# Every load connection comes from 127.0.0.1: no per-address limit either.
 CHAT=(-q --rate 1000000 --burst 1000000 --max-clients 100000 --max-room-clients 100000
-  --history 0 --idle-timeout 0 --ping-interval 0)
+  --history 0 --idle-timeout 0 --ping-interval 0 --max-connections-per-ip 0)
+ECHO=(-q --echo --max-connections-per-ip 0)
 
 next_port=19100
 start_server() { # command...; sets $port and $server_pid
@@ -138,8 +140,8 @@ row() { # cells...
 
 echo_scenario() { # size
   local size=$1 args=(echo @URL@ -c 100 -s "$1" -d 1 -t "$SECS")
-  measure "echo-$size-tincan-smol" ws "${args[@]}" -- target/release/tincan-smol -q --echo
-  measure "echo-$size-tincan-async-std" ws "${args[@]}" -- target/release/tincan-async-std -q --echo
+  measure "echo-$size-tincan-smol" ws "${args[@]}" -- target/release/tincan-smol "${ECHO[@]}"
+  measure "echo-$size-tincan-async-std" ws "${args[@]}" -- target/release/tincan-async-std "${ECHO[@]}"
   measure "echo-$size-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
   measure "echo-$size-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-echo"
   measure "echo-$size-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"

@@ -199,3 +199,30 @@ fn only_the_own_origin_and_listed_origins_may_connect() {
     let other = "Origin: http://other.example\r\n";
     assert_eq!(upgrade_with(&server, other).0, 403);
 }
+
+#[test]
+fn one_address_cannot_take_every_slot() {
+    let server = Server::start(&["--max-connections-per-ip", "3"]);
+    let mut held: Vec<Raw> = (0..3)
+        .map(|_| {
+            let mut raw = Raw::connect(&server);
+            raw.upgrade("/");
+            raw
+        })
+        .collect();
+    let (status, body) = upgrade_with(&server, "");
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        "too many connections from your address, try again later\n"
+    );
+    // Once one of them has gone, there is room again.
+    held.pop().expect("one").shutdown();
+    let until = deadline();
+    while upgrade_with(&server, "").0 != 101 {
+        assert!(
+            Instant::now() < until,
+            "no room {WAIT:?} after a client left"
+        );
+    }
+}

@@ -93,6 +93,11 @@ struct Args {
           value_parser = positive(), default_value_t = DEFAULT.chat.max_room_clients)]
     max_room_clients: usize,
 
+    /// Connections one IP address may hold at once; more get 503. 0: no limit
+    #[arg(long, env = "TINCAN_MAX_CONNECTIONS_PER_IP", value_name = "N",
+          default_value_t = DEFAULT.max_connections_per_ip.unwrap_or(0))]
+    max_connections_per_ip: usize,
+
     /// Rooms kept with their history; when every one has people in it, a new room gets 503
     #[arg(long, env = "TINCAN_MAX_ROOMS", value_name = "N",
           value_parser = positive(), default_value_t = DEFAULT.chat.max_rooms)]
@@ -171,6 +176,8 @@ where
     config.chat.rate.burst = args.burst;
     config.idle_timeout = duration(args.idle_timeout);
     config.origins = OriginPolicy::new(args.allowed_origins);
+    config.max_connections_per_ip =
+        (args.max_connections_per_ip > 0).then_some(args.max_connections_per_ip);
     Ok(config)
 }
 
@@ -313,6 +320,7 @@ mod tests {
             ("--ping-timeout", "10".into()),
             ("--handshake-timeout", "10".into()),
             ("--max-rooms", "1000".into()),
+            ("--max-connections-per-ip", "100".into()),
             ("--max-message-size", (16 << 20).to_string()),
             ("--max-send-queue", (32 << 20).to_string()),
             ("--history", "50".into()),

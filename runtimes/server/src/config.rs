@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Web origins allowed to connect besides the server's own.
     pub origins: OriginPolicy,
+    /// Connections one IP address may hold at once (open, in the handshake
+    /// or closing); more get 503. `None`: no limit.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl ServerConfig {
@@ -54,6 +57,7 @@ impl ServerConfig {
         chat: ChatConfig::DEFAULT,
         idle_timeout: Some(Duration::from_secs(30 * 60)),
         origins: OriginPolicy::EMPTY,
+        max_connections_per_ip: Some(100),
     };
 
     /// The connection limits of one client. In chat mode no message can be

@@ -2,12 +2,13 @@
 //! one [`Session`] per socket, carry chat messages between sessions through
 //! bounded outboxes, and shut down on SIGINT or SIGTERM.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +48,9 @@ struct Shared<R> {
     stop: Receiver<()>,
     /// Connections being served (in the handshake, open or closing).
     connections: AtomicUsize,
+    /// Connections per IP address, for `max_connections_per_ip`; an address
+    /// is forgotten when its last connection ends.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     _alive: Sender<()>,
 }
 
@@ -80,6 +84,7 @@ pub async fn serve<R: Runtime>(
         start: Instant::now(),
         stop: stopped,
         connections: AtomicUsize::new(0),
+        per_address: Mutex::new(HashMap::new()),
         _alive: alive,
     });
     loop {
@@ -133,11 +138,18 @@ async fn connection<R: Runtime>(
     shared: Arc<Shared<R>>,
 ) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
+    let from_address = shared.count_address(peer.ip(), 1);
     let config = &shared.config;
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
     let mut session = Session::new(id, peer, config);
+    if config
+        .max_connections_per_ip
+        .is_some_and(|max| from_address > max)
+    {
+        session.over_address_limit();
+    }
     let mut buf = ReadBuffer::new();
     let (mut read_open, mut inbox_open) = (true, true);
     let (mut stopping, mut write_shut) = (false, false);
@@ -259,7 +271,26 @@ async fn connection<R: Runtime>(
     while let Some(line) = session.poll_log() {
         log::print(config.log_level, &line);
     }
+    shared.count_address(peer.ip(), -1);
     shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl<R> Shared<R> {
+    /// Counts a connection from `ip` in (`+1`) or out (`-1`); returns how
+    /// many it holds now.
+    fn count_address(&self, ip: IpAddr, change: isize) -> usize {
+        let mut counts = self
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        *count = count.saturating_add_signed(change);
+        let now = *count;
+        if now == 0 {
+            counts.remove(&ip);
+        }
+        now
+    }
 }
 
 /// Runs `future` and tells whether it had to wait (returned `Pending` at

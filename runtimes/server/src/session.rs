@@ -36,6 +36,9 @@ pub struct Session {
     conn: Connection,
     echo: bool,
     origins: OriginPolicy,
+    /// Its address holds more connections than allowed: every request gets
+    /// 503.
+    over_address_limit: bool,
     joined: bool,
     idle_timeout: Option<Duration>,
     /// Monotonic time of the last chat message (or of joining).
@@ -55,12 +58,19 @@ impl Session {
             conn: Connection::new(Role::Server, config.client_connection()),
             echo: config.echo,
             origins: config.origins.clone(),
+            over_address_limit: false,
             joined: false,
             idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
             log_level: config.log_level,
             logs: VecDeque::new(),
         }
+    }
+
+    /// The client's address holds more connections than
+    /// [`ServerConfig::max_connections_per_ip`]: its request gets 503.
+    pub fn over_address_limit(&mut self) {
+        self.over_address_limit = true;
     }
 
     /// Bytes from the client.
@@ -255,6 +265,13 @@ impl Session {
         self.log(Log::UpgradeRequest {
             peer: self.peer.clone(),
         });
+        if self.over_address_limit {
+            self.refuse(
+                503,
+                "too many connections from your address, try again later".into(),
+            );
+            return Output::default();
+        }
         let origin = request.header("Origin");
         if !self.origins.allows(origin, request.host()) {
             let reason = format!(
