@@ -35,8 +35,8 @@ impl Runtime for AsyncStd {
         task::spawn(task);
     }
 
-    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
-        TcpListener::bind(addr).await.map(AsyncStdListener)
+    fn listener(&self, listener: std::net::TcpListener) -> io::Result<AsyncStdListener> {
+        Ok(AsyncStdListener(listener.into()))
     }
 
     fn timer_at(&self, at: Instant) -> Self::Timer {

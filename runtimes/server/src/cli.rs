@@ -69,10 +69,22 @@ struct Args {
           value_parser = positive(), default_value_t = DEFAULT.connection.max_frame_size)]
     max_frame_size: usize,
 
-    /// Bytes queued for a slow client before it is closed with 1008
+    /// Bytes queued for a slow client before it is closed with 1008 (in echo
+    /// mode at least one largest message)
     #[arg(long, env = "TINCAN_MAX_SEND_QUEUE", value_name = "BYTES",
           value_parser = positive(), default_value_t = DEFAULT.connection.max_send_queue)]
     max_send_queue: usize,
+
+    /// Bytes queued on all clients together; past it the clients with the
+    /// oldest unread backlog are closed first with 1008. 0: no limit
+    #[arg(long, env = "TINCAN_MAX_QUEUED_BYTES", value_name = "BYTES",
+          default_value_t = DEFAULT.max_queued_bytes.unwrap_or(0))]
+    max_queued_bytes: usize,
+
+    /// The kernel's send buffer per socket (SO_SNDBUF; Linux doubles it)
+    #[arg(long, env = "TINCAN_SOCKET_SEND_BUFFER", value_name = "BYTES",
+          value_parser = positive(), default_value_t = DEFAULT.socket_send_buffer)]
+    socket_send_buffer: usize,
 
     /// Messages a room keeps for late joiners
     #[arg(long, env = "TINCAN_HISTORY", value_name = "N", default_value_t = DEFAULT.chat.history)]
@@ -176,6 +188,8 @@ where
     config.chat.rate.burst = args.burst;
     config.idle_timeout = duration(args.idle_timeout);
     config.origins = OriginPolicy::new(args.allowed_origins);
+    config.max_queued_bytes = (args.max_queued_bytes > 0).then_some(args.max_queued_bytes);
+    config.socket_send_buffer = args.socket_send_buffer;
     config.max_connections_per_ip =
         (args.max_connections_per_ip > 0).then_some(args.max_connections_per_ip);
     Ok(config)
@@ -322,7 +336,9 @@ mod tests {
             ("--max-rooms", "1000".into()),
             ("--max-connections-per-ip", "100".into()),
             ("--max-message-size", (16 << 20).to_string()),
-            ("--max-send-queue", (32 << 20).to_string()),
+            ("--max-send-queue", (1 << 20).to_string()),
+            ("--max-queued-bytes", (64 << 20).to_string()),
+            ("--socket-send-buffer", (64 << 10).to_string()),
             ("--history", "50".into()),
             ("--rate", "2".into()),
             ("--burst", "10".into()),

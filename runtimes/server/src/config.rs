@@ -23,8 +23,8 @@ pub struct ServerConfig {
     /// Lines below this level are not printed.
     pub log_level: LogLevel,
     /// Limits and timers of each connection. The protocol crate's defaults,
-    /// but for a smaller send queue: a chat client that falls 32 MiB behind
-    /// is not coming back.
+    /// but for a send queue sized for chat: a chat client that falls 1 MiB
+    /// behind is not reading.
     pub connection: Config,
     /// How many messages may wait for a client's task before the client
     /// counts as too slow. They are shared frames, so a slot costs a pointer;
@@ -37,6 +37,14 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Web origins allowed to connect besides the server's own.
     pub origins: OriginPolicy,
+    /// Bytes queued for sending on all connections together; past it, the
+    /// clients with the oldest unread backlog are closed first (1008).
+    /// `None`: no limit.
+    pub max_queued_bytes: Option<usize>,
+    /// The kernel's send buffer per socket (`SO_SNDBUF`; Linux doubles it).
+    /// Bounded so that clients that never read cannot park gigabytes in the
+    /// kernel, where no budget sees them.
+    pub socket_send_buffer: usize,
     /// Connections one IP address may hold at once (open, in the handshake
     /// or closing); more get 503. `None`: no limit.
     pub max_connections_per_ip: Option<usize>,
@@ -50,7 +58,7 @@ impl ServerConfig {
         echo: false,
         log_level: LogLevel::Info,
         connection: Config {
-            max_send_queue: 32 << 20,
+            max_send_queue: 1 << 20,
             ..Config::DEFAULT
         },
         outbox_capacity: 8192,
@@ -58,16 +66,22 @@ impl ServerConfig {
         idle_timeout: Some(Duration::from_secs(30 * 60)),
         origins: OriginPolicy::EMPTY,
         max_connections_per_ip: Some(100),
+        max_queued_bytes: Some(64 << 20),
+        socket_send_buffer: 64 << 10,
     };
 
     /// The connection limits of one client. In chat mode no message can be
     /// longer than the longest chat message (4 bytes a character, and room
     /// for a command), so a bigger one fails with 1009 as its header arrives
     /// instead of being assembled only to be refused. Echo mode keeps
-    /// `max_message_size`.
+    /// `max_message_size`, and its send queue takes at least one echo of the
+    /// largest message (with its 14-byte frame header).
     pub fn client_connection(&self) -> Config {
         let mut connection = self.connection.clone();
-        if !self.echo {
+        if self.echo {
+            let echo = connection.max_message_size.saturating_add(14);
+            connection.max_send_queue = connection.max_send_queue.max(echo);
+        } else {
             let longest = self
                 .chat
                 .max_text_len

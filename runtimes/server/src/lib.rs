@@ -10,6 +10,7 @@
 //! - [`origin`]: which web pages may connect;
 //! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
 //! - [`hub`]: what the sessions share, behind one mutex;
+//! - [`budget`]: the server-wide cap on queued outbound bytes;
 //! - [`page`]: the browser page and its wasm codec, embedded;
 //! - [`read_buffer`]: the per-connection read buffer;
 //! - [`runtime`]: the trait a runtime implements;
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod hub;

@@ -1,5 +1,6 @@
 //! What the serve loop needs from an async runtime, and nothing more: run a
-//! future, spawn a task, a timer, and TCP sockets. A binary implements
+//! future, spawn a task, a timer, and TCP sockets (the serve loop makes the
+//! listening socket itself, with [`listen`], and the runtime takes it over). A binary implements
 //! [`Runtime`] for its runtime (about a hundred lines) and hands it to
 //! [`crate::main`]; everything else is written once, in [`crate::serve`].
 //!
@@ -31,8 +32,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Runs `task` in the background; it is never joined.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
 
-    /// Listens on `addr`.
-    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>>;
+    /// Takes over a listening socket (bound, listening and non-blocking:
+    /// the serve loop sets its options itself, see [`listen`]).
+    fn listener(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener>;
 
     /// A timer that fires at `at` (at once if that has passed).
     fn timer_at(&self, at: Instant) -> Self::Timer;
@@ -71,4 +73,20 @@ pub trait Socket: Send + Sync + 'static {
     /// events are seen first. Nothing to do (the default) where the reactor
     /// runs apart from the tasks and a yield is enough.
     fn defer_read(&self) {}
+}
+
+/// A listening socket on `addr`, non-blocking, whose accepted sockets have a
+/// kernel send buffer of `send_buffer` bytes (`SO_SNDBUF`, inherited from the
+/// listener; Linux doubles it). An explicit size also turns off the kernel's
+/// autotuning, which would let each client that never reads park megabytes
+/// where no budget sees them.
+pub fn listen(addr: SocketAddr, send_buffer: usize) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_send_buffer_size(send_buffer)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }

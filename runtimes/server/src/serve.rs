@@ -18,11 +18,12 @@ use futures_lite::StreamExt;
 use tincan_chat::Now;
 use tincan_core::PreparedMessage;
 
+use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::read_buffer::ReadBuffer;
-use crate::runtime::{Listener, Runtime, Socket};
+use crate::runtime::{self, Listener, Runtime, Socket};
 use crate::session::{Forward, Session};
 
 /// How much a connection may do without waiting before it yields to the
@@ -46,6 +47,8 @@ struct Shared<R> {
     start: Instant,
     /// Closed to tell every session to shut down.
     stop: Receiver<()>,
+    /// Bytes queued on all connections together.
+    budget: Budget,
     /// Connections being served (in the handshake, open or closing).
     connections: AtomicUsize,
     /// Connections per IP address, for `max_connections_per_ip`; an address
@@ -66,9 +69,8 @@ pub async fn serve<R: Runtime>(
     // the hard one, or --max-clients would be out of reach.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = runtime
-        .bind(addr)
-        .await
+    let listener = runtime::listen(addr, config.socket_send_buffer)
+        .and_then(|listener| runtime.listener(listener))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut signals = runtime
         .shutdown_signals()
@@ -80,6 +82,7 @@ pub async fn serve<R: Runtime>(
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(Hub::new(config.chat.clone())),
+        budget: Budget::new(config.max_queued_bytes),
         config,
         start: Instant::now(),
         stop: stopped,
@@ -143,6 +146,7 @@ async fn connection<R: Runtime>(
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
+    let share = shared.budget.join(id, outbox.clone());
     let mut session = Session::new(id, peer, config);
     if config
         .max_connections_per_ip
@@ -168,6 +172,8 @@ async fn connection<R: Runtime>(
         if session.is_finished() {
             break;
         }
+        let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        shared.budget.update(&share, session.buffered_amount(), ms);
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
             let _ = socket.shutdown_write();
             write_shut = true;
@@ -271,6 +277,7 @@ async fn connection<R: Runtime>(
     while let Some(line) = session.poll_log() {
         log::print(config.log_level, &line);
     }
+    shared.budget.leave(share);
     shared.count_address(peer.ip(), -1);
     shared.connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -220,6 +220,11 @@ impl Session {
         self.conn.poll_transmit()
     }
 
+    /// See [`Connection::buffered_amount`].
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
     /// See [`Connection::advance`].
     pub fn advance(&mut self, n: usize) {
         self.conn.advance(n);

@@ -34,8 +34,8 @@ impl Runtime for Smol {
         EXECUTOR.spawn(task).detach();
     }
 
-    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
-        Async::<TcpListener>::bind(addr).map(SmolListener)
+    fn listener(&self, listener: TcpListener) -> io::Result<SmolListener> {
+        Async::new(listener).map(SmolListener)
     }
 
     fn timer_at(&self, at: Instant) -> Timer {
