@@ -226,3 +226,125 @@ fn one_address_cannot_take_every_slot() {
         );
     }
 }
+
+/// The server's resident memory, in bytes.
+fn rss(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .expect("the server's /proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// A member of `/crowd` that completes its handshake and never reads again,
+/// with a receive buffer so small that the kernel holds almost nothing for
+/// it either: what the server sends it stays in the server.
+fn silent_member(server: &Server) -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], server.port).into();
+    socket.connect(&addr.into()).expect("connect");
+    let mut stream: std::net::TcpStream = socket.try_clone().expect("clone").into();
+    stream
+        .write_all(upgrade_request("/crowd", "").as_bytes())
+        .expect("request");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut head = Vec::new();
+    let mut byte = [0];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the 101 response");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    socket
+}
+
+#[test]
+fn silent_members_are_closed_and_memory_stays_bounded() {
+    let _ = rlimit::increase_nofile_limit(4096);
+    let server = Server::start(&[
+        "-q",
+        "--max-connections-per-ip",
+        "0",
+        "--max-room-clients",
+        "5000",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--history",
+        "0",
+    ]);
+    let silent: Vec<socket2::Socket> = (0..1000).map(|_| silent_member(&server)).collect();
+    let before = rss(&server);
+
+    // Four senders at full speed, each reading everything the room says (so
+    // they are the honest readers): 100 messages of 1900 characters each.
+    const SENDERS: usize = 4;
+    const MESSAGES: usize = 100;
+    let text = |s: usize, i: usize| format!("{s} {i:04} {}", "x".repeat(1890));
+    let readers: Vec<JoinHandle<Vec<String>>> = (0..SENDERS)
+        .map(|s| {
+            let mut raw = Raw::connect(&server);
+            raw.upgrade("/crowd");
+            let mut writer = raw.writer();
+            thread::spawn(move || {
+                for i in 0..MESSAGES {
+                    writer
+                        .write_all(&masked(true, 1, text(s, i).as_bytes()))
+                        .expect("send");
+                }
+            });
+            thread::spawn(move || {
+                let mut heard = Vec::new();
+                while heard.len() < SENDERS * MESSAGES {
+                    let line = raw.read_text();
+                    if !line.starts_with("* ") {
+                        heard.push(line);
+                    }
+                }
+                heard
+            })
+        })
+        .collect();
+    let mut peak = before;
+    while !readers.iter().all(|r| r.is_finished()) {
+        peak = peak.max(rss(&server));
+        thread::sleep(Duration::from_millis(10));
+    }
+    // Every honest reader heard every message, each sender's in order.
+    for reader in readers {
+        let heard = reader.join().expect("a reader");
+        for s in 0..SENDERS {
+            let from: Vec<&String> = heard
+                .iter()
+                .filter(|l| l.split(": ").nth(1).is_some_and(|t| t.starts_with(&format!("{s} "))))
+                .collect();
+            assert_eq!(from.len(), MESSAGES, "sender {s}");
+            for (i, line) in from.iter().enumerate() {
+                assert!(line.ends_with(&text(s, i)), "sender {s}, message {i}");
+            }
+        }
+    }
+    // Every silent member was closed as too slow.
+    server.wait_count("is too slow", silent.len());
+    let after = rss(&server);
+    eprintln!(
+        "server RSS: {} MB before, {} MB at the peak, {} MB after",
+        before >> 20,
+        peak >> 20,
+        after >> 20
+    );
+    assert!(peak < 128 << 20, "peak RSS {} MB", peak >> 20);
+    assert!(
+        after < before + (16 << 20),
+        "RSS did not come back down: {} MB before, {} MB after",
+        before >> 20,
+        after >> 20
+    );
+    drop(silent);
+}

@@ -716,6 +716,12 @@ impl Raw {
         }
     }
 
+    /// A second handle on the same socket, for a thread that only writes,
+    /// while this one reads.
+    pub fn writer(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone the socket")
+    }
+
     /// The socket, for a test that drives it itself (bytes read but not
     /// yet taken are dropped).
     pub fn into_stream(self) -> TcpStream {
