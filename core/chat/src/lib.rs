@@ -11,15 +11,24 @@
 //! (`/nick NAME`, `/who`, `/me ACTION`, `/help`; `//` sends a literal `/`).
 //! What they receive depends on their [`Format`].
 //!
+//! # Hostile clients
+//!
+//! - **Floods:** each client has a token bucket ([`ChatConfig::rate`]);
+//!   refused messages in a row close it with 1008. Per [`Address`] the chat
+//!   keeps the lowest bucket, so a client that reconnects starts where it
+//!   left off, not full: see [`rate`].
+//!
 //! ```
 //! use std::time::Duration;
-//! use tincan_chat::{room_for_path, Chat, ChatConfig, ClientId, Format, Now};
+//! use tincan_chat::{room_for_path, Address, Chat, ChatConfig, ClientId, Format, Now};
 //!
 //! let now = Now { mono: Duration::from_secs(1), unix_ms: 1_700_000_000_000 };
 //! let mut chat = Chat::new(ChatConfig::default());
 //! let room = room_for_path("/rust").unwrap();
-//! chat.join(ClientId(1), room, Format::Plain, now).unwrap();
-//! chat.join(ClientId(2), room, Format::Plain, now).unwrap();
+//! // The 16 octets of the peer's IPv6 (or IPv4-mapped) address.
+//! let address = Address([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]);
+//! chat.join(ClientId(1), address, room, Format::Plain, now).unwrap();
+//! chat.join(ClientId(2), address, room, Format::Plain, now).unwrap();
 //!
 //! let out = chat.input(ClientId(1), "hello", now);
 //! assert_eq!(out.broadcast, Some(2));
@@ -39,7 +48,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
-pub use rate::{RateLimit, TokenBucket};
+pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
 use tincan_core::CloseCode;
 use tincan_core::PreparedMessage;
 
@@ -75,6 +84,10 @@ pub struct ChatConfig {
     /// Refused messages in a row after which a flooding client is closed
     /// with 1008.
     pub flood_strikes: u32,
+    /// Addresses whose lowest rate-limit bucket is kept, so that
+    /// reconnecting does not refill it (see [`rate`]); the least recently
+    /// used is forgotten first. 0 keeps none.
+    pub max_addresses: usize,
 }
 
 impl ChatConfig {
@@ -87,6 +100,7 @@ impl ChatConfig {
         max_rooms: 1000,
         rate: RateLimit::DEFAULT,
         flood_strikes: 10,
+        max_addresses: 10_000,
     };
 }
 
@@ -155,6 +169,7 @@ struct Member {
     room: String,
     nick: String,
     format: Format,
+    address: Address,
     bucket: TokenBucket,
     strikes: u32,
 }
@@ -167,13 +182,32 @@ struct Room {
     last_active: Duration,
 }
 
+impl Room {
+    fn push_history(&mut self, entry: Entry, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        if self.history.len() >= limit {
+            self.history.pop_front();
+        }
+        self.history.push_back(entry);
+    }
+}
+
 /// The state of the whole chat.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Chat {
     config: ChatConfig,
     rooms: HashMap<String, Room>,
     members: HashMap<ClientId, Member>,
+    addresses: AddressTable,
     guests: u64,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new(ChatConfig::DEFAULT)
+    }
 }
 
 /// The room that a request path names: `/` is the lobby.
@@ -196,8 +230,11 @@ impl Chat {
     /// An empty chat with these limits.
     pub fn new(config: ChatConfig) -> Self {
         Self {
+            addresses: AddressTable::new(config.max_addresses),
             config,
-            ..Self::default()
+            rooms: HashMap::new(),
+            members: HashMap::new(),
+            guests: 0,
         }
     }
 
@@ -234,11 +271,14 @@ impl Chat {
         }
     }
 
-    /// Adds a client to `room` as `guest-N` (numbered in join order): it gets
-    /// a welcome and the room's history; the others a join notice.
+    /// Adds a client that connected from `address` to `room` as `guest-N`
+    /// (numbered in join order): it gets a welcome and the room's history;
+    /// the others a join notice. Its rate limit starts from the lowest
+    /// bucket recorded for `address` (see [`rate`]).
     pub fn join(
         &mut self,
         id: ClientId,
+        address: Address,
         room: &str,
         format: Format,
         now: Now,
@@ -256,7 +296,10 @@ impl Chat {
             room: room.to_owned(),
             nick: nick.clone(),
             format,
-            bucket: TokenBucket::new(self.config.rate, now.mono),
+            address,
+            bucket: self
+                .addresses
+                .bucket_for(address, self.config.rate, now.mono),
             strikes: 0,
         };
         self.members.insert(id, member);
@@ -303,7 +346,10 @@ impl Chat {
         let Some(member) = self.members.get_mut(&id) else {
             return out;
         };
-        if !member.bucket.take(rate, now.mono) {
+        let taken = member.bucket.take(rate, now.mono);
+        self.addresses
+            .record(member.address, member.bucket, rate, now.mono);
+        if !taken {
             member.strikes += 1;
             if member.strikes >= strikes {
                 out.close = Some((
@@ -380,12 +426,7 @@ impl Chat {
             return;
         };
         room.last_active = now.mono;
-        if self.config.history > 0 {
-            if room.history.len() == self.config.history {
-                room.history.pop_front();
-            }
-            room.history.push_back(entry.clone());
-        }
+        room.push_history(entry.clone(), self.config.history);
         let everyone = room.members.clone();
         out.broadcast = Some(everyone.len());
         self.notify(out, &everyone, &Notice::Said(&entry), now);
@@ -477,6 +518,8 @@ mod tests {
     use super::*;
     use tincan_core::FrameHeader;
 
+    mod reconnects;
+
     fn at(secs: u64) -> Now {
         Now {
             mono: Duration::from_secs(secs),
@@ -497,8 +540,15 @@ mod tests {
             .collect()
     }
 
+    /// A distinct address per client id.
+    fn addr(id: u64) -> Address {
+        let mut octets = [0; 16];
+        octets[8..].copy_from_slice(&id.to_be_bytes());
+        Address(octets)
+    }
+
     fn join(chat: &mut Chat, id: u64, room: &str) -> Output {
-        chat.join(ClientId(id), room, Format::Plain, at(0))
+        chat.join(ClientId(id), addr(id), room, Format::Plain, at(0))
             .expect("room for everyone")
     }
 
@@ -525,7 +575,7 @@ mod tests {
         join(&mut chat, 1, "a");
         join(&mut chat, 2, "a");
         assert_eq!(
-            chat.join(ClientId(1), "b", Format::Plain, at(1)),
+            chat.join(ClientId(1), addr(1), "b", Format::Plain, at(1)),
             Err(Refusal::AlreadyJoined)
         );
         assert_eq!(Refusal::AlreadyJoined.status(), 409);
@@ -566,7 +616,7 @@ mod tests {
     fn each_format_gets_its_own_encoding() {
         let mut chat = Chat::default();
         join(&mut chat, 1, "lobby");
-        chat.join(ClientId(2), "lobby", Format::Json, at(0))
+        chat.join(ClientId(2), addr(2), "lobby", Format::Json, at(0))
             .expect("room");
         let out = chat.input(ClientId(1), "hi", at(5));
         assert_eq!(texts(&out, 1), ["guest-1: hi"]);
@@ -668,7 +718,7 @@ mod tests {
             ]
         );
         let json = chat
-            .join(ClientId(3), "lobby", Format::Json, at(9))
+            .join(ClientId(3), addr(3), "lobby", Format::Json, at(9))
             .expect("room");
         let history = &texts(&json, 3)[1];
         assert!(
@@ -759,7 +809,7 @@ mod tests {
         join(&mut chat, 2, "a");
         assert_eq!(chat.check_join("a"), Err(Refusal::RoomFull("a".into())));
         assert_eq!(
-            chat.join(ClientId(3), "a", Format::Plain, at(0)),
+            chat.join(ClientId(3), addr(3), "a", Format::Plain, at(0)),
             Err(Refusal::RoomFull("a".into()))
         );
         join(&mut chat, 3, "b");
