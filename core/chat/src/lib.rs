@@ -13,6 +13,15 @@
 //!
 //! # Hostile clients
 //!
+//! - **Text:** a message or `/me` action is refused, with an error to the
+//!   sender only, when it is empty (only whitespace and invisible format
+//!   characters such as U+200B–U+200D, U+2060, U+FEFF, U+00AD), longer than
+//!   `max_text_len` characters, or contains a control character (U+0000–
+//!   U+001F with newline, CR and tab, DEL U+007F, U+0080–U+009F, and the
+//!   separators U+2028, U+2029) or a bidi control (U+061C, U+200E, U+200F,
+//!   U+202A–U+202E, U+2066–U+2069). A refused message is never broadcast
+//!   nor kept, so a plain client never sees a forged second line (`* …`,
+//!   `! …`) or a terminal escape. The exact rule: [`text`].
 //! - **Floods:** each client has a token bucket ([`ChatConfig::rate`]);
 //!   refused messages in a row close it with 1008. Per [`Address`] the chat
 //!   keeps the lowest bucket, so a client that reconnects starts where it
@@ -43,12 +52,14 @@
 
 pub mod format;
 pub mod rate;
+pub mod text;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
 pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
+pub use text::TextError;
 use tincan_core::CloseCode;
 use tincan_core::PreparedMessage;
 
@@ -366,19 +377,20 @@ impl Chat {
             return out;
         }
         member.strikes = 0;
-        let (command, rest) = match text.strip_prefix('/') {
+        // `raw` is all that follows the command name, separator included, so
+        // that the text rule sees every character (`/me\n* x` included).
+        let (command, raw) = match text.strip_prefix('/') {
             Some(literal) if literal.starts_with('/') => (None, literal),
             Some(command) => {
-                let (name, rest) = command
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((command, ""));
-                (Some(name), rest.trim())
+                let end = command.find(char::is_whitespace).unwrap_or(command.len());
+                (Some(&command[..end]), &command[end..])
             }
             None => (None, text),
         };
+        let rest = raw.trim();
         match command {
-            None => self.say(&mut out, id, Kind::Message, rest, now),
-            Some("me") => self.say(&mut out, id, Kind::Action, rest, now),
+            None => self.say(&mut out, id, Kind::Message, raw, raw, now),
+            Some("me") => self.say(&mut out, id, Kind::Action, raw, rest, now),
             Some("nick") => self.rename(&mut out, id, rest, now),
             Some("who") => {
                 let room = &self.rooms[&self.members[&id].room];
@@ -396,6 +408,11 @@ impl Chat {
                 self.notify(&mut out, &[id], &Notice::Info(help), now);
             }
             Some(other) => {
+                // Echoed to the sender only, but escaped all the same.
+                let other = match text::check_chars(other) {
+                    Ok(()) => other.to_owned(),
+                    Err(_) => other.escape_debug().to_string(),
+                };
                 let error = format!("unknown command '/{other}': try /help");
                 self.notify(&mut out, &[id], &Notice::Error(&error), now);
             }
@@ -403,17 +420,15 @@ impl Chat {
         out
     }
 
-    fn say(&mut self, out: &mut Output, id: ClientId, kind: Kind, text: &str, now: Now) {
-        let len = text.chars().count();
-        if text.trim().is_empty() {
-            return self.notify(out, &[id], &Notice::Error("empty message"), now);
-        }
-        if len > self.config.max_text_len {
-            let error = format!(
-                "message too long: {len} characters, the limit is {}",
-                self.config.max_text_len
-            );
-            return self.notify(out, &[id], &Notice::Error(&error), now);
+    /// A message or action `text` (an action trimmed from `raw`), checked
+    /// against [`text`]'s rule, `raw` for its characters: refused ones get
+    /// an error to the sender only (they used a token, as every input does,
+    /// but are no flood strike: the sender is not too fast).
+    fn say(&mut self, out: &mut Output, id: ClientId, kind: Kind, raw: &str, text: &str, now: Now) {
+        let checked = text::check_chars(raw)
+            .and_then(|()| text::check_message(text, self.config.max_text_len));
+        if let Err(error) = checked {
+            return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
         let member = &self.members[&id];
         let entry = Entry {
@@ -519,6 +534,7 @@ mod tests {
     use tincan_core::FrameHeader;
 
     mod reconnects;
+    mod text_rules;
 
     fn at(secs: u64) -> Now {
         Now {
@@ -762,7 +778,7 @@ mod tests {
         );
         assert_eq!(
             texts(&chat.input(ClientId(1), "  ", at(1)), 1),
-            ["! empty message"]
+            ["! empty message: only whitespace or invisible characters"]
         );
     }
 
