@@ -22,6 +22,10 @@
 //!   U+202A–U+202E, U+2066–U+2069). A refused message is never broadcast
 //!   nor kept, so a plain client never sees a forged second line (`* …`,
 //!   `! …`) or a terminal escape. The exact rule: [`text`].
+//! - **Nicknames:** 1–24 ASCII letters, digits, `-`, `_`, `.`; a `/nick`
+//!   whose [`skeleton`] equals that of another nickname in the room
+//!   (`aIice` and `alice`) is refused, as are names that look like
+//!   `guest-N`. The exact rule: [`nick`].
 //! - **Floods:** each client has a token bucket ([`ChatConfig::rate`]);
 //!   refused messages in a row close it with 1008. Per [`Address`] the chat
 //!   keeps the lowest bucket, so a client that reconnects starts where it
@@ -51,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod nick;
 pub mod rate;
 pub mod text;
 
@@ -58,6 +63,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
+pub use nick::{skeleton, NickError};
 pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
 pub use text::TextError;
 use tincan_core::CloseCode;
@@ -179,6 +185,8 @@ pub struct Output {
 struct Member {
     room: String,
     nick: String,
+    /// `skeleton(nick)`, for the confusable check.
+    skeleton: String,
     format: Format,
     address: Address,
     bucket: TokenBucket,
@@ -305,6 +313,7 @@ impl Chat {
         let nick = format!("guest-{}", self.guests);
         let member = Member {
             room: room.to_owned(),
+            skeleton: skeleton(&nick),
             nick: nick.clone(),
             format,
             address,
@@ -447,42 +456,45 @@ impl Chat {
         self.notify(out, &everyone, &Notice::Said(&entry), now);
     }
 
+    /// A `/nick`, checked against [`nick`]'s rules.
     fn rename(&mut self, out: &mut Output, id: ClientId, nick: &str, now: Now) {
         let member = &self.members[&id];
+        if nick == member.nick {
+            let info = format!("you are already {nick}");
+            return self.notify(out, &[id], &Notice::Info(&info), now);
+        }
+        let new_skeleton = skeleton(nick);
         let room = &self.rooms[&member.room];
-        let error = if nick.is_empty()
-            || nick.chars().count() > 24
-            || !nick
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            Some("a nickname is 1-24 letters, digits, '-', '_' or '.'".to_owned())
-        } else if nick.to_ascii_lowercase().starts_with("guest-") {
-            Some("nicknames starting with 'guest-' are reserved".to_owned())
-        } else if nick == member.nick {
-            return self.notify(
-                out,
-                &[id],
-                &Notice::Info(&format!("you are already {nick}")),
-                now,
-            );
-        } else if room
-            .members
-            .iter()
-            .any(|m| m != &id && self.members[m].nick.eq_ignore_ascii_case(nick))
-        {
-            Some(format!("nickname '{nick}' is taken in #{}", member.room))
-        } else {
-            None
+        let others = || {
+            room.members
+                .iter()
+                .filter(|&&m| m != id)
+                .filter_map(|m| self.members.get(m))
         };
-        if let Some(error) = error {
-            return self.notify(out, &[id], &Notice::Error(&error), now);
+        let checked = nick::check_nick(nick).and_then(|()| {
+            if others().any(|m| m.nick.eq_ignore_ascii_case(nick)) {
+                return Err(NickError::Taken {
+                    nick: nick.to_owned(),
+                    room: member.room.clone(),
+                });
+            }
+            match others().find(|m| m.skeleton == new_skeleton) {
+                Some(other) => Err(NickError::Confusable {
+                    nick: nick.to_owned(),
+                    other: other.nick.clone(),
+                    room: member.room.clone(),
+                }),
+                None => Ok(()),
+            }
+        });
+        if let Err(error) = checked {
+            return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
         let everyone = room.members.clone();
-        let old = self
-            .members
-            .get_mut(&id)
-            .map(|m| std::mem::replace(&mut m.nick, nick.to_owned()));
+        let old = self.members.get_mut(&id).map(|m| {
+            m.skeleton = new_skeleton;
+            std::mem::replace(&mut m.nick, nick.to_owned())
+        });
         let old = old.unwrap_or_default();
         self.notify(
             out,
@@ -533,6 +545,7 @@ mod tests {
     use super::*;
     use tincan_core::FrameHeader;
 
+    mod nicknames;
     mod reconnects;
     mod text_rules;
 
@@ -679,7 +692,7 @@ mod tests {
         let reserved = chat.input(ClientId(2), "/nick guest-9", at(3));
         assert_eq!(
             texts(&reserved, 2),
-            ["! nicknames starting with 'guest-' are reserved"]
+            ["! nicknames that look like 'guest-N' are reserved for guests"]
         );
         // The same nickname is fine in another room.
         join(&mut chat, 3, "rust");
