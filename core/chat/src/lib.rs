@@ -30,6 +30,8 @@
 //!   refused messages in a row close it with 1008. Per [`Address`] the chat
 //!   keeps the lowest bucket, so a client that reconnects starts where it
 //!   left off, not full: see [`rate`].
+//! - **Work:** a room's history is encoded once per format and shared by
+//!   every join until the next message.
 //!
 //! ```
 //! use std::time::Duration;
@@ -198,6 +200,10 @@ struct Room {
     /// In join order.
     members: Vec<ClientId>,
     history: VecDeque<Entry>,
+    /// The history encoded for each format (plain, JSON), made when a client
+    /// of that format first joins and dropped when the history changes, so
+    /// that N joins encode it once.
+    encoded_history: [Option<Vec<PreparedMessage>>; 2],
     last_active: Duration,
 }
 
@@ -210,6 +216,7 @@ impl Room {
             self.history.pop_front();
         }
         self.history.push_back(entry);
+        self.encoded_history = [None, None];
     }
 }
 
@@ -221,6 +228,9 @@ pub struct Chat {
     members: HashMap<ClientId, Member>,
     addresses: AddressTable,
     guests: u64,
+    /// How many times a history was encoded (for the tests of the cache).
+    #[cfg(test)]
+    history_encodings: usize,
 }
 
 impl Default for Chat {
@@ -254,6 +264,8 @@ impl Chat {
             rooms: HashMap::new(),
             members: HashMap::new(),
             guests: 0,
+            #[cfg(test)]
+            history_encodings: 0,
         }
     }
 
@@ -328,11 +340,13 @@ impl Chat {
         r.last_active = now.mono;
         let mut out = Output::default();
         self.notify(&mut out, &[id], &Notice::Welcome { nick: &nick }, now);
-        let r = &self.rooms[room];
-        if !r.history.is_empty() {
-            let entries: Vec<&Entry> = r.history.iter().collect();
-            self.notify(&mut out, &[id], &Notice::History(&entries), now);
+        for message in self.encoded_history(room, format) {
+            out.deliveries.push(Delivery {
+                to: vec![id],
+                message,
+            });
         }
+        let r = &self.rooms[room];
         let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
         self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
         Ok(out)
@@ -527,6 +541,37 @@ impl Chat {
         }
     }
 
+    /// The history of `room` encoded for `format`: from the cache, or
+    /// encoded now and kept. Its JSON envelope's `ts` is the newest entry's,
+    /// so that the encoding depends on the history only.
+    fn encoded_history(&mut self, room: &str, format: Format) -> Vec<PreparedMessage> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Vec::new();
+        };
+        let slot = &mut r.encoded_history[match format {
+            Format::Plain => 0,
+            Format::Json => 1,
+        }];
+        if let Some(messages) = slot {
+            return messages.clone();
+        }
+        let Some(newest) = r.history.back() else {
+            return Vec::new();
+        };
+        let entries: Vec<&Entry> = r.history.iter().collect();
+        let messages: Vec<PreparedMessage> =
+            format::render(format, room, &Notice::History(&entries), newest.ts)
+                .iter()
+                .map(|text| PreparedMessage::text(text))
+                .collect();
+        *slot = Some(messages.clone());
+        #[cfg(test)]
+        {
+            self.history_encodings += 1;
+        }
+        messages
+    }
+
     fn forget_an_empty_room(&mut self) {
         let oldest = self
             .rooms
@@ -545,6 +590,7 @@ mod tests {
     use super::*;
     use tincan_core::FrameHeader;
 
+    mod history_cache;
     mod nicknames;
     mod reconnects;
     mod text_rules;
