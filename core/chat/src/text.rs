@@ -15,6 +15,11 @@
 //!    and U+2066–U+2069 (the explicit formatting characters of Unicode
 //!    Standard Annex #9, §2) are refused ([`TextError::Bidi`]).
 //!
+//! For `/me ACTION`, steps 3 and 4 apply to everything after `/me`, the
+//! separator and any leading or trailing whitespace included (`/me\n* x` and
+//! `/me waves\n` are refused), steps 1 and 2 to the trimmed action that is
+//! shown. A `//` message is checked without its first `/`.
+//!
 //! So a plain-format client, which shows each message as one line, is never
 //! shown a second line that looks like a system line (`* …`, `! …`), a
 //! terminal escape sequence (ECMA-48 starts them with ESC U+001B or CSI
