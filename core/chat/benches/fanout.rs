@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tincan_chat::{Chat, ChatConfig, ClientId, Format, Now, RateLimit};
+use tincan_chat::{Address, Chat, ChatConfig, ClientId, Format, Now, RateLimit};
 use tincan_core::{Config, Connection, Role};
 
 fn now() -> Now {
@@ -36,7 +36,7 @@ fn fanout(c: &mut Criterion) {
                 } else {
                     Format::Json
                 };
-                chat.join(ClientId(i as u64), "bench", format, now())
+                chat.join(ClientId(i as u64), Address([0; 16]), "bench", format, now())
                     .expect("room has space");
                 Connection::open(Role::Server, Config::default())
             })

@@ -77,7 +77,9 @@ pub enum Notice<'a> {
         /// The new nickname.
         new: &'a str,
     },
-    /// The room's recent messages, oldest first.
+    /// The room's recent messages, oldest first. The chat renders it with
+    /// the newest entry's `ts`, so that one encoding serves every join
+    /// until the next message.
     History(&'a [&'a Entry]),
     /// Who is in the room.
     Who(&'a [&'a str]),

@@ -11,15 +11,39 @@
 //! (`/nick NAME`, `/who`, `/me ACTION`, `/help`; `//` sends a literal `/`).
 //! What they receive depends on their [`Format`].
 //!
+//! # Hostile clients
+//!
+//! - **Text:** a message or `/me` action is refused, with an error to the
+//!   sender only, when it is empty (only whitespace and invisible format
+//!   characters such as U+200B–U+200D, U+2060, U+FEFF, U+00AD), longer than
+//!   `max_text_len` characters, or contains a control character (U+0000–
+//!   U+001F with newline, CR and tab, DEL U+007F, U+0080–U+009F, and the
+//!   separators U+2028, U+2029) or a bidi control (U+061C, U+200E, U+200F,
+//!   U+202A–U+202E, U+2066–U+2069). A refused message is never broadcast
+//!   nor kept, so a plain client never sees a forged second line (`* …`,
+//!   `! …`) or a terminal escape. The exact rule: [`text`].
+//! - **Nicknames:** 1–24 ASCII letters, digits, `-`, `_`, `.`; a `/nick`
+//!   whose [`skeleton`] equals that of another nickname in the room
+//!   (`aIice` and `alice`) is refused, as are names that look like
+//!   `guest-N`. The exact rule: [`nick`].
+//! - **Floods:** each client has a token bucket ([`ChatConfig::rate`]);
+//!   refused messages in a row close it with 1008. Per [`Address`] the chat
+//!   keeps the lowest bucket, so a client that reconnects starts where it
+//!   left off, not full: see [`rate`].
+//! - **Work:** a room's history is encoded once per format and shared by
+//!   every join until the next message.
+//!
 //! ```
 //! use std::time::Duration;
-//! use tincan_chat::{room_for_path, Chat, ChatConfig, ClientId, Format, Now};
+//! use tincan_chat::{room_for_path, Address, Chat, ChatConfig, ClientId, Format, Now};
 //!
 //! let now = Now { mono: Duration::from_secs(1), unix_ms: 1_700_000_000_000 };
 //! let mut chat = Chat::new(ChatConfig::default());
 //! let room = room_for_path("/rust").unwrap();
-//! chat.join(ClientId(1), room, Format::Plain, now).unwrap();
-//! chat.join(ClientId(2), room, Format::Plain, now).unwrap();
+//! // The 16 octets of the peer's IPv6 (or IPv4-mapped) address.
+//! let address = Address([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]);
+//! chat.join(ClientId(1), address, room, Format::Plain, now).unwrap();
+//! chat.join(ClientId(2), address, room, Format::Plain, now).unwrap();
 //!
 //! let out = chat.input(ClientId(1), "hello", now);
 //! assert_eq!(out.broadcast, Some(2));
@@ -33,13 +57,17 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod nick;
 pub mod rate;
+pub mod text;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
-pub use rate::{RateLimit, TokenBucket};
+pub use nick::{skeleton, NickError};
+pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
+pub use text::TextError;
 use tincan_core::CloseCode;
 use tincan_core::PreparedMessage;
 
@@ -75,6 +103,10 @@ pub struct ChatConfig {
     /// Refused messages in a row after which a flooding client is closed
     /// with 1008.
     pub flood_strikes: u32,
+    /// Addresses whose lowest rate-limit bucket is kept, so that
+    /// reconnecting does not refill it (see [`rate`]); the least recently
+    /// used is forgotten first. 0 keeps none.
+    pub max_addresses: usize,
 }
 
 impl ChatConfig {
@@ -87,6 +119,7 @@ impl ChatConfig {
         max_rooms: 1000,
         rate: RateLimit::DEFAULT,
         flood_strikes: 10,
+        max_addresses: 10_000,
     };
 }
 
@@ -154,7 +187,10 @@ pub struct Output {
 struct Member {
     room: String,
     nick: String,
+    /// `skeleton(nick)`, for the confusable check.
+    skeleton: String,
     format: Format,
+    address: Address,
     bucket: TokenBucket,
     strikes: u32,
 }
@@ -164,16 +200,43 @@ struct Room {
     /// In join order.
     members: Vec<ClientId>,
     history: VecDeque<Entry>,
+    /// The history encoded for each format (plain, JSON), made when a client
+    /// of that format first joins and dropped when the history changes, so
+    /// that N joins encode it once.
+    encoded_history: [Option<Vec<PreparedMessage>>; 2],
     last_active: Duration,
 }
 
+impl Room {
+    fn push_history(&mut self, entry: Entry, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        if self.history.len() >= limit {
+            self.history.pop_front();
+        }
+        self.history.push_back(entry);
+        self.encoded_history = [None, None];
+    }
+}
+
 /// The state of the whole chat.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Chat {
     config: ChatConfig,
     rooms: HashMap<String, Room>,
     members: HashMap<ClientId, Member>,
+    addresses: AddressTable,
     guests: u64,
+    /// How many times a history was encoded (for the tests of the cache).
+    #[cfg(test)]
+    history_encodings: usize,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Self::new(ChatConfig::DEFAULT)
+    }
 }
 
 /// The room that a request path names: `/` is the lobby.
@@ -196,8 +259,13 @@ impl Chat {
     /// An empty chat with these limits.
     pub fn new(config: ChatConfig) -> Self {
         Self {
+            addresses: AddressTable::new(config.max_addresses),
             config,
-            ..Self::default()
+            rooms: HashMap::new(),
+            members: HashMap::new(),
+            guests: 0,
+            #[cfg(test)]
+            history_encodings: 0,
         }
     }
 
@@ -234,11 +302,14 @@ impl Chat {
         }
     }
 
-    /// Adds a client to `room` as `guest-N` (numbered in join order): it gets
-    /// a welcome and the room's history; the others a join notice.
+    /// Adds a client that connected from `address` to `room` as `guest-N`
+    /// (numbered in join order): it gets a welcome and the room's history;
+    /// the others a join notice. Its rate limit starts from the lowest
+    /// bucket recorded for `address` (see [`rate`]).
     pub fn join(
         &mut self,
         id: ClientId,
+        address: Address,
         room: &str,
         format: Format,
         now: Now,
@@ -254,9 +325,13 @@ impl Chat {
         let nick = format!("guest-{}", self.guests);
         let member = Member {
             room: room.to_owned(),
+            skeleton: skeleton(&nick),
             nick: nick.clone(),
             format,
-            bucket: TokenBucket::new(self.config.rate, now.mono),
+            address,
+            bucket: self
+                .addresses
+                .bucket_for(address, self.config.rate, now.mono),
             strikes: 0,
         };
         self.members.insert(id, member);
@@ -265,11 +340,13 @@ impl Chat {
         r.last_active = now.mono;
         let mut out = Output::default();
         self.notify(&mut out, &[id], &Notice::Welcome { nick: &nick }, now);
-        let r = &self.rooms[room];
-        if !r.history.is_empty() {
-            let entries: Vec<&Entry> = r.history.iter().collect();
-            self.notify(&mut out, &[id], &Notice::History(&entries), now);
+        for message in self.encoded_history(room, format) {
+            out.deliveries.push(Delivery {
+                to: vec![id],
+                message,
+            });
         }
+        let r = &self.rooms[room];
         let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
         self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
         Ok(out)
@@ -303,7 +380,10 @@ impl Chat {
         let Some(member) = self.members.get_mut(&id) else {
             return out;
         };
-        if !member.bucket.take(rate, now.mono) {
+        let taken = member.bucket.take(rate, now.mono);
+        self.addresses
+            .record(member.address, member.bucket, rate, now.mono);
+        if !taken {
             member.strikes += 1;
             if member.strikes >= strikes {
                 out.close = Some((
@@ -320,19 +400,20 @@ impl Chat {
             return out;
         }
         member.strikes = 0;
-        let (command, rest) = match text.strip_prefix('/') {
+        // `raw` is all that follows the command name, separator included, so
+        // that the text rule sees every character (`/me\n* x` included).
+        let (command, raw) = match text.strip_prefix('/') {
             Some(literal) if literal.starts_with('/') => (None, literal),
             Some(command) => {
-                let (name, rest) = command
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((command, ""));
-                (Some(name), rest.trim())
+                let end = command.find(char::is_whitespace).unwrap_or(command.len());
+                (Some(&command[..end]), &command[end..])
             }
             None => (None, text),
         };
+        let rest = raw.trim();
         match command {
-            None => self.say(&mut out, id, Kind::Message, rest, now),
-            Some("me") => self.say(&mut out, id, Kind::Action, rest, now),
+            None => self.say(&mut out, id, Kind::Message, raw, raw, now),
+            Some("me") => self.say(&mut out, id, Kind::Action, raw, rest, now),
             Some("nick") => self.rename(&mut out, id, rest, now),
             Some("who") => {
                 let room = &self.rooms[&self.members[&id].room];
@@ -350,6 +431,11 @@ impl Chat {
                 self.notify(&mut out, &[id], &Notice::Info(help), now);
             }
             Some(other) => {
+                // Echoed to the sender only, but escaped all the same.
+                let other = match text::check_chars(other) {
+                    Ok(()) => other.to_owned(),
+                    Err(_) => other.escape_debug().to_string(),
+                };
                 let error = format!("unknown command '/{other}': try /help");
                 self.notify(&mut out, &[id], &Notice::Error(&error), now);
             }
@@ -357,17 +443,15 @@ impl Chat {
         out
     }
 
-    fn say(&mut self, out: &mut Output, id: ClientId, kind: Kind, text: &str, now: Now) {
-        let len = text.chars().count();
-        if text.trim().is_empty() {
-            return self.notify(out, &[id], &Notice::Error("empty message"), now);
-        }
-        if len > self.config.max_text_len {
-            let error = format!(
-                "message too long: {len} characters, the limit is {}",
-                self.config.max_text_len
-            );
-            return self.notify(out, &[id], &Notice::Error(&error), now);
+    /// A message or action `text` (an action trimmed from `raw`), checked
+    /// against [`text`]'s rule, `raw` for its characters: refused ones get
+    /// an error to the sender only (they used a token, as every input does,
+    /// but are no flood strike: the sender is not too fast).
+    fn say(&mut self, out: &mut Output, id: ClientId, kind: Kind, raw: &str, text: &str, now: Now) {
+        let checked = text::check_chars(raw)
+            .and_then(|()| text::check_message(text, self.config.max_text_len));
+        if let Err(error) = checked {
+            return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
         let member = &self.members[&id];
         let entry = Entry {
@@ -380,53 +464,51 @@ impl Chat {
             return;
         };
         room.last_active = now.mono;
-        if self.config.history > 0 {
-            if room.history.len() == self.config.history {
-                room.history.pop_front();
-            }
-            room.history.push_back(entry.clone());
-        }
+        room.push_history(entry.clone(), self.config.history);
         let everyone = room.members.clone();
         out.broadcast = Some(everyone.len());
         self.notify(out, &everyone, &Notice::Said(&entry), now);
     }
 
+    /// A `/nick`, checked against [`nick`]'s rules.
     fn rename(&mut self, out: &mut Output, id: ClientId, nick: &str, now: Now) {
         let member = &self.members[&id];
+        if nick == member.nick {
+            let info = format!("you are already {nick}");
+            return self.notify(out, &[id], &Notice::Info(&info), now);
+        }
+        let new_skeleton = skeleton(nick);
         let room = &self.rooms[&member.room];
-        let error = if nick.is_empty()
-            || nick.chars().count() > 24
-            || !nick
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            Some("a nickname is 1-24 letters, digits, '-', '_' or '.'".to_owned())
-        } else if nick.to_ascii_lowercase().starts_with("guest-") {
-            Some("nicknames starting with 'guest-' are reserved".to_owned())
-        } else if nick == member.nick {
-            return self.notify(
-                out,
-                &[id],
-                &Notice::Info(&format!("you are already {nick}")),
-                now,
-            );
-        } else if room
-            .members
-            .iter()
-            .any(|m| m != &id && self.members[m].nick.eq_ignore_ascii_case(nick))
-        {
-            Some(format!("nickname '{nick}' is taken in #{}", member.room))
-        } else {
-            None
+        let others = || {
+            room.members
+                .iter()
+                .filter(|&&m| m != id)
+                .filter_map(|m| self.members.get(m))
         };
-        if let Some(error) = error {
-            return self.notify(out, &[id], &Notice::Error(&error), now);
+        let checked = nick::check_nick(nick).and_then(|()| {
+            if others().any(|m| m.nick.eq_ignore_ascii_case(nick)) {
+                return Err(NickError::Taken {
+                    nick: nick.to_owned(),
+                    room: member.room.clone(),
+                });
+            }
+            match others().find(|m| m.skeleton == new_skeleton) {
+                Some(other) => Err(NickError::Confusable {
+                    nick: nick.to_owned(),
+                    other: other.nick.clone(),
+                    room: member.room.clone(),
+                }),
+                None => Ok(()),
+            }
+        });
+        if let Err(error) = checked {
+            return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
         let everyone = room.members.clone();
-        let old = self
-            .members
-            .get_mut(&id)
-            .map(|m| std::mem::replace(&mut m.nick, nick.to_owned()));
+        let old = self.members.get_mut(&id).map(|m| {
+            m.skeleton = new_skeleton;
+            std::mem::replace(&mut m.nick, nick.to_owned())
+        });
         let old = old.unwrap_or_default();
         self.notify(
             out,
@@ -459,6 +541,37 @@ impl Chat {
         }
     }
 
+    /// The history of `room` encoded for `format`: from the cache, or
+    /// encoded now and kept. Its JSON envelope's `ts` is the newest entry's,
+    /// so that the encoding depends on the history only.
+    fn encoded_history(&mut self, room: &str, format: Format) -> Vec<PreparedMessage> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Vec::new();
+        };
+        let slot = &mut r.encoded_history[match format {
+            Format::Plain => 0,
+            Format::Json => 1,
+        }];
+        if let Some(messages) = slot {
+            return messages.clone();
+        }
+        let Some(newest) = r.history.back() else {
+            return Vec::new();
+        };
+        let entries: Vec<&Entry> = r.history.iter().collect();
+        let messages: Vec<PreparedMessage> =
+            format::render(format, room, &Notice::History(&entries), newest.ts)
+                .iter()
+                .map(|text| PreparedMessage::text(text))
+                .collect();
+        *slot = Some(messages.clone());
+        #[cfg(test)]
+        {
+            self.history_encodings += 1;
+        }
+        messages
+    }
+
     fn forget_an_empty_room(&mut self) {
         let oldest = self
             .rooms
@@ -476,6 +589,11 @@ impl Chat {
 mod tests {
     use super::*;
     use tincan_core::FrameHeader;
+
+    mod history_cache;
+    mod nicknames;
+    mod reconnects;
+    mod text_rules;
 
     fn at(secs: u64) -> Now {
         Now {
@@ -497,8 +615,15 @@ mod tests {
             .collect()
     }
 
+    /// A distinct address per client id.
+    fn addr(id: u64) -> Address {
+        let mut octets = [0; 16];
+        octets[8..].copy_from_slice(&id.to_be_bytes());
+        Address(octets)
+    }
+
     fn join(chat: &mut Chat, id: u64, room: &str) -> Output {
-        chat.join(ClientId(id), room, Format::Plain, at(0))
+        chat.join(ClientId(id), addr(id), room, Format::Plain, at(0))
             .expect("room for everyone")
     }
 
@@ -525,7 +650,7 @@ mod tests {
         join(&mut chat, 1, "a");
         join(&mut chat, 2, "a");
         assert_eq!(
-            chat.join(ClientId(1), "b", Format::Plain, at(1)),
+            chat.join(ClientId(1), addr(1), "b", Format::Plain, at(1)),
             Err(Refusal::AlreadyJoined)
         );
         assert_eq!(Refusal::AlreadyJoined.status(), 409);
@@ -566,7 +691,7 @@ mod tests {
     fn each_format_gets_its_own_encoding() {
         let mut chat = Chat::default();
         join(&mut chat, 1, "lobby");
-        chat.join(ClientId(2), "lobby", Format::Json, at(0))
+        chat.join(ClientId(2), addr(2), "lobby", Format::Json, at(0))
             .expect("room");
         let out = chat.input(ClientId(1), "hi", at(5));
         assert_eq!(texts(&out, 1), ["guest-1: hi"]);
@@ -613,7 +738,7 @@ mod tests {
         let reserved = chat.input(ClientId(2), "/nick guest-9", at(3));
         assert_eq!(
             texts(&reserved, 2),
-            ["! nicknames starting with 'guest-' are reserved"]
+            ["! nicknames that look like 'guest-N' are reserved for guests"]
         );
         // The same nickname is fine in another room.
         join(&mut chat, 3, "rust");
@@ -668,7 +793,7 @@ mod tests {
             ]
         );
         let json = chat
-            .join(ClientId(3), "lobby", Format::Json, at(9))
+            .join(ClientId(3), addr(3), "lobby", Format::Json, at(9))
             .expect("room");
         let history = &texts(&json, 3)[1];
         assert!(
@@ -712,7 +837,7 @@ mod tests {
         );
         assert_eq!(
             texts(&chat.input(ClientId(1), "  ", at(1)), 1),
-            ["! empty message"]
+            ["! empty message: only whitespace or invisible characters"]
         );
     }
 
@@ -759,7 +884,7 @@ mod tests {
         join(&mut chat, 2, "a");
         assert_eq!(chat.check_join("a"), Err(Refusal::RoomFull("a".into())));
         assert_eq!(
-            chat.join(ClientId(3), "a", Format::Plain, at(0)),
+            chat.join(ClientId(3), addr(3), "a", Format::Plain, at(0)),
             Err(Refusal::RoomFull("a".into()))
         );
         join(&mut chat, 3, "b");

@@ -9,7 +9,7 @@
 //! waiting, and writes what [`Session::poll_transmit`] gives.
 
 use std::collections::VecDeque;
-use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub type Forward<T> = (T, PreparedMessage);
 pub struct Session {
     id: ClientId,
     peer: String,
+    /// The chat's key for the rate limit across reconnects.
+    address: chat::Address,
     conn: Connection,
     echo: bool,
     origins: OriginPolicy,
@@ -51,10 +53,11 @@ pub struct Session {
 
 impl Session {
     /// A session for a client that connected from `peer`.
-    pub fn new(id: ClientId, peer: impl fmt::Display, config: &ServerConfig) -> Self {
+    pub fn new(id: ClientId, peer: SocketAddr, config: &ServerConfig) -> Self {
         Self {
             id,
             peer: peer.to_string(),
+            address: address(peer.ip()),
             conn: Connection::new(Role::Server, config.client_connection()),
             echo: config.echo,
             origins: config.origins.clone(),
@@ -317,7 +320,7 @@ impl Session {
         self.log(Log::HandshakeComplete {
             peer: self.peer.clone(),
         });
-        match hub.chat.join(self.id, room, format, now) {
+        match hub.chat.join(self.id, self.address, room, format, now) {
             Ok(out) => {
                 hub.outboxes.insert(self.id, outbox.clone());
                 self.joined = true;
@@ -417,6 +420,17 @@ impl Session {
     }
 }
 
+/// The chat's key for a peer: its IPv6 address, or for IPv4 the
+/// IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2), so that a client has one
+/// key whether it reached a dual-stack socket over IPv4 or IPv6.
+fn address(ip: IpAddr) -> chat::Address {
+    let v6 = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    chat::Address(v6.octets())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,8 +448,17 @@ mod tests {
 
     /// A session through its handshake into `path`; its outbox is its id.
     fn joined(hub: &Mutex<Hub<u64>>, config: &ServerConfig, path: &str) -> (Session, u64) {
+        joined_from(hub, config, path, SocketAddr::from(([127, 0, 0, 1], 5000)))
+    }
+
+    fn joined_from(
+        hub: &Mutex<Hub<u64>>,
+        config: &ServerConfig,
+        path: &str,
+        peer: SocketAddr,
+    ) -> (Session, u64) {
         let id = lock(hub).next_id();
-        let mut session = Session::new(id, "127.0.0.1:5000", config);
+        let mut session = Session::new(id, peer, config);
         session.receive(
             format!(
                 "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
@@ -586,5 +609,61 @@ mod tests {
         assert!(
             std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::SlowClient { .. }))
         );
+    }
+
+    #[test]
+    fn peers_are_keyed_by_their_ipv6_or_v4_mapped_address() {
+        let v4: SocketAddr = ([192, 0, 2, 1], 1000).into();
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:2000".parse().expect("address");
+        let mut octets = [0; 16];
+        octets[10..].copy_from_slice(&[0xff, 0xff, 192, 0, 2, 1]);
+        assert_eq!(address(v4.ip()), chat::Address(octets));
+        assert_eq!(address(mapped.ip()), chat::Address(octets));
+        let v6: SocketAddr = "[2001:db8::1]:3000".parse().expect("address");
+        let mut octets = [0; 16];
+        octets[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        octets[15] = 1;
+        assert_eq!(address(v6.ip()), chat::Address(octets));
+    }
+
+    #[test]
+    fn a_flooder_that_reconnects_gets_no_new_burst() {
+        let mut config = ServerConfig::default();
+        config.chat.rate = chat::RateLimit {
+            burst: 2,
+            per_second: 0.5,
+        };
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let texts = |session: &mut Session| -> Vec<Vec<u8>> {
+            frames(&sent(session)).into_iter().map(|(_, p)| p).collect()
+        };
+        let home = SocketAddr::from(([192, 0, 2, 1], 1000));
+        let (mut a, a_outbox) = joined_from(&hub, &config, "/", home);
+        texts(&mut a);
+        for _ in 0..2 {
+            a.receive(&client_frame(OpCode::Text, b"hi"));
+        }
+        a.process(&hub, &a_outbox, at(0));
+        assert_eq!(texts(&mut a), [b"guest-1: hi", b"guest-1: hi"]);
+        a.receive_eof();
+        a.process(&hub, &a_outbox, at(0));
+
+        // Another port of the same address: the same, empty bucket.
+        let (mut b, b_outbox) =
+            joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 1], 1001)));
+        texts(&mut b);
+        b.receive(&client_frame(OpCode::Text, b"hi"));
+        b.process(&hub, &b_outbox, at(0));
+        assert_eq!(
+            texts(&mut b),
+            [&b"! slow down: at most 2 messages at once and 0.5 per second"[..]]
+        );
+        // Another address has its own.
+        let (mut c, c_outbox) =
+            joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 2], 1000)));
+        texts(&mut c);
+        c.receive(&client_frame(OpCode::Text, b"hi"));
+        c.process(&hub, &c_outbox, at(0));
+        assert_eq!(texts(&mut c), [b"guest-3: hi"]);
     }
 }
