@@ -107,6 +107,11 @@ pub struct ChatConfig {
     /// reconnecting does not refill it (see [`rate`]); the least recently
     /// used is forgotten first. 0 keeps none.
     pub max_addresses: usize,
+    /// Joins and leaves are announced only in rooms of at most this many
+    /// members. Announcing each one to everyone costs O(N²) deliveries as a
+    /// big room fills (1000 joins would be 500,000 notices); in a bigger room
+    /// `/who` still lists everyone.
+    pub presence_limit: usize,
 }
 
 impl ChatConfig {
@@ -117,6 +122,7 @@ impl ChatConfig {
         max_clients: 10_000,
         max_room_clients: 1000,
         max_rooms: 1000,
+        presence_limit: 100,
         rate: RateLimit::DEFAULT,
         flood_strikes: 10,
         max_addresses: 10_000,
@@ -347,8 +353,11 @@ impl Chat {
             });
         }
         let r = &self.rooms[room];
-        let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
-        self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
+        if r.members.len() <= self.config.presence_limit {
+            let others: Vec<ClientId> =
+                r.members.iter().copied().filter(|&m| m != id).collect();
+            self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
+        }
         Ok(out)
     }
 
@@ -359,8 +368,12 @@ impl Chat {
             return out;
         };
         if let Some(room) = self.rooms.get_mut(&member.room) {
+            let announced = room.members.len() <= self.config.presence_limit;
             room.members.retain(|&m| m != id);
             room.last_active = now.mono;
+            if !announced {
+                return out;
+            }
             let others = room.members.clone();
             self.notify(
                 &mut out,
@@ -625,6 +638,30 @@ mod tests {
     fn join(chat: &mut Chat, id: u64, room: &str) -> Output {
         chat.join(ClientId(id), addr(id), room, Format::Plain, at(0))
             .expect("room for everyone")
+    }
+
+    #[test]
+    fn joins_and_leaves_are_announced_up_to_the_presence_limit() {
+        let mut chat = Chat::new(ChatConfig {
+            presence_limit: 3,
+            ..ChatConfig::DEFAULT
+        });
+        for id in 1..=3 {
+            join(&mut chat, id, "big");
+        }
+        // The third member makes three: still announced, to the other two.
+        let fourth = join(&mut chat, 4, "big");
+        assert!(texts(&fourth, 1).is_empty(), "four is over the limit");
+        assert_eq!(texts(&fourth, 4)[0], "* Welcome to #big, guest-4. Type /help for commands.");
+        let leave = chat.leave(ClientId(4), at(1));
+        assert!(leave.deliveries.is_empty(), "left a room of four");
+        let leave = chat.leave(ClientId(3), at(1));
+        assert_eq!(texts(&leave, 1), ["* guest-3 left #big"]);
+        let again = join(&mut chat, 5, "big");
+        assert_eq!(texts(&again, 1), ["* guest-5 joined #big"]);
+        // /who lists everyone whatever the size.
+        let who = chat.input(ClientId(1), "/who", at(2));
+        assert_eq!(texts(&who, 1), ["* In #big (3): guest-1, guest-2, guest-5"]);
     }
 
     #[test]

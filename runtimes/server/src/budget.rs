@@ -2,7 +2,9 @@
 //! what its send queue holds; when the sum passes the budget, the clients
 //! whose unread backlog is oldest are closed first (1008, "too slow"), so a
 //! crowd of clients that never read cannot take the machine's memory, and
-//! the clients that do read lose nothing.
+//! the clients that do read lose nothing. A backlog's age is the time since
+//! its connection last wrote anything: a client that reads, however far
+//! behind, stays young; one that stopped reading only gets older.
 //!
 //! Each connection's own queue is capped too (`--max-send-queue`); this is
 //! the cap on all of them together, for when many fill up at once.
@@ -34,8 +36,9 @@ struct Member {
 #[derive(Debug)]
 struct Backlog {
     bytes: AtomicUsize,
-    /// When its queue last went from empty to not empty (milliseconds on
-    /// the server's monotonic clock); `u64::MAX` while empty.
+    /// Since when its queue has waited: the last write, or when it went
+    /// from empty to not empty (milliseconds on the server's monotonic
+    /// clock); `u64::MAX` while empty.
     since_ms: AtomicU64,
     /// Closed for the budget: its queue no longer counts.
     evicted: AtomicBool,
@@ -78,18 +81,19 @@ impl Budget {
         Share { id, backlog }
     }
 
-    /// The connection's queue holds `bytes` at `now_ms`. Past the budget,
-    /// closes the oldest backlogs until the rest fits.
-    pub fn update(&self, share: &Share, bytes: usize, now_ms: u64) {
+    /// The connection's queue holds `bytes` at `now_ms`; `wrote` if it
+    /// wrote some since the last update. Past the budget, closes the oldest
+    /// backlogs until the rest fits.
+    pub fn update(&self, share: &Share, bytes: usize, wrote: bool, now_ms: u64) {
         let backlog = &share.backlog;
         if backlog.evicted.load(Ordering::Relaxed) {
             return;
         }
         let old = backlog.bytes.swap(bytes, Ordering::Relaxed);
-        match (old, bytes) {
-            (0, 1..) => backlog.since_ms.store(now_ms, Ordering::Relaxed),
-            (1.., 0) => backlog.since_ms.store(u64::MAX, Ordering::Relaxed),
-            _ => {}
+        if bytes == 0 {
+            backlog.since_ms.store(u64::MAX, Ordering::Relaxed);
+        } else if old == 0 || wrote {
+            backlog.since_ms.store(now_ms, Ordering::Relaxed);
         }
         let total = if bytes >= old {
             self.total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old)
@@ -154,23 +158,23 @@ mod tests {
             .map(|(i, (tx, _))| budget.join(ClientId(i as u64), tx.clone()))
             .collect();
         // Backlogs since 10 ms (client 1), 20 ms (client 0), 30 ms (client 2).
-        budget.update(&shares[1], 40, 10);
-        budget.update(&shares[0], 40, 20);
+        budget.update(&shares[1], 40, false, 10);
+        budget.update(&shares[0], 40, false, 20);
         assert_eq!(budget.total(), 80);
         assert!(channels.iter().all(|(_, rx)| !rx.is_closed()));
-        budget.update(&shares[2], 40, 30);
+        budget.update(&shares[2], 40, false, 30);
         // 120 > 100: the oldest (client 1) is closed, and that is enough.
         assert!(channels[1].1.is_closed());
         assert!(!channels[0].1.is_closed() && !channels[2].1.is_closed());
         assert_eq!(budget.total(), 80);
         // What an evicted connection reports no longer counts.
-        budget.update(&shares[1], 1000, 40);
+        budget.update(&shares[1], 1000, false, 40);
         assert_eq!(budget.total(), 80);
-        // A queue that drained loses its age: client 0 empties and refills,
-        // so client 2's backlog is now the oldest.
-        budget.update(&shares[0], 0, 50);
-        budget.update(&shares[0], 50, 60);
-        budget.update(&shares[2], 60, 70);
+        // A client that reads stays young however much it holds: client 0
+        // wrote some at 50 ms (and got more to send), so client 2's backlog
+        // (30 ms) is now the oldest.
+        budget.update(&shares[0], 55, true, 50);
+        budget.update(&shares[2], 60, false, 70);
         assert!(channels[2].1.is_closed());
         assert!(!channels[0].1.is_closed());
         let mut shares = shares.into_iter();
@@ -185,7 +189,7 @@ mod tests {
         let budget = Budget::new(None);
         let (tx, rx) = async_channel::unbounded();
         let share = budget.join(ClientId(1), tx);
-        budget.update(&share, usize::MAX / 2, 1);
+        budget.update(&share, usize::MAX / 2, false, 1);
         assert!(!rx.is_closed());
         budget.leave(share);
         assert_eq!(budget.total(), 0);

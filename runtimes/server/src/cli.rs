@@ -115,6 +115,18 @@ struct Args {
           value_parser = positive(), default_value_t = DEFAULT.chat.max_rooms)]
     max_rooms: usize,
 
+    /// Joins and leaves are announced only in rooms of at most this many
+    /// members (/who always lists everyone)
+    #[arg(long, env = "TINCAN_PRESENCE_LIMIT", value_name = "N",
+          default_value_t = DEFAULT.chat.presence_limit)]
+    presence_limit: usize,
+
+    /// Addresses whose rate-limit state outlives their connections, so that
+    /// reconnecting does not refill it (least recently used forgotten first)
+    #[arg(long, env = "TINCAN_MAX_ADDRESSES", value_name = "N",
+          default_value_t = DEFAULT.chat.max_addresses)]
+    max_addresses: usize,
+
     /// Chat messages per second per client
     #[arg(long, env = "TINCAN_RATE", value_name = "PER_SEC", value_parser = rate, allow_negative_numbers = true,
           default_value_t = DEFAULT.chat.rate.per_second)]
@@ -184,6 +196,8 @@ where
     config.chat.max_clients = args.max_clients;
     config.chat.max_room_clients = args.max_room_clients;
     config.chat.max_rooms = args.max_rooms;
+    config.chat.presence_limit = args.presence_limit;
+    config.chat.max_addresses = args.max_addresses;
     config.chat.rate.per_second = args.rate;
     config.chat.rate.burst = args.burst;
     config.idle_timeout = duration(args.idle_timeout);
@@ -335,6 +349,8 @@ mod tests {
             ("--handshake-timeout", "10".into()),
             ("--max-rooms", "1000".into()),
             ("--max-connections-per-ip", "100".into()),
+            ("--presence-limit", "100".into()),
+            ("--max-addresses", "10000".into()),
             ("--max-message-size", (16 << 20).to_string()),
             ("--max-send-queue", (1 << 20).to_string()),
             ("--max-queued-bytes", (64 << 20).to_string()),

@@ -161,6 +161,7 @@ async fn connection<R: Runtime>(
     // a timer that fires early finds nothing to do and is armed again.
     let mut timer: Option<(R::Timer, Instant)> = None;
     let (mut busy_turns, mut busy_bytes) = (0, 0);
+    let mut wrote = false;
     loop {
         forward(
             session.process(&shared.hub, &outbox, now(shared.start)),
@@ -173,7 +174,8 @@ async fn connection<R: Runtime>(
             break;
         }
         let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        shared.budget.update(&share, session.buffered_amount(), ms);
+        shared.budget.update(&share, session.buffered_amount(), wrote, ms);
+        wrote = false;
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
             let _ = socket.shutdown_write();
             write_shut = true;
@@ -244,7 +246,10 @@ async fn connection<R: Runtime>(
                 session.receive_eof();
             }
             Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
-            Wake::Wrote(Ok(n)) => session.advance(n),
+            Wake::Wrote(Ok(n)) => {
+                session.advance(n);
+                wrote = n > 0;
+            }
             Wake::Wrote(Err(_)) => break,
             Wake::Inbox(Ok(message)) => {
                 // Take what else is waiting too (the outbox is bounded), so
