@@ -354,8 +354,7 @@ impl Chat {
         }
         let r = &self.rooms[room];
         if r.members.len() <= self.config.presence_limit {
-            let others: Vec<ClientId> =
-                r.members.iter().copied().filter(|&m| m != id).collect();
+            let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
             self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
         }
         Ok(out)
@@ -652,7 +651,10 @@ mod tests {
         // The third member makes three: still announced, to the other two.
         let fourth = join(&mut chat, 4, "big");
         assert!(texts(&fourth, 1).is_empty(), "four is over the limit");
-        assert_eq!(texts(&fourth, 4)[0], "* Welcome to #big, guest-4. Type /help for commands.");
+        assert_eq!(
+            texts(&fourth, 4)[0],
+            "* Welcome to #big, guest-4. Type /help for commands."
+        );
         let leave = chat.leave(ClientId(4), at(1));
         assert!(leave.deliveries.is_empty(), "left a room of four");
         let leave = chat.leave(ClientId(3), at(1));

@@ -174,7 +174,9 @@ async fn connection<R: Runtime>(
             break;
         }
         let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        shared.budget.update(&share, session.buffered_amount(), wrote, ms);
+        shared
+            .budget
+            .update(&share, session.buffered_amount(), wrote, ms);
         wrote = false;
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
             let _ = socket.shutdown_write();
