@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tincan_chat::{Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit, Refusal};
+use tincan_chat::{Address, Chat, ChatConfig, ClientId, Format, Now, Output, RateLimit, Refusal};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -53,7 +53,7 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Join { id, room, json } => {
                 let room = ROOMS[usize::from(room) % ROOMS.len()];
                 let format = if json { Format::Json } else { Format::Plain };
-                let joined = chat.join(ClientId(id.into()), room, format, now);
+                let joined = chat.join(ClientId(id.into()), Address([id; 16]), room, format, now);
                 if rooms.contains_key(&id) {
                     assert_eq!(joined, Err(Refusal::AlreadyJoined));
                     continue;
