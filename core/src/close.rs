@@ -100,6 +100,15 @@ pub enum CloseFrameError {
 }
 
 impl CloseFrameError {
+    /// The variant's name, e.g. `InvalidCode`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Truncated => "Truncated",
+            Self::InvalidCode(_) => "InvalidCode",
+            Self::InvalidReason => "InvalidReason",
+        }
+    }
+
     /// The code with which a receiver fails the connection.
     pub fn close_code(self) -> CloseCode {
         match self {

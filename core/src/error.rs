@@ -60,18 +60,64 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// §10.4 leaves limits to the endpoint: a message split into more
+    /// fragments than its payload justifies (empty continuation frames
+    /// forever, for instance) is refused.
+    #[error("{fragments} fragments for a message of {bytes} bytes")]
+    TooManyFragments {
+        /// Frames in the message so far.
+        fragments: u64,
+        /// Payload bytes in the message so far.
+        bytes: u64,
+    },
+    /// §10.4: a message that began but did not end within the configured
+    /// time.
+    #[error("a message took longer than {0:?} to arrive")]
+    MessageTimeout(std::time::Duration),
+    /// §5.5.3 lets an endpoint answer only the latest ping: a peer that keeps
+    /// sending pings while it reads none of the pongs is refused.
+    #[error("pings sent faster than their pongs are read")]
+    ControlFlood,
     /// The peer did not answer a keepalive ping in time.
     #[error("no answer to a keepalive ping")]
     KeepaliveTimeout,
 }
 
 impl ProtocolError {
+    /// The variant's name, e.g. `ReservedOpcode`, for programs that report
+    /// errors by kind (the close-frame errors give their own).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ReservedOpcode(_) => "ReservedOpcode",
+            Self::ReservedBits => "ReservedBits",
+            Self::LengthHighBit => "LengthHighBit",
+            Self::NonMinimalLength => "NonMinimalLength",
+            Self::UnmaskedFrame => "UnmaskedFrame",
+            Self::MaskedFrame => "MaskedFrame",
+            Self::ControlTooLong => "ControlTooLong",
+            Self::ControlFragmented => "ControlFragmented",
+            Self::UnexpectedContinuation => "UnexpectedContinuation",
+            Self::ExpectedContinuation => "ExpectedContinuation",
+            Self::InvalidUtf8 => "InvalidUtf8",
+            Self::Close(e) => e.kind(),
+            Self::FrameTooBig { .. } => "FrameTooBig",
+            Self::MessageTooBig { .. } => "MessageTooBig",
+            Self::TooManyFragments { .. } => "TooManyFragments",
+            Self::MessageTimeout(_) => "MessageTimeout",
+            Self::ControlFlood => "ControlFlood",
+            Self::KeepaliveTimeout => "KeepaliveTimeout",
+        }
+    }
+
     /// The close code that reports this violation (§7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
             Self::InvalidUtf8 => CloseCode::InvalidPayload,
             Self::Close(e) => e.close_code(),
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::TooBig,
+            Self::TooManyFragments { .. } | Self::MessageTimeout(_) | Self::ControlFlood => {
+                CloseCode::PolicyViolation
+            }
             Self::KeepaliveTimeout => CloseCode::Abnormal,
             _ => CloseCode::ProtocolError,
         }

@@ -91,6 +91,30 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// The variant's name, e.g. `MissingKey`, for programs that report errors
+    /// by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::HeadTooLarge { .. } => "HeadTooLarge",
+            Self::MalformedRequestLine => "MalformedRequestLine",
+            Self::MalformedHeader => "MalformedHeader",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::HttpVersion => "HttpVersion",
+            Self::MissingHost => "MissingHost",
+            Self::MissingUpgrade => "MissingUpgrade",
+            Self::MissingConnectionUpgrade => "MissingConnectionUpgrade",
+            Self::UnsupportedVersion => "UnsupportedVersion",
+            Self::MissingKey => "MissingKey",
+            Self::InvalidKey => "InvalidKey",
+            Self::DuplicateHeader(_) => "DuplicateHeader",
+            Self::MalformedStatusLine => "MalformedStatusLine",
+            Self::UnexpectedStatus(_) => "UnexpectedStatus",
+            Self::AcceptMismatch => "AcceptMismatch",
+            Self::UnexpectedProtocol => "UnexpectedProtocol",
+            Self::UnexpectedExtension => "UnexpectedExtension",
+        }
+    }
+
     /// The HTTP status a server answers this error with.
     pub fn status(&self) -> u16 {
         match self {

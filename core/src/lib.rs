@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod close;
+pub mod codec;
 pub mod connection;
 pub mod error;
 pub mod frame;

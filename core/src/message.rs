@@ -118,10 +118,21 @@ const SPARE_BYTES: usize = 128 * 1024;
 /// few enough that finding the best fit stays cheap.
 const SPARE_BUFFERS: usize = 16;
 
+/// Fragments any message may have, whatever its size.
+const FREE_FRAGMENTS: u64 = 128;
+
+/// Past [`FREE_FRAGMENTS`], each further fragment must be paid for by this
+/// many payload bytes on average. Autobahn's 9.3.1 (4 MiB in 64-byte
+/// fragments) and 1-byte fragments of short texts pass; empty continuation
+/// frames forever do not.
+const BYTES_PER_FRAGMENT: u64 = 32;
+
 /// Reassembles data frames into messages, checking text as it arrives.
 #[derive(Debug)]
 pub(crate) struct Assembler {
     kind: Option<MessageKind>,
+    /// Frames in the message in progress.
+    fragments: u64,
     buf: Vec<u8>,
     /// Buffers of delivered messages, given back for the next ones.
     spare: Vec<Vec<u8>>,
@@ -134,6 +145,7 @@ impl Assembler {
     pub(crate) fn new(max_message_size: usize) -> Self {
         Self {
             kind: None,
+            fragments: 0,
             buf: Vec::new(),
             spare: Vec::new(),
             spare_bytes: 0,
@@ -154,7 +166,15 @@ impl Assembler {
             (OpCode::Binary, None) => self.kind = Some(MessageKind::Binary),
             _ => {}
         }
-        let size = self.buf.len() as u64 + header.payload_len;
+        self.fragments += 1;
+        let bytes = self.buf.len() as u64;
+        if self.fragments > FREE_FRAGMENTS + bytes / BYTES_PER_FRAGMENT {
+            return Err(ProtocolError::TooManyFragments {
+                fragments: self.fragments,
+                bytes,
+            });
+        }
+        let size = bytes + header.payload_len;
         if size > self.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig {
                 size,
@@ -201,6 +221,7 @@ impl Assembler {
 
     /// Ends the message after its final frame.
     pub(crate) fn finish(&mut self) -> Result<Message, ProtocolError> {
+        self.fragments = 0;
         let bytes = std::mem::take(&mut self.buf);
         match self.kind.take() {
             Some(MessageKind::Text) => {
@@ -252,6 +273,11 @@ impl Assembler {
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()
     }
+
+    /// Whether a message has begun and not ended.
+    pub(crate) fn in_message(&self) -> bool {
+        self.kind.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +312,47 @@ mod tests {
             assembler.recycle(Vec::with_capacity(8));
         }
         assert_eq!(assembler.spare.len(), SPARE_BUFFERS, "a bounded number");
+    }
+
+    #[test]
+    fn fragments_must_carry_payload() {
+        let mut assembler = Assembler::new(16 << 20);
+        let first = FrameHeader {
+            fin: false,
+            ..FrameHeader::new(OpCode::Text, 0)
+        };
+        let empty = FrameHeader {
+            fin: false,
+            ..FrameHeader::new(OpCode::Continuation, 0)
+        };
+        assembler.begin_frame(&first).expect("begins");
+        for _ in 1..FREE_FRAGMENTS {
+            assembler.begin_frame(&empty).expect("free");
+        }
+        assert_eq!(
+            assembler.begin_frame(&empty),
+            Err(ProtocolError::TooManyFragments {
+                fragments: FREE_FRAGMENTS + 1,
+                bytes: 0
+            })
+        );
+
+        // 64-byte fragments (Autobahn 9.3.1) may go on for a whole message.
+        let mut assembler = Assembler::new(16 << 20);
+        let piece = FrameHeader {
+            fin: false,
+            ..FrameHeader::new(OpCode::Binary, 64)
+        };
+        assembler.begin_frame(&piece).expect("begins");
+        assembler.extend(&[0; 64], None, 0, false).expect("bytes");
+        let piece = FrameHeader {
+            opcode: OpCode::Continuation,
+            ..piece
+        };
+        for _ in 0..10_000 {
+            assembler.begin_frame(&piece).expect("paid for");
+            assembler.extend(&[0; 64], None, 0, false).expect("bytes");
+        }
     }
 
     #[test]

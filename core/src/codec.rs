@@ -1,0 +1,514 @@
+//! A standalone codec (RFC 6455 §5): frames and messages decoded without a
+//! [`Connection`](crate::Connection), in two layers.
+//!
+//! - [`FrameDecoder`] splits a byte stream into frame headers and payload
+//!   pieces, with the checks of §5.1, §5.2 and §5.5 and a frame size limit.
+//!   It copies nothing but a partial header: payload pieces borrow the input.
+//! - [`MessageDecoder`] puts those pieces together into [`Decoded`] messages
+//!   and control frames: fragment assembly (§5.4), incremental UTF-8 (§8.1),
+//!   close payloads (§5.5.1) and the message size limit.
+//!
+//! Both take input as a slice they advance, so a caller decodes straight out
+//! of its read buffer and keeps whatever is left:
+//!
+//! ```
+//! use tincan_core::codec::{Decoded, Limits, MessageDecoder};
+//! use tincan_core::{Message, Role};
+//!
+//! // Two client frames (§5.7: a fragmented unmasked text message, here masked
+//! // with a zero key as a client must mask), fed in two pieces.
+//! let wire = [0x01, 0x83, 0, 0, 0, 0, b'H', b'e', b'l', 0x80, 0x82, 0, 0, 0, 0, b'l', b'o'];
+//! let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+//! let mut decoded = Vec::new();
+//! for piece in wire.chunks(5) {
+//!     let mut input = piece;
+//!     while let Some(item) = decoder.decode(&mut input).unwrap() {
+//!         decoded.push(item);
+//!     }
+//!     assert!(input.is_empty(), "a decoder keeps what it needs");
+//! }
+//! assert_eq!(decoded, [Decoded::Message(Message::Text("Hello".into()))]);
+//! ```
+
+use crate::close::{parse_close_payload, CloseCode};
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode};
+use crate::mask::apply_mask;
+use crate::message::{Assembler, Message};
+use crate::role::Role;
+
+/// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
+const MAX_HEADER: usize = 14;
+
+/// The size limits a decoder enforces (§10.4); both fail with 1009.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on one frame's payload.
+    pub max_frame_size: usize,
+    /// Cap on one message, across its fragments.
+    pub max_message_size: usize,
+}
+
+impl Limits {
+    /// 16 MiB frames and messages.
+    pub const DEFAULT: Self = Self {
+        max_frame_size: 16 << 20,
+        max_message_size: 16 << 20,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What [`FrameDecoder::decode`] found next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramePiece<'a> {
+    /// A frame header, already checked for the receiving role and the size
+    /// limit. Its payload follows in [`FramePiece::Payload`] pieces.
+    Header(FrameHeader),
+    /// Payload bytes of the current frame as they arrived: still masked, so
+    /// the caller unmasks them wherever it copies them (with the header's key,
+    /// starting `offset` bytes into the frame).
+    Payload {
+        /// The bytes, borrowed from the input.
+        bytes: &'a [u8],
+        /// Where they start in the frame's payload.
+        offset: u64,
+        /// Whether they end the frame. A frame always ends with such a piece,
+        /// which is empty for an empty frame.
+        end: bool,
+    },
+}
+
+/// The frame being read: its header and how much payload has been reported.
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    header: FrameHeader,
+    read: u64,
+}
+
+/// Splits a byte stream into frame headers and payload pieces (§5.2).
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    receiver: Role,
+    max_frame_size: usize,
+    /// A header that arrived in pieces.
+    head: Vec<u8>,
+    frame: Option<InFrame>,
+    failed: Option<ProtocolError>,
+}
+
+impl FrameDecoder {
+    /// A decoder for what `receiver` receives: a server expects masked frames,
+    /// a client unmasked ones (§5.1).
+    pub fn new(receiver: Role, max_frame_size: usize) -> Self {
+        Self {
+            receiver,
+            max_frame_size,
+            head: Vec::new(),
+            frame: None,
+            failed: None,
+        }
+    }
+
+    /// Decodes the next piece from the front of `input` and advances it past
+    /// what was used. `None` means `input` is used up (a partial header is
+    /// kept). After an error the stream cannot be resynchronised (§7.1.7):
+    /// every later call returns the same error.
+    pub fn decode<'a>(
+        &mut self,
+        input: &mut &'a [u8],
+    ) -> Result<Option<FramePiece<'a>>, ProtocolError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        if let Some(frame) = &mut self.frame {
+            let want = frame.header.payload_len - frame.read;
+            if want > 0 && input.is_empty() {
+                return Ok(None);
+            }
+            let take = input.len().min(usize::try_from(want).unwrap_or(usize::MAX));
+            let (bytes, rest) = input.split_at(take);
+            *input = rest;
+            let offset = frame.read;
+            frame.read += take as u64;
+            let end = frame.read == frame.header.payload_len;
+            if end {
+                self.frame = None;
+            }
+            return Ok(Some(FramePiece::Payload { bytes, offset, end }));
+        }
+        match self.header(input) {
+            Ok(Some(header)) => {
+                self.frame = Some(InFrame { header, read: 0 });
+                Ok(Some(FramePiece::Header(header)))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => {
+                self.failed = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether a frame's payload is being read.
+    pub fn in_frame(&self) -> bool {
+        self.frame.is_some()
+    }
+
+    /// Reads a header, from `input` alone or after bytes kept from before.
+    fn header(&mut self, input: &mut &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
+        let found = if self.head.is_empty() {
+            match FrameHeader::decode(input)? {
+                Some((header, len)) => {
+                    *input = &input[len..];
+                    Some(header)
+                }
+                None => {
+                    self.head.extend_from_slice(input);
+                    *input = &[];
+                    None
+                }
+            }
+        } else {
+            let kept = self.head.len();
+            let add = input.len().min(MAX_HEADER - kept);
+            self.head.extend_from_slice(&input[..add]);
+            match FrameHeader::decode(&self.head)? {
+                Some((header, len)) => {
+                    *input = &input[len - kept..];
+                    self.head.clear();
+                    Some(header)
+                }
+                None => {
+                    *input = &input[add..];
+                    None
+                }
+            }
+        };
+        let Some(header) = found else {
+            return Ok(None);
+        };
+        header.validate(self.receiver)?;
+        if header.payload_len > self.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                size: header.payload_len,
+                limit: self.max_frame_size,
+            });
+        }
+        Ok(Some(header))
+    }
+}
+
+/// A message or control frame from a [`MessageDecoder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A complete data message (§5.6).
+    Message(Message),
+    /// A ping and its payload (§5.5.2).
+    Ping(Vec<u8>),
+    /// A pong and its payload (§5.5.3).
+    Pong(Vec<u8>),
+    /// A close frame (§5.5.1): its code ([`CloseCode::NoStatus`] when it had
+    /// none) and reason. Nothing follows it.
+    Close {
+        /// The status code.
+        code: CloseCode,
+        /// The reason, valid UTF-8.
+        reason: String,
+    },
+}
+
+/// Decodes a byte stream into messages and control frames (§5.4–§5.6).
+#[derive(Debug)]
+pub struct MessageDecoder {
+    frames: FrameDecoder,
+    header: Option<FrameHeader>,
+    /// The payload of a control frame that arrived in pieces (≤ 125 bytes).
+    control: Vec<u8>,
+    assembler: Assembler,
+    failed: Option<ProtocolError>,
+    /// A close frame was decoded: nothing after it is read (§5.5.1).
+    closed: bool,
+}
+
+impl MessageDecoder {
+    /// A decoder for what `receiver` receives, within `limits`.
+    pub fn new(receiver: Role, limits: Limits) -> Self {
+        Self {
+            frames: FrameDecoder::new(receiver, limits.max_frame_size),
+            header: None,
+            control: Vec::new(),
+            assembler: Assembler::new(limits.max_message_size),
+            failed: None,
+            closed: false,
+        }
+    }
+
+    /// Decodes from the front of `input` until something is complete, and
+    /// advances `input` past what was used. `None` means `input` is used up.
+    /// After an error (or a close frame) every later call returns the same
+    /// error (or `None`): nothing after them belongs to the stream.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Decoded>, ProtocolError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        if self.closed {
+            return Ok(None);
+        }
+        match self.next(input) {
+            Ok(decoded) => Ok(decoded),
+            Err(error) => {
+                self.failed = Some(error.clone());
+                self.control = Vec::new();
+                Err(error)
+            }
+        }
+    }
+
+    fn next(&mut self, input: &mut &[u8]) -> Result<Option<Decoded>, ProtocolError> {
+        loop {
+            match self.frames.decode(input)? {
+                None => return Ok(None),
+                Some(FramePiece::Header(header)) => {
+                    if !header.opcode.is_control() {
+                        self.assembler.begin_frame(&header)?;
+                    }
+                    self.header = Some(header);
+                }
+                Some(FramePiece::Payload { bytes, offset, end }) => {
+                    let Some(header) = self.header else {
+                        continue;
+                    };
+                    if header.opcode.is_control() {
+                        self.control.extend_from_slice(bytes);
+                    } else {
+                        let whole = header.fin && offset == 0 && end;
+                        self.assembler.extend(bytes, header.mask, offset, whole)?;
+                    }
+                    if end {
+                        self.header = None;
+                        if let Some(decoded) = self.end_frame(&header)? {
+                            return Ok(Some(decoded));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn end_frame(&mut self, header: &FrameHeader) -> Result<Option<Decoded>, ProtocolError> {
+        if !header.opcode.is_control() {
+            return match header.fin {
+                true => Ok(Some(Decoded::Message(self.assembler.finish()?))),
+                false => Ok(None),
+            };
+        }
+        let mut payload = std::mem::take(&mut self.control);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        Ok(Some(match header.opcode {
+            OpCode::Ping => Decoded::Ping(payload),
+            OpCode::Pong => Decoded::Pong(payload),
+            _ => {
+                let (code, reason) = parse_close_payload(&payload)?;
+                self.closed = true;
+                Decoded::Close { code, reason }
+            }
+        }))
+    }
+
+    /// Gives back a decoded message's buffer to hold a later one, so steady
+    /// traffic allocates nothing per message. Optional.
+    pub fn recycle(&mut self, message: Message) {
+        self.assembler.recycle(message.into_bytes());
+    }
+
+    /// Whether a data message has begun and not ended (§5.4).
+    pub fn in_message(&self) -> bool {
+        self.assembler.in_message()
+    }
+
+    /// Bytes held: a partial header or control frame and the message being
+    /// assembled. Bounded by the limits.
+    pub fn buffered(&self) -> usize {
+        self.frames.head.len() + self.control.len() + self.assembler.buffered()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_frame;
+
+    fn decode_all(
+        decoder: &mut MessageDecoder,
+        mut input: &[u8],
+    ) -> Result<Vec<Decoded>, ProtocolError> {
+        let mut out = Vec::new();
+        while let Some(decoded) = decoder.decode(&mut input)? {
+            out.push(decoded);
+        }
+        assert!(input.is_empty());
+        Ok(out)
+    }
+
+    /// RFC 6455 §5.7, the examples as a client receives them.
+    #[test]
+    fn rfc_5_7_examples() {
+        let unmasked_hello = b"\x81\x05\x48\x65\x6c\x6c\x6f";
+        let fragmented = b"\x01\x03\x48\x65\x6c\x80\x02\x6c\x6f";
+        let ping = b"\x89\x05\x48\x65\x6c\x6c\x6f";
+        let mut client = MessageDecoder::new(Role::Client, Limits::default());
+        assert_eq!(
+            decode_all(&mut client, unmasked_hello),
+            Ok(vec![Decoded::Message(Message::Text("Hello".into()))])
+        );
+        assert_eq!(
+            decode_all(&mut client, fragmented),
+            Ok(vec![Decoded::Message(Message::Text("Hello".into()))])
+        );
+        assert_eq!(
+            decode_all(&mut client, ping),
+            Ok(vec![Decoded::Ping(b"Hello".to_vec())])
+        );
+        // "A single-frame masked text message" as a server receives it.
+        let masked = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+        let mut server = MessageDecoder::new(Role::Server, Limits::default());
+        assert_eq!(
+            decode_all(&mut server, masked),
+            Ok(vec![Decoded::Message(Message::Text("Hello".into()))])
+        );
+    }
+
+    #[test]
+    fn every_split_gives_the_same_pieces() {
+        let mut wire = Vec::new();
+        encode_frame(
+            &mut wire,
+            false,
+            OpCode::Binary,
+            Some([1, 2, 3, 4]),
+            &[7; 300],
+        );
+        encode_frame(&mut wire, true, OpCode::Ping, Some([5, 6, 7, 8]), b"p");
+        encode_frame(
+            &mut wire,
+            true,
+            OpCode::Continuation,
+            Some([9, 9, 9, 9]),
+            b"",
+        );
+        encode_frame(&mut wire, true, OpCode::Close, Some([0; 4]), b"\x03\xe8bye");
+        let whole = decode_all(
+            &mut MessageDecoder::new(Role::Server, Limits::default()),
+            &wire,
+        )
+        .expect("valid");
+        assert_eq!(
+            whole,
+            [
+                Decoded::Ping(b"p".to_vec()),
+                Decoded::Message(Message::Binary(vec![7; 300])),
+                Decoded::Close {
+                    code: CloseCode::Normal,
+                    reason: "bye".into()
+                },
+            ]
+        );
+        for split in 1..wire.len() {
+            let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+            let mut got = decode_all(&mut decoder, &wire[..split]).expect("valid");
+            got.extend(decode_all(&mut decoder, &wire[split..]).expect("valid"));
+            assert_eq!(got, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn frame_pieces_borrow_the_input_and_end_every_frame() {
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, OpCode::Text, None, b"abc");
+        encode_frame(&mut wire, true, OpCode::Pong, None, b"");
+        let mut decoder = FrameDecoder::new(Role::Client, 1024);
+        let (mut first, mut second) = wire.split_at(4);
+        assert_eq!(
+            decoder.decode(&mut first),
+            Ok(Some(FramePiece::Header(FrameHeader::new(OpCode::Text, 3))))
+        );
+        assert_eq!(
+            decoder.decode(&mut first),
+            Ok(Some(FramePiece::Payload {
+                bytes: b"ab",
+                offset: 0,
+                end: false
+            }))
+        );
+        assert_eq!(decoder.decode(&mut first), Ok(None));
+        assert_eq!(
+            decoder.decode(&mut second),
+            Ok(Some(FramePiece::Payload {
+                bytes: b"c",
+                offset: 2,
+                end: true
+            }))
+        );
+        assert_eq!(
+            decoder.decode(&mut second),
+            Ok(Some(FramePiece::Header(FrameHeader::new(OpCode::Pong, 0))))
+        );
+        assert_eq!(
+            decoder.decode(&mut second),
+            Ok(Some(FramePiece::Payload {
+                bytes: b"",
+                offset: 0,
+                end: true
+            }))
+        );
+        assert_eq!(decoder.decode(&mut second), Ok(None));
+    }
+
+    #[test]
+    fn errors_are_the_protocols_and_stick() {
+        let limits = Limits {
+            max_frame_size: 10,
+            max_message_size: 15,
+        };
+        let cases: [(&[u8], ProtocolError); 5] = [
+            (b"\x83\x00", ProtocolError::ReservedOpcode(3)),
+            (b"\x81\x00", ProtocolError::UnmaskedFrame),
+            (
+                b"\x82\x8b\0\0\0\0",
+                ProtocolError::FrameTooBig {
+                    size: 11,
+                    limit: 10,
+                },
+            ),
+            (
+                b"\x02\x8a\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x80\x86\0\0\0\0",
+                ProtocolError::MessageTooBig {
+                    size: 16,
+                    limit: 15,
+                },
+            ),
+            (b"\x81\x81\0\0\0\0\xff", ProtocolError::InvalidUtf8),
+        ];
+        for (wire, error) in cases {
+            let mut decoder = MessageDecoder::new(Role::Server, limits);
+            assert_eq!(decode_all(&mut decoder, wire), Err(error.clone()));
+            assert_eq!(decoder.decode(&mut &b"\x81\x80\0\0\0\0"[..]), Err(error));
+        }
+    }
+
+    #[test]
+    fn a_partial_header_is_all_that_is_kept() {
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut input = &b"\x82\xff\0\0\0\0"[..];
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert_eq!(decoder.buffered(), 6);
+        assert!(!decoder.in_message());
+    }
+}

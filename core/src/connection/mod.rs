@@ -1,0 +1,830 @@
+//! The connection state machine: bytes and time in, events and bytes out.
+//!
+//! ```text
+//!  Handshake ──request──▶ Decision ──accept──▶ Open ──close frames──▶ Closed ──EOF / timer──▶ finished
+//!      │  (client: valid 101) ─────────────────▲  │
+//!      └──────── bad head / respond / reject ──┴──┴── protocol error ──▶ Closed
+//! ```
+//!
+//! The connection never touches a socket or a clock: see [`Connection`] for
+//! its kinds of methods and the order to call them in. Frames and messages
+//! are decoded by the standalone [`codec`](crate::codec); output waits in a
+//! send queue (`send_queue`) until the caller writes it.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::Duration;
+
+use crate::close::{close_payload, CloseCode};
+use crate::codec::{Decoded, Limits, MessageDecoder};
+use crate::error::{Error, ProtocolError, SendError};
+use crate::frame::{encode_frame, OpCode};
+use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
+use crate::message::{Message, MessageKind, PreparedMessage};
+pub use crate::role::Role;
+use crate::utf8::Utf8Validator;
+
+mod send_queue;
+
+use send_queue::SendQueue;
+
+/// Pongs that may wait in the send queue at once. §5.5.3 lets an endpoint
+/// answer only the latest ping; answering each of a few (Autobahn 2.10 sends
+/// ten in one go and expects ten pongs) keeps strict peers happy, and the
+/// bound keeps a peer that pings without reading from filling the queue.
+const MAX_PENDING_PONGS: usize = 16;
+
+/// Pings left unanswered, while nothing queued leaves, before the peer is
+/// refused with 1008 ([`ProtocolError::ControlFlood`]).
+const MAX_UNANSWERED_PINGS: u32 = 64;
+
+/// Limits and timers of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Cap on the HTTP head of the handshake; larger requests get 431.
+    pub max_head_size: usize,
+    /// Cap on one frame's payload; larger frames fail with 1009.
+    pub max_frame_size: usize,
+    /// Cap on one message; larger messages fail with 1009.
+    pub max_message_size: usize,
+    /// Cap on bytes queued for sending; a send past it fails with
+    /// [`SendError::QueueFull`] and pongs are skipped (§5.5.3 allows answering
+    /// only the latest ping). Only a keepalive ping and the close frame may
+    /// go beyond it.
+    pub max_send_queue: usize,
+    /// Ping a peer that has sent nothing for this long; `None` disables
+    /// keepalive.
+    pub ping_interval: Option<Duration>,
+    /// Give up on a peer that sends nothing for this long after a ping.
+    pub ping_timeout: Duration,
+    /// Give up on a handshake that has not completed after this long.
+    pub handshake_timeout: Duration,
+    /// Fail a data message that began but has not ended after this long
+    /// (1008); `None` waits forever.
+    pub message_timeout: Option<Duration>,
+    /// How long to wait for the peer's close frame, and then for it to close
+    /// the transport.
+    pub close_timeout: Duration,
+    /// Seed of the masking keys of a client (§5.3 wants them unpredictable:
+    /// take the seed from a random source).
+    pub mask_seed: u64,
+}
+
+impl Config {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_head_size: handshake::DEFAULT_MAX_HEAD_SIZE,
+        max_frame_size: 16 << 20,
+        max_message_size: 16 << 20,
+        max_send_queue: 64 << 20,
+        ping_interval: Some(Duration::from_secs(30)),
+        ping_timeout: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(10),
+        message_timeout: Some(Duration::from_secs(60)),
+        close_timeout: Duration::from_secs(5),
+        mask_seed: 0x5EED_F07A_C4B1,
+    };
+
+    /// The decoder's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Something that happened on a connection, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Server: a complete HTTP request arrived. For an upgrade
+    /// (`request.is_upgrade`) call [`Connection::accept`] or
+    /// [`Connection::respond`]; for a plain request, [`Connection::respond`].
+    Request(Request),
+    /// The handshake completed; messages may flow. Carries the subprotocol.
+    Open {
+        /// The subprotocol in use, if one was agreed.
+        protocol: Option<String>,
+    },
+    /// A complete message.
+    Message(Message),
+    /// A ping arrived; the pong is already queued (§5.5.2).
+    Ping(Vec<u8>),
+    /// A pong arrived (§5.5.3).
+    Pong(Vec<u8>),
+    /// The connection sent a keepalive ping to an idle peer.
+    PingSent,
+    /// The handshake failed or the peer broke the protocol. The answer (an
+    /// HTTP error or a close frame) is already queued. `Closed` follows after
+    /// a protocol error.
+    Error(Error),
+    /// The WebSocket connection is closed: write out what
+    /// [`Connection::poll_transmit`] still has, then shut the transport down.
+    Closed {
+        /// The code of the close frame, or 1005/1006 when there was none.
+        code: CloseCode,
+        /// The reason given.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading the request (server) or the response (client).
+    Handshake(HeadReader),
+    /// Server: the request was reported; waiting for the application.
+    Decision {
+        key: Option<String>,
+        protocols: Vec<String>,
+    },
+    /// Messages flow. A close may have been sent (`close_sent`).
+    Open,
+    /// Done with WebSocket; waiting for the transport to end.
+    Closed,
+}
+
+/// What the application will see, and what happens when it gets there.
+///
+/// A close caused by input (the answer to the peer's close frame, or the close
+/// frame of a failure) takes effect only when the application has taken every
+/// event before it, so replies to earlier messages are sent first (§7.1.7
+/// fails the connection, but a message that arrived whole before the bad frame
+/// was received and is answered).
+#[derive(Debug)]
+enum Step {
+    Event(Event),
+    /// Send this close frame unless one was sent; then the connection is closed.
+    Close(Option<(CloseCode, String)>),
+    /// The transport ended too.
+    Finish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Off,
+    /// Due this long after the next time the caller gives.
+    Arm(Duration),
+    Due(Duration),
+}
+
+/// One WebSocket connection, server or client, as a pure state machine.
+///
+/// It never touches a socket or a clock. Its methods come in four kinds:
+///
+/// - **input**: [`receive`](Self::receive) bytes from the peer (in any
+///   split), [`receive_eof`](Self::receive_eof) when the transport ends, and
+///   [`handle_timeout`](Self::handle_timeout) with the time, a [`Duration`]
+///   since an origin the caller picks;
+/// - **output**: [`poll_event`](Self::poll_event) for what happened,
+///   [`poll_transmit`](Self::poll_transmit) (or
+///   [`poll_transmit_vectored`](Self::poll_transmit_vectored)) and
+///   [`advance`](Self::advance) for the bytes to write, and
+///   [`poll_timeout`](Self::poll_timeout) for when to call `handle_timeout`;
+/// - **commands**: [`accept`](Self::accept) or [`respond`](Self::respond) to a
+///   request, the `send_*` methods, [`ping`](Self::ping),
+///   [`close`](Self::close);
+/// - **queries**: [`is_open`](Self::is_open), [`is_closed`](Self::is_closed),
+///   [`is_finished`](Self::is_finished), the buffered amounts.
+///
+/// After every input or command, poll in this order: `poll_event` until it
+/// returns `None` (a close that input caused takes effect only then, so
+/// replies to earlier messages go first), then `poll_transmit`/`advance`
+/// until it returns `None` or the transport would block, then `poll_timeout`
+/// to re-arm the timer. Once [`is_finished`](Self::is_finished), drop the
+/// transport.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    client_request: Option<ClientRequest>,
+    /// Frames that arrived before the application accepted the request.
+    input: Vec<u8>,
+    decoder: MessageDecoder,
+    steps: VecDeque<Step>,
+    /// False once input can no longer be used: a close or a failure is queued.
+    reading: bool,
+    queue: SendQueue,
+    /// Where each pong still in the queue ends, oldest first.
+    pongs: VecDeque<u64>,
+    /// Pings left unanswered since the queue last moved, and where it was.
+    unanswered: (u32, u64),
+    sending: Option<MessageKind>,
+    send_utf8: Utf8Validator,
+    close_sent: bool,
+    finished: bool,
+    now: Duration,
+    timer: Timer,
+    /// The time bound on the data message in progress.
+    message_timer: Timer,
+    activity: bool,
+    ping_outstanding: bool,
+    rng: u64,
+}
+
+impl Connection {
+    /// A connection at the start of its handshake. A client must then call
+    /// [`Connection::connect`].
+    pub fn new(role: Role, config: Config) -> Self {
+        Self {
+            role,
+            state: State::Handshake(HeadReader::new(config.max_head_size)),
+            client_request: None,
+            input: Vec::new(),
+            decoder: MessageDecoder::new(role, config.limits()),
+            steps: VecDeque::new(),
+            reading: true,
+            queue: SendQueue::default(),
+            pongs: VecDeque::new(),
+            unanswered: (0, 0),
+            sending: None,
+            send_utf8: Utf8Validator::new(),
+            close_sent: false,
+            finished: false,
+            now: Duration::ZERO,
+            timer: Timer::Arm(config.handshake_timeout),
+            message_timer: Timer::Off,
+            activity: false,
+            ping_outstanding: false,
+            rng: config.mask_seed,
+            config,
+        }
+    }
+
+    /// A connection whose opening handshake was done elsewhere (for example
+    /// by an HTTP server that handed the socket over): frames flow at once.
+    pub fn open(role: Role, config: Config) -> Self {
+        let mut conn = Self::new(role, config);
+        conn.open_state(None);
+        conn.steps.clear();
+        conn
+    }
+
+    /// Client: queues the opening handshake request.
+    pub fn connect(&mut self, request: ClientRequest) -> Result<(), SendError> {
+        if self.role != Role::Client || self.client_request.is_some() {
+            return Err(SendError::InvalidState);
+        }
+        self.push_owned(&request.to_bytes());
+        self.client_request = Some(request);
+        Ok(())
+    }
+
+    /// Feeds bytes that arrived from the peer, in any split.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || !self.reading {
+            return;
+        }
+        self.activity = true;
+        match &mut self.state {
+            State::Handshake(reader) => match reader.feed(bytes) {
+                Ok(None) => {}
+                Ok(Some((head, used))) => {
+                    self.input.extend_from_slice(&bytes[used..]);
+                    self.on_head(&head);
+                }
+                Err(e) => self.fail_handshake(e),
+            },
+            State::Decision { .. } => {
+                if self.input.len() + bytes.len() > self.config.max_message_size {
+                    self.finish();
+                } else {
+                    self.input.extend_from_slice(bytes);
+                }
+            }
+            State::Open => self.read_frames(bytes),
+            State::Closed => {}
+        }
+    }
+
+    /// The peer closed its side of the transport (a read returned 0 bytes).
+    /// Calling it again changes nothing: a socket at its end reads 0 bytes
+    /// again and again, and that must not restart the time output gets to
+    /// leave.
+    pub fn receive_eof(&mut self) {
+        if self.reading {
+            self.stop(None, CloseCode::Abnormal, "connection lost".into());
+        }
+        self.finish_after_steps();
+    }
+
+    /// The next event, in the order things happened. Call it until it returns
+    /// `None` after every input: a close that input caused takes effect when
+    /// the events before it have been taken.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        while let Some(step) = self.steps.pop_front() {
+            match step {
+                Step::Event(event) => return Some(event),
+                Step::Close(frame) => {
+                    if let Some((code, reason)) = frame.filter(|_| !self.close_sent) {
+                        self.send_close(code, &reason);
+                    }
+                    self.enter_closed();
+                }
+                Step::Finish => self.finish(),
+            }
+        }
+        None
+    }
+
+    /// Bytes to write to the transport next, if any. Call
+    /// [`Connection::advance`] with how many were written.
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        self.queue.front()
+    }
+
+    /// Like [`Connection::poll_transmit`], for a vectored write: fills
+    /// `slices` with the next bytes in order (prepared frames by reference)
+    /// and returns how many it filled. Call [`Connection::advance`] with how
+    /// many bytes were written.
+    pub fn poll_transmit_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        self.queue.fill(slices)
+    }
+
+    /// Marks `n` bytes from [`Connection::poll_transmit`] as written.
+    pub fn advance(&mut self, n: usize) {
+        self.queue.advance(n);
+        let written = self.queue.written();
+        while self.pongs.front().is_some_and(|&end| end <= written) {
+            self.pongs.pop_front();
+        }
+    }
+
+    /// Bytes queued and not yet handed to the transport.
+    pub fn buffered_amount(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes held from the peer: a partial header or control frame, and the
+    /// message being assembled. Bounded by the configured limits.
+    pub fn buffered_incoming(&self) -> usize {
+        self.input.len() + self.decoder.buffered()
+    }
+
+    /// When [`Connection::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let due = |timer| match timer {
+            Timer::Off => None,
+            Timer::Arm(_) => Some(self.now),
+            Timer::Due(at) => Some(at),
+        };
+        match (due(self.timer), due(self.message_timer)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Tells the connection the time; it fires whatever timer is due.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        self.now = self.now.max(now);
+        match self.message_timer {
+            Timer::Arm(after) => self.message_timer = Timer::Due(self.now + after),
+            Timer::Due(at) if self.now >= at => {
+                self.message_timer = Timer::Off;
+                if self.reading {
+                    let limit = self.config.message_timeout.unwrap_or_default();
+                    self.fail(ProtocolError::MessageTimeout(limit));
+                }
+            }
+            _ => {}
+        }
+        match self.timer {
+            Timer::Off => {}
+            Timer::Arm(after) => self.timer = Timer::Due(self.now + after),
+            Timer::Due(at) if self.now >= at => self.on_timer(),
+            Timer::Due(_) => {}
+        }
+    }
+
+    /// Server: accepts the upgrade request reported by [`Event::Request`],
+    /// with a subprotocol chosen from those it offered (§4.2.2).
+    pub fn accept(&mut self, protocol: Option<&str>) -> Result<(), SendError> {
+        let State::Decision {
+            key: Some(key),
+            protocols,
+        } = &self.state
+        else {
+            return Err(SendError::InvalidState);
+        };
+        if protocol.is_some_and(|p| !protocols.iter().any(|o| o == p)) {
+            return Err(SendError::InvalidState);
+        }
+        let response = handshake::accept_response(key, protocol);
+        self.push_owned(&response);
+        self.open_state(protocol.map(str::to_owned));
+        let early = std::mem::take(&mut self.input);
+        self.read_frames(&early);
+        Ok(())
+    }
+
+    /// Server: answers the request with a plain HTTP response (a page, a 404,
+    /// or a refused upgrade such as 503) and ends the connection.
+    pub fn respond(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), SendError> {
+        if !matches!(self.state, State::Decision { .. }) {
+            return Err(SendError::InvalidState);
+        }
+        self.push_owned(&handshake::http_response(status, content_type, body, ""));
+        self.enter_closed();
+        Ok(())
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_frame(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.send_frame(OpCode::Binary, bytes)
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        self.send_frame(message.opcode(), message.as_bytes())
+    }
+
+    /// Gives back a message from [`Event::Message`] once the application is
+    /// done with it: its buffer holds the next message, so steady traffic
+    /// allocates nothing per message. Optional.
+    pub fn recycle(&mut self, message: Message) {
+        self.decoder.recycle(message);
+    }
+
+    /// Queues one fragment of a message (§5.4): the first call sends `kind`'s
+    /// opcode, later ones continuation frames, and `fin` ends the message.
+    /// Control frames may be sent between fragments. Text fragments must join
+    /// up to valid UTF-8, though each may split a character.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        let opcode = match self.sending {
+            None => kind.opcode(),
+            Some(k) if k == kind => OpCode::Continuation,
+            Some(_) => return Err(SendError::FragmentInProgress),
+        };
+        self.check_send(payload.len())?;
+        if kind == MessageKind::Text {
+            let mut check = self.send_utf8.clone();
+            check.feed(payload).map_err(|_| SendError::InvalidUtf8)?;
+            if fin {
+                check.finish().map_err(|_| SendError::InvalidUtf8)?;
+            }
+            self.send_utf8 = check;
+        }
+        self.sending = if fin { None } else { Some(kind) };
+        self.queue_frame(opcode, payload, fin);
+        Ok(())
+    }
+
+    /// Server: queues a message encoded once for many connections. Its bytes
+    /// are shared, not copied; [`Connection::poll_transmit_vectored`] writes
+    /// many of them at once.
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        if self.role != Role::Server {
+            return Err(SendError::InvalidState);
+        }
+        self.check_send(message.frame().len())?;
+        self.queue.push_shared(message.shared());
+        Ok(())
+    }
+
+    /// Queues a ping with up to 125 bytes of payload (§5.5.2).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong);
+        }
+        self.check_send(payload.len())?;
+        self.queue_frame(OpCode::Ping, payload, true);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (§7.1.2). Messages that arrive before
+    /// the peer's close frame are still reported.
+    /// [`CloseCode::NoStatus`] sends a close frame without a code.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if code != CloseCode::NoStatus && !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.as_u16()));
+        }
+        self.check_open()?;
+        self.send_close(code, reason);
+        self.timer = Timer::Arm(self.config.close_timeout);
+        Ok(())
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether messages can be sent (open, and no close sent).
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open) && !self.close_sent
+    }
+
+    /// Whether the WebSocket conversation is over: once
+    /// [`Connection::poll_transmit`] is empty, shut the transport's write side.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether the transport can be dropped: the peer closed it too, or the
+    /// close timeout passed, and nothing is left to transmit.
+    pub fn is_finished(&self) -> bool {
+        self.finished && self.queue.len() == 0
+    }
+
+    fn on_head(&mut self, head: &[u8]) {
+        match self.role {
+            Role::Server => match Request::parse(head) {
+                Ok(request) => {
+                    self.state = State::Decision {
+                        key: request.key().map(str::to_owned),
+                        protocols: request.protocols.clone(),
+                    };
+                    self.emit(Event::Request(request));
+                }
+                Err(e) => self.fail_handshake(e),
+            },
+            Role::Client => {
+                let checked = match &self.client_request {
+                    Some(request) => request.check_response(head),
+                    None => Err(HandshakeError::MalformedStatusLine),
+                };
+                match checked {
+                    Ok(protocol) => {
+                        self.open_state(protocol);
+                        let rest = std::mem::take(&mut self.input);
+                        self.read_frames(&rest);
+                    }
+                    Err(e) => {
+                        self.emit(Event::Error(e.into()));
+                        self.enter_closed();
+                        self.steps.push_back(Step::Finish);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail_handshake(&mut self, error: HandshakeError) {
+        if self.role == Role::Server {
+            self.push_owned(&handshake::error_response(&error));
+        }
+        self.emit(Event::Error(error.into()));
+        self.enter_closed();
+    }
+
+    fn open_state(&mut self, protocol: Option<String>) {
+        self.state = State::Open;
+        self.timer = match self.config.ping_interval {
+            Some(interval) => Timer::Arm(interval),
+            None => Timer::Off,
+        };
+        self.emit(Event::Open { protocol });
+    }
+
+    /// Decodes frames from `bytes`; the decoder keeps a partial header.
+    fn read_frames(&mut self, mut bytes: &[u8]) {
+        while self.reading {
+            match self.decoder.decode(&mut bytes) {
+                Ok(Some(decoded)) => self.on_decoded(decoded),
+                Ok(None) => break,
+                Err(e) => self.fail(e),
+            }
+        }
+        self.message_timer = match self.config.message_timeout {
+            Some(limit) if self.reading && self.decoder.in_message() => match self.message_timer {
+                Timer::Off => Timer::Arm(limit),
+                running => running,
+            },
+            _ => Timer::Off,
+        };
+    }
+
+    fn on_decoded(&mut self, decoded: Decoded) {
+        match decoded {
+            Decoded::Message(message) => self.emit(Event::Message(message)),
+            Decoded::Ping(payload) => {
+                self.answer_ping(&payload);
+                if self.reading {
+                    self.emit(Event::Ping(payload));
+                }
+            }
+            Decoded::Pong(payload) => {
+                self.ping_outstanding = false;
+                self.emit(Event::Pong(payload));
+            }
+            // §5.5.1: answer with the status code of the peer's close.
+            Decoded::Close { code, reason } => self.stop(Some((code, String::new())), code, reason),
+        }
+    }
+
+    /// Queues the pong for a ping (§5.5.2), unless too many pongs wait
+    /// already: §5.5.3 allows answering only the latest ping. A peer whose
+    /// pings keep going unanswered while it reads nothing is refused.
+    fn answer_ping(&mut self, payload: &[u8]) {
+        if self.close_sent {
+            return;
+        }
+        let fits = self.queue.len() + payload.len() <= self.config.max_send_queue;
+        if fits && self.pongs.len() < MAX_PENDING_PONGS {
+            self.queue_frame(OpCode::Pong, payload, true);
+            self.pongs.push_back(self.queue.end());
+            return;
+        }
+        let written = self.queue.written();
+        if self.unanswered.1 != written {
+            self.unanswered = (0, written);
+        }
+        self.unanswered.0 += 1;
+        if self.unanswered.0 > MAX_UNANSWERED_PINGS {
+            self.fail(ProtocolError::ControlFlood);
+        }
+    }
+
+    /// Fails the connection (§7.1.7): the close frame, then closed.
+    fn fail(&mut self, error: ProtocolError) {
+        let code = error.close_code();
+        let reason = error.to_string();
+        self.emit(Event::Error(error.into()));
+        let frame = (code != CloseCode::Abnormal).then(|| (code, reason.clone()));
+        self.stop(frame, code, reason);
+    }
+
+    /// Stops reading and queues the close (with `frame`, if any) and the
+    /// `Closed` event behind the events already queued.
+    fn stop(&mut self, frame: Option<(CloseCode, String)>, code: CloseCode, reason: String) {
+        self.reading = false;
+        self.message_timer = Timer::Off;
+        self.steps.push_back(Step::Close(frame));
+        self.emit(Event::Closed { code, reason });
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.steps.push_back(Step::Event(event));
+    }
+
+    fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.reading = false;
+        self.decoder = MessageDecoder::new(self.role, self.config.limits());
+        self.message_timer = Timer::Off;
+        self.input = Vec::new();
+        self.timer = Timer::Arm(self.config.close_timeout);
+    }
+
+    /// Nothing more will be read. Output still queued gets `close_timeout`
+    /// to leave, then is dropped; finishing again keeps that deadline.
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        if !matches!(self.state, State::Closed) {
+            self.enter_closed();
+        }
+        self.finished = true;
+        self.timer = if self.queue.len() > 0 {
+            Timer::Arm(self.config.close_timeout)
+        } else {
+            Timer::Off
+        };
+    }
+
+    /// Finishes now, or after the steps already queued (once).
+    fn finish_after_steps(&mut self) {
+        if self.steps.is_empty() {
+            self.finish();
+        } else if !matches!(self.steps.back(), Some(Step::Finish)) {
+            self.steps.push_back(Step::Finish);
+        }
+    }
+
+    fn discard_output(&mut self) {
+        self.queue.clear();
+        self.pongs.clear();
+    }
+
+    fn on_timer(&mut self) {
+        if self.finished {
+            // The peer does not read what is left.
+            self.discard_output();
+            self.timer = Timer::Off;
+            return;
+        }
+        match self.state {
+            // A close is already queued.
+            _ if !self.reading && !matches!(self.state, State::Closed) => {}
+            State::Handshake(_) | State::Decision { .. } => {
+                self.stop(None, CloseCode::Abnormal, "handshake timed out".into());
+                self.steps.push_back(Step::Finish);
+            }
+            State::Open if self.close_sent => {
+                self.stop(
+                    None,
+                    CloseCode::Abnormal,
+                    "close handshake timed out".into(),
+                );
+                self.steps.push_back(Step::Finish);
+            }
+            State::Open => self.keepalive(),
+            State::Closed => self.finish(),
+        }
+    }
+
+    /// §5.5.2: a ping "may serve … as a keepalive". Any byte from the peer
+    /// counts as life; after a silent interval, ping; after a silent timeout,
+    /// give up.
+    fn keepalive(&mut self) {
+        let Some(interval) = self.config.ping_interval else {
+            self.timer = Timer::Off;
+            return;
+        };
+        if std::mem::take(&mut self.activity) {
+            self.ping_outstanding = false;
+            self.timer = Timer::Due(self.now + interval);
+        } else if !self.ping_outstanding {
+            self.ping_outstanding = true;
+            self.queue_frame(OpCode::Ping, b"tincan", true);
+            self.emit(Event::PingSent);
+            self.timer = Timer::Due(self.now + self.config.ping_timeout);
+        } else {
+            self.fail(ProtocolError::KeepaliveTimeout);
+            // The peer is gone: nothing queued will be read.
+            self.discard_output();
+            self.steps.push_back(Step::Finish);
+        }
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        match self.state {
+            State::Open if self.close_sent => Err(SendError::Closing),
+            State::Open => Ok(()),
+            State::Closed => Err(SendError::Closing),
+            _ => Err(SendError::NotOpen),
+        }
+    }
+
+    fn check_send(&self, len: usize) -> Result<(), SendError> {
+        self.check_open()?;
+        if self.queue.len() + len > self.config.max_send_queue {
+            return Err(SendError::QueueFull);
+        }
+        Ok(())
+    }
+
+    fn send_frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if self.sending.is_some() {
+            return Err(SendError::FragmentInProgress);
+        }
+        self.check_send(payload.len())?;
+        self.queue_frame(opcode, payload, true);
+        Ok(())
+    }
+
+    fn send_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = Vec::with_capacity(125);
+        close_payload(code, reason, &mut payload);
+        self.queue_frame(OpCode::Close, &payload, true);
+        self.close_sent = true;
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) {
+        let mask = match self.role {
+            Role::Client => Some(self.next_mask()),
+            Role::Server => None,
+        };
+        self.queue
+            .encode(|out| encode_frame(out, fin, opcode, mask, payload));
+    }
+
+    fn push_owned(&mut self, bytes: &[u8]) {
+        self.queue.encode(|out| out.extend_from_slice(bytes));
+    }
+
+    /// SplitMix64: fast, and unpredictable enough given a random seed.
+    fn next_mask(&mut self) -> [u8; 4] {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z as u32).to_ne_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,678 @@
+use super::*;
+use crate::frame::FrameHeader;
+use crate::mask::apply_mask;
+use proptest::prelude::*;
+
+const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\n\
+    Upgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// A client frame, masked with the key of §5.7.
+fn masked(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut header = FrameHeader::new(OpCode::Binary, payload.len() as u64);
+    header.mask = Some(key);
+    let mut out = Vec::new();
+    header.encode(&mut out);
+    // Any opcode, reserved ones included.
+    out[0] = if fin { 0x80 } else { 0 } | opcode;
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key, 0);
+    out
+}
+
+fn drain(conn: &mut Connection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(bytes) = conn.poll_transmit() {
+        out.extend_from_slice(bytes);
+        let n = bytes.len();
+        conn.advance(n);
+    }
+    out
+}
+
+fn events(conn: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+fn open_server(config: Config) -> Connection {
+    let mut server = Connection::new(Role::Server, config);
+    server.receive(RFC_REQUEST);
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    server.accept(None).expect("accept");
+    assert_eq!(server.poll_event(), Some(Event::Open { protocol: None }));
+    let response = drain(&mut server);
+    assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    server
+}
+
+/// The close frame a server sends for `code`: the code, then any reason.
+fn close_code_of(bytes: &[u8]) -> u16 {
+    assert_eq!(bytes[0], 0x88, "not a close frame: {bytes:x?}");
+    u16::from_be_bytes([bytes[2], bytes[3]])
+}
+
+fn assert_failed(server: &mut Connection, code: u16) {
+    let evs = events(server);
+    assert!(
+        matches!(evs.first(), Some(Event::Error(Error::Protocol(_)))),
+        "{evs:?}"
+    );
+    assert!(
+        matches!(evs.last(), Some(Event::Closed { code: c, .. }) if c.as_u16() == code),
+        "{evs:?}"
+    );
+    let out = drain(server);
+    let close = out.iter().rposition(|&b| b == 0x88).expect("a close frame");
+    assert_eq!(close_code_of(&out[close..]), code);
+    assert!(server.is_closed());
+}
+
+#[test]
+fn rfc_5_7_masked_hello_reaches_the_server() {
+    let mut server = open_server(Config::default());
+    server.receive(&[
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ]);
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("Hello".into()))]
+    );
+}
+
+#[test]
+fn rfc_5_7_ping_gets_the_unmasked_pong() {
+    let mut server = open_server(Config::default());
+    server.receive(&masked(0x9, true, b"Hello"));
+    assert_eq!(events(&mut server), [Event::Ping(b"Hello".to_vec())]);
+    assert_eq!(
+        drain(&mut server),
+        [0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+    );
+}
+
+#[test]
+fn a_connection_can_start_open() {
+    let mut client = Connection::open(Role::Client, Config::default());
+    client.receive(b"\x81\x05Hello");
+    assert_eq!(
+        events(&mut client),
+        [Event::Message(Message::Text("Hello".into()))]
+    );
+    client.send_text("Hi").expect("open");
+    let out = drain(&mut client);
+    assert_eq!(&out[..2], [0x81, 0x82]);
+}
+
+#[test]
+fn frames_in_the_same_read_as_the_request_are_kept() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    let mut bytes = RFC_REQUEST.to_vec();
+    bytes.extend(masked(0x1, true, b"early"));
+    server.receive(&bytes);
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    server.accept(None).expect("accept");
+    assert_eq!(
+        events(&mut server),
+        [
+            Event::Open { protocol: None },
+            Event::Message(Message::Text("early".into()))
+        ]
+    );
+}
+
+#[test]
+fn fragments_with_a_ping_between() {
+    let mut server = open_server(Config::default());
+    let mut bytes = masked(0x1, false, b"Hel");
+    bytes.extend(masked(0x9, true, b""));
+    bytes.extend(masked(0x0, true, b"lo"));
+    server.receive(&bytes);
+    assert_eq!(
+        events(&mut server),
+        [
+            Event::Ping(vec![]),
+            Event::Message(Message::Text("Hello".into()))
+        ]
+    );
+}
+
+#[test]
+fn protocol_violations_close_with_the_right_code() {
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        ([0x81, 0x05].iter().chain(b"Hello").copied().collect(), 1002), // unmasked (§5.1)
+        (masked(0x3, true, b""), 1002),                                 // reserved opcode
+        ([0xC1, 0x80, 1, 2, 3, 4].to_vec(), 1002),                      // RSV1 without extension
+        (masked(0x9, false, b""), 1002),                                // fragmented ping
+        (masked(0x9, true, &[0; 126]), 1002),                           // long ping
+        (masked(0x0, true, b"x"), 1002),                                // stray continuation
+        (
+            [masked(0x1, false, b"a"), masked(0x2, true, b"b")].concat(),
+            1002,
+        ),
+        (masked(0x1, true, &[0xff]), 1007), // bad UTF-8
+        (masked(0x8, true, &[0x03]), 1002), // 1-byte close
+        (masked(0x8, true, &1005u16.to_be_bytes()), 1002), // reserved code
+        (masked(0x8, true, &[0x03, 0xe8, 0xff]), 1007), // bad reason
+    ];
+    for (bytes, code) in cases {
+        let mut server = open_server(Config::default());
+        server.receive(&bytes);
+        assert_failed(&mut server, code);
+        // Nothing after the close frame, and no more events.
+        server.receive(&masked(0x1, true, b"ignored"));
+        assert_eq!(server.poll_event(), None);
+        assert_eq!(server.send_text("late"), Err(SendError::Closing));
+    }
+}
+
+#[test]
+fn replies_to_messages_before_a_bad_frame_go_out_before_the_close() {
+    // Autobahn 3.2: a good message and a bad frame in one read.
+    let mut server = open_server(Config::default());
+    server.receive(&[masked(0x1, true, b"first"), masked(0x3, true, b"")].concat());
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Message(Message::Text("first".into())))
+    );
+    server
+        .send_text("first")
+        .expect("still open: the failure is not reached yet");
+    assert_failed(&mut server, 1002);
+    let mut server = open_server(Config::default());
+    server.receive(&[masked(0x1, true, b"bye"), masked(0x8, true, b"\x03\xe8")].concat());
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Message(Message::Text("bye".into())))
+    );
+    server.send_text("bye").expect("open");
+    assert_eq!(
+        events(&mut server),
+        [Event::Closed {
+            code: CloseCode::Normal,
+            reason: String::new()
+        }]
+    );
+    assert_eq!(drain(&mut server), b"\x81\x03bye\x88\x02\x03\xe8");
+}
+
+#[test]
+fn invalid_utf8_fails_before_the_frame_ends() {
+    let mut server = open_server(Config::default());
+    let frame = masked(0x1, true, "κόσμε\u{FFFD}-then-bad".as_bytes());
+    let mut bad = frame.clone();
+    // Corrupt the first byte of the replacement character (after masking).
+    let at = 6 + "κόσμε".len();
+    bad[at] ^= 0xEF ^ 0xFF;
+    server.receive(&bad[..at + 1]);
+    assert_failed(&mut server, 1007);
+}
+
+#[test]
+fn size_limits_close_with_1009() {
+    let config = Config {
+        max_frame_size: 10,
+        max_message_size: 15,
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    // The header alone is enough to refuse (§10.4).
+    server.receive(&masked(0x2, true, &[0; 11])[..8]);
+    assert_failed(&mut server, 1009);
+
+    let mut server = open_server(config);
+    server.receive(&masked(0x2, false, &[0; 10]));
+    server.receive(&masked(0x0, true, &[0; 6]));
+    assert_failed(&mut server, 1009);
+}
+
+#[test]
+fn close_initiated_by_the_peer_is_echoed() {
+    let mut server = open_server(Config::default());
+    server.receive(&masked(0x8, true, &[0x03, 0xe8, b'o', b'k']));
+    assert_eq!(
+        events(&mut server),
+        [Event::Closed {
+            code: CloseCode::Normal,
+            reason: "ok".into()
+        }]
+    );
+    assert_eq!(drain(&mut server), [0x88, 0x02, 0x03, 0xe8]);
+    assert!(server.is_closed() && !server.is_finished());
+    server.receive_eof();
+    assert!(server.is_finished());
+}
+
+#[test]
+fn an_empty_close_is_answered_with_an_empty_close() {
+    let mut server = open_server(Config::default());
+    server.receive(&masked(0x8, true, b""));
+    assert_eq!(
+        events(&mut server),
+        [Event::Closed {
+            code: CloseCode::NoStatus,
+            reason: String::new()
+        }]
+    );
+    assert_eq!(drain(&mut server), [0x88, 0x00]);
+}
+
+#[test]
+fn close_initiated_here_waits_for_the_answer_and_then_times_out() {
+    let mut server = open_server(Config::default());
+    server.close(CloseCode::GoingAway, "bye").expect("open");
+    assert_eq!(server.send_text("more"), Err(SendError::Closing));
+    assert_eq!(close_code_of(&drain(&mut server)), 1001);
+    // Data that was already on its way is still delivered.
+    server.receive(&masked(0x1, true, b"in flight"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("in flight".into()))]
+    );
+    server.handle_timeout(Duration::from_secs(1));
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(6)));
+    server.handle_timeout(Duration::from_secs(6));
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [Event::Closed {
+            code: CloseCode::Abnormal,
+            ..
+        }]
+    ));
+    assert!(server.is_finished());
+}
+
+#[test]
+fn keepalive_pings_an_idle_peer_and_gives_up_on_a_silent_one() {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(30)),
+        ping_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::ZERO);
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(30)));
+    // Traffic in the interval postpones the ping.
+    server.receive(&masked(0xA, true, b""));
+    events(&mut server);
+    server.handle_timeout(Duration::from_secs(30));
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(60)));
+    // Silence: ping.
+    server.handle_timeout(Duration::from_secs(60));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    assert_eq!(&drain(&mut server)[..2], [0x89, 0x06]);
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(70)));
+    // More silence: give up, without a close frame nobody would read.
+    server.handle_timeout(Duration::from_secs(70));
+    let evs = events(&mut server);
+    assert!(
+        matches!(
+            evs.last(),
+            Some(Event::Closed {
+                code: CloseCode::Abnormal,
+                ..
+            })
+        ),
+        "{evs:?}"
+    );
+    assert!(server.is_finished());
+    assert_eq!(server.poll_transmit(), None);
+}
+
+#[test]
+fn a_pong_keeps_the_peer_alive() {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(1)),
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::ZERO);
+    // The handshake itself was traffic: the first interval passes quietly.
+    server.handle_timeout(Duration::from_secs(1));
+    assert_eq!(server.poll_event(), None);
+    server.handle_timeout(Duration::from_secs(2));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    server.receive(&masked(0xA, true, b"tincan"));
+    server.handle_timeout(Duration::from_secs(12));
+    assert_eq!(events(&mut server), [Event::Pong(b"tincan".to_vec())]);
+    assert!(server.is_open());
+}
+
+#[test]
+fn handshake_timeout_and_errors() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    server.handle_timeout(Duration::ZERO);
+    server.receive(b"GET / HTTP/1.1\r\n");
+    server.handle_timeout(Duration::from_secs(10));
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [Event::Closed {
+            code: CloseCode::Abnormal,
+            ..
+        }]
+    ));
+    assert!(server.is_finished());
+
+    let config = Config {
+        max_head_size: 64,
+        ..Config::default()
+    };
+    let mut server = Connection::new(Role::Server, config);
+    server.receive(&[b'a'; 65]);
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [Event::Error(Error::Handshake(
+            HandshakeError::HeadTooLarge { limit: 64 }
+        ))]
+    ));
+    assert!(drain(&mut server).starts_with(b"HTTP/1.1 431 "));
+    assert!(server.is_closed());
+}
+
+#[test]
+fn accept_checks_the_subprotocol() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    let mut request = ClientRequest::new("h", "/", [1; 16]);
+    request.protocols = vec!["tincan.v1".into()];
+    server.receive(&request.to_bytes());
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    assert_eq!(server.accept(Some("other")), Err(SendError::InvalidState));
+    assert_eq!(server.accept(Some("tincan.v1")), Ok(()));
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Open {
+            protocol: Some("tincan.v1".into())
+        })
+    );
+}
+
+#[test]
+fn close_refuses_codes_that_must_not_be_sent() {
+    let mut server = open_server(Config::default());
+    for code in [1004, 1005 + 1, 1015, 2000, 5000] {
+        assert_eq!(
+            server.close(CloseCode::from(code), ""),
+            Err(SendError::InvalidCloseCode(code))
+        );
+    }
+    assert!(server.is_open());
+    server
+        .close(CloseCode::NoStatus, "ignored")
+        .expect("no code is fine");
+    assert_eq!(drain(&mut server), [0x88, 0x00]);
+}
+
+#[test]
+fn the_send_queue_is_bounded() {
+    let config = Config {
+        max_send_queue: 10,
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    assert_eq!(server.send_binary(&[0; 8]), Ok(()));
+    assert_eq!(server.send_binary(&[0; 8]), Err(SendError::QueueFull));
+    drain(&mut server);
+    assert_eq!(server.send_binary(&[0; 8]), Ok(()));
+}
+
+#[test]
+fn prepared_messages_are_shared_and_ordered() {
+    let mut server = open_server(Config::default());
+    let prepared = PreparedMessage::text("shared");
+    let big = PreparedMessage::binary(&[7; 5000]);
+    server.send_text("a").expect("open");
+    server.send_prepared(&prepared).expect("open");
+    server.send_prepared(&big).expect("open");
+    server.send_text("b").expect("open");
+    // Whatever their size, prepared frames are handed out by reference: a
+    // vectored write takes them all at once.
+    let mut slices = [IoSlice::new(&[]); 8];
+    let n = server.poll_transmit_vectored(&mut slices);
+    assert_eq!(n, 4);
+    assert_eq!(slices[1].as_ptr(), prepared.frame().as_ptr(), "not copied");
+    assert_eq!(slices[2].as_ptr(), big.frame().as_ptr(), "not copied");
+    let expected = [
+        b"\x81\x01a".as_slice(),
+        b"\x81\x06shared",
+        big.frame(),
+        b"\x81\x01b",
+    ];
+    let gathered: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+    assert_eq!(gathered, expected.concat());
+    assert_eq!(drain(&mut server), expected.concat());
+    let mut client = Connection::new(Role::Client, Config::default());
+    assert_eq!(
+        client.send_prepared(&prepared),
+        Err(SendError::InvalidState)
+    );
+}
+
+#[test]
+fn a_ping_flood_that_reads_nothing_is_refused() {
+    let mut server = open_server(Config::default());
+    let ping = masked(0x9, true, b"p");
+    // The first pongs are queued; later pings wait for them to leave.
+    for _ in 0..MAX_PENDING_PONGS {
+        server.receive(&ping);
+    }
+    assert_eq!(server.buffered_amount(), MAX_PENDING_PONGS * 3);
+    for _ in 0..MAX_UNANSWERED_PINGS {
+        server.receive(&ping);
+    }
+    assert_eq!(server.buffered_amount(), MAX_PENDING_PONGS * 3, "bounded");
+    assert!(server.is_open() && !server.is_closed());
+    // Once the pongs leave, pings are answered again: a reader is never refused.
+    drain(&mut server);
+    events(&mut server);
+    server.receive(&ping);
+    assert_eq!(drain(&mut server), b"\x8a\x01p");
+    let flood: Vec<u8> = (0..MAX_PENDING_PONGS + MAX_UNANSWERED_PINGS as usize + 1)
+        .flat_map(|_| ping.clone())
+        .collect();
+    server.receive(&flood);
+    let evs = events(&mut server);
+    assert_eq!(
+        evs[evs.len() - 2..],
+        [
+            Event::Error(Error::Protocol(ProtocolError::ControlFlood)),
+            Event::Closed {
+                code: CloseCode::PolicyViolation,
+                reason: ProtocolError::ControlFlood.to_string()
+            }
+        ]
+    );
+    let out = drain(&mut server);
+    assert_eq!(close_code_of(&out[MAX_PENDING_PONGS * 3..]), 1008);
+}
+
+#[test]
+fn ten_pings_in_one_read_get_ten_pongs() {
+    // Autobahn 2.10: not required by §5.5.3, but expected.
+    let mut server = open_server(Config::default());
+    let pings: Vec<u8> = (0..10u8).flat_map(|i| masked(0x9, true, &[i])).collect();
+    server.receive(&pings);
+    assert_eq!(events(&mut server).len(), 10);
+    let pongs: Vec<u8> = (0..10u8).flat_map(|i| [0x8a, 1, i]).collect();
+    assert_eq!(drain(&mut server), pongs);
+}
+
+#[test]
+fn a_message_that_never_ends_is_refused() {
+    let config = Config {
+        message_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::from_secs(100));
+    server.receive(&masked(0x1, false, b"never"));
+    // Empty continuations forever: refused for their count.
+    for _ in 0..127 {
+        server.receive(&masked(0x0, false, b""));
+    }
+    assert!(server.is_open());
+    server.receive(&masked(0x0, false, b""));
+    assert_failed(&mut server, 1008);
+
+    // Slow fragments with payload: refused for the time they take.
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::from_secs(100));
+    server.receive(&masked(0x1, false, b"slow"));
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(100)));
+    server.handle_timeout(Duration::from_secs(100));
+    server.receive(&masked(0x0, false, b"er"));
+    server.handle_timeout(Duration::from_secs(104));
+    assert!(server.is_open());
+    assert_eq!(server.poll_timeout(), Some(Duration::from_secs(105)));
+    server.handle_timeout(Duration::from_secs(105));
+    assert_failed(&mut server, 1008);
+
+    // A message that ends in time stops the clock.
+    let mut server = open_server(config);
+    server.receive(&masked(0x1, false, b"quick"));
+    server.handle_timeout(Duration::from_secs(1));
+    server.receive(&masked(0x0, true, b"!"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("quick!".into()))]
+    );
+    server.handle_timeout(Duration::from_secs(10));
+    assert!(server.is_open());
+}
+
+#[test]
+fn sending_fragments() {
+    let mut server = open_server(Config::default());
+    server
+        .send_fragment(MessageKind::Text, "κ".as_bytes()[..1].as_ref(), false)
+        .expect("first");
+    assert_eq!(server.send_text("x"), Err(SendError::FragmentInProgress));
+    assert_eq!(
+        server.send_fragment(MessageKind::Binary, b"", true),
+        Err(SendError::FragmentInProgress)
+    );
+    server.ping(b"p").expect("control frames may interleave");
+    assert_eq!(
+        server.send_fragment(MessageKind::Text, &[0xff], true),
+        Err(SendError::InvalidUtf8)
+    );
+    server
+        .send_fragment(MessageKind::Text, &"κ".as_bytes()[1..], true)
+        .expect("last");
+    assert_eq!(
+        drain(&mut server),
+        [
+            &[0x01, 0x01, 0xce][..],
+            &[0x89, 0x01, b'p'],
+            &[0x80, 0x01, 0xba]
+        ]
+        .concat()
+    );
+}
+
+#[test]
+fn plain_http_requests_get_a_response() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(matches!(server.poll_event(), Some(Event::Request(r)) if !r.is_upgrade));
+    server
+        .respond(200, "text/plain", b"hi")
+        .expect("decision pending");
+    let response = drain(&mut server);
+    assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(response.ends_with(b"\r\n\r\nhi"));
+    assert!(server.is_closed());
+}
+
+#[test]
+fn repeated_eof_does_not_restart_the_time_left_for_output() {
+    let mut server = open_server(Config::default());
+    server.send_text("never read").expect("open");
+    server.receive_eof();
+    server.receive_eof();
+    let evs = events(&mut server);
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [Event::Closed {
+                code: CloseCode::Abnormal,
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    server.handle_timeout(Duration::ZERO);
+    let due = server.poll_timeout().expect("output gets close_timeout");
+    assert_eq!(due, Config::default().close_timeout);
+    // A socket at its end reads 0 bytes on every try.
+    for ms in 1..100 {
+        server.receive_eof();
+        server.handle_timeout(Duration::from_millis(ms));
+        assert_eq!(server.poll_timeout(), Some(due));
+    }
+    assert_eq!(server.poll_event(), None);
+    server.handle_timeout(due);
+    assert!(
+        server.is_finished(),
+        "queued output dropped at the deadline"
+    );
+}
+
+/// Client and server wired together through a byte pipe with arbitrary cuts.
+fn pump(from: &mut Connection, to: &mut Connection, cuts: &[usize]) {
+    let bytes = drain(from);
+    let mut start = 0;
+    for &cut in cuts {
+        let cut = cut.clamp(start, bytes.len());
+        to.receive(&bytes[start..cut]);
+        start = cut;
+    }
+    to.receive(&bytes[start..]);
+}
+
+fn any_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        "\\PC{0,40}".prop_map(Message::Text),
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(Message::Binary),
+        Just(Message::Binary(vec![7; 70_000])),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn messages_survive_any_split_in_both_directions(
+        messages in proptest::collection::vec(any_message(), 1..6),
+        mut cuts in proptest::collection::vec(0usize..80_000, 0..8),
+        seed in any::<u64>(),
+    ) {
+        cuts.sort_unstable();
+        let mut client = Connection::new(Role::Client, Config { mask_seed: seed, ..Config::default() });
+        let mut server = Connection::new(Role::Server, Config::default());
+        client.connect(ClientRequest::new("h", "/", seed.to_le_bytes().repeat(2).try_into().expect("16"))).expect("client");
+        pump(&mut client, &mut server, &cuts);
+        prop_assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+        server.accept(None).expect("accept");
+        pump(&mut server, &mut client, &cuts);
+        prop_assert_eq!(client.poll_event(), Some(Event::Open { protocol: None }));
+        prop_assert_eq!(server.poll_event(), Some(Event::Open { protocol: None }));
+        for m in &messages {
+            client.send(m).expect("client send");
+            server.send(m).expect("server send");
+        }
+        pump(&mut client, &mut server, &cuts);
+        pump(&mut server, &mut client, &cuts);
+        let expected: Vec<Event> = messages.iter().cloned().map(Event::Message).collect();
+        prop_assert_eq!(events(&mut server), expected.clone());
+        prop_assert_eq!(events(&mut client), expected);
+
+        // The closing handshake completes from the client side.
+        client.close(CloseCode::Normal, "done").expect("open");
+        pump(&mut client, &mut server, &cuts);
+        prop_assert_eq!(events(&mut server), vec![Event::Closed { code: CloseCode::Normal, reason: "done".into() }]);
+        pump(&mut server, &mut client, &cuts);
+        prop_assert_eq!(events(&mut client), vec![Event::Closed { code: CloseCode::Normal, reason: String::new() }]);
+    }
+}
