@@ -166,4 +166,8 @@ pub enum SendError {
     /// client connection, whose frames must each get a fresh mask).
     #[error("not possible in this state or role")]
     InvalidState,
+    /// A response header whose name is not an HTTP token or whose value
+    /// holds a line break (RFC 9110 §5.1, §5.5).
+    #[error("invalid header field")]
+    InvalidHeader,
 }

@@ -436,6 +436,37 @@ fn get_root_serves_the_page() {
 }
 
 #[test]
+fn the_page_and_its_assets_carry_security_headers() {
+    let server = Server::start(&[]);
+    for path in [
+        "/",
+        "/static/app.js",
+        "/static/pkg/tincan_web_bg.wasm",
+        "/nope/x",
+    ] {
+        let response = http(
+            &server,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        );
+        assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
+        assert_eq!(response.header("X-Frame-Options"), Some("DENY"));
+        let csp = response
+            .header("Content-Security-Policy")
+            .unwrap_or_default();
+        // The page's own scripts and wasm codec load; nothing else does, and
+        // no other site may frame it.
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self' 'wasm-unsafe-eval'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp:?} lacks {directive}");
+        }
+    }
+}
+
+#[test]
 fn get_unknown_path_is_404() {
     let server = Server::start(&[]);
     let response = http(

@@ -39,11 +39,12 @@
 
 use std::collections::VecDeque;
 
+use tincan_core::codec::{self, FrameDecoder, FramePiece, Limits, MessageDecoder};
 use tincan_core::frame::{self, FrameHeader, OpCode};
 use tincan_core::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use tincan_core::mask::apply_mask;
 use tincan_core::utf8;
-use tincan_core::{Config, Connection, Error, Event, Message, ProtocolError, Role};
+use tincan_core::{Message, ProtocolError, Role};
 use wasm_bindgen::prelude::*;
 
 /// An error from the codec: the core's error, by name, with its message and
@@ -84,20 +85,10 @@ impl CodecError {
     }
 }
 
-/// The variant name of an error, from its `Debug` form.
-fn kind_of(error: &impl std::fmt::Debug) -> String {
-    let debug = format!("{error:?}");
-    debug
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 impl From<HandshakeError> for CodecError {
     fn from(e: HandshakeError) -> Self {
         Self {
-            kind: kind_of(&e),
+            kind: e.kind().to_owned(),
             message: e.to_string(),
             status: Some(e.status()),
             close_code: None,
@@ -108,24 +99,11 @@ impl From<HandshakeError> for CodecError {
 impl From<ProtocolError> for CodecError {
     fn from(e: ProtocolError) -> Self {
         let close_code = Some(e.close_code().as_u16());
-        let kind = match &e {
-            ProtocolError::Close(inner) => kind_of(inner),
-            other => kind_of(other),
-        };
         Self {
-            kind,
+            kind: e.kind().to_owned(),
             message: e.to_string(),
             status: None,
             close_code,
-        }
-    }
-}
-
-impl From<Error> for CodecError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Handshake(e) => e.into(),
-            Error::Protocol(e) => e.into(),
         }
     }
 }
@@ -278,7 +256,15 @@ impl Frame {
     /// `continuation`, `text`, `binary`, `close`, `ping` or `pong`.
     #[wasm_bindgen(getter)]
     pub fn opcode(&self) -> String {
-        format!("{:?}", self.header.opcode).to_lowercase()
+        match self.header.opcode {
+            OpCode::Continuation => "continuation",
+            OpCode::Text => "text",
+            OpCode::Binary => "binary",
+            OpCode::Close => "close",
+            OpCode::Ping => "ping",
+            OpCode::Pong => "pong",
+        }
+        .to_owned()
     }
 
     /// The masking key, for masked frames.
@@ -338,15 +324,18 @@ impl Decoded {
 }
 
 /// Decodes a byte stream, fed in any pieces, into frames and messages, with
-/// the checks of the receiving role (a server expects masked frames).
+/// the checks of the receiving role (a server expects masked frames). It is
+/// the core's standalone codec: frames for an inspector from its
+/// `FrameDecoder`, messages from its `MessageDecoder`.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Decoder {
-    role: Role,
-    pending: Vec<u8>,
-    frames: VecDeque<Frame>,
-    connection: Connection,
-    messages: VecDeque<Decoded>,
+    frames: FrameDecoder,
+    /// The frame being collected, unmasked, for the inspector.
+    frame: Option<Frame>,
+    complete: VecDeque<Frame>,
+    messages: MessageDecoder,
+    decoded: VecDeque<Decoded>,
     failed: Option<CodecError>,
 }
 
@@ -356,7 +345,7 @@ impl Decoder {
     /// what a client receives.
     #[wasm_bindgen(constructor)]
     pub fn new(as_server: bool) -> Decoder {
-        Self::with_limit(as_server, Config::default().max_message_size)
+        Self::with_limit(as_server, Limits::DEFAULT.max_message_size)
     }
 
     /// Like [`Decoder::new`], with a limit on frame and message size (1009).
@@ -367,18 +356,16 @@ impl Decoder {
         } else {
             Role::Client
         };
-        let config = Config {
+        let limits = Limits {
             max_frame_size: max_message_size,
             max_message_size,
-            ping_interval: None,
-            ..Config::default()
         };
         Decoder {
-            role,
-            pending: Vec::new(),
-            frames: VecDeque::new(),
-            connection: Connection::open(role, config),
-            messages: VecDeque::new(),
+            frames: FrameDecoder::new(role, max_message_size),
+            frame: None,
+            complete: VecDeque::new(),
+            messages: MessageDecoder::new(role, limits),
+            decoded: VecDeque::new(),
             failed: None,
         }
     }
@@ -389,38 +376,22 @@ impl Decoder {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        self.pending.extend_from_slice(bytes);
-        self.connection.receive(bytes);
-        while let Some(event) = self.connection.poll_event() {
-            if self.failed.is_some() {
-                // What follows a failure (its own `Closed`) is not the peer's.
-                continue;
+        let mut input = bytes;
+        loop {
+            match self.frames.decode(&mut input) {
+                Ok(Some(piece)) => self.collect(piece),
+                Ok(None) => break,
+                Err(e) => break self.fail(e),
             }
-            let decoded = match event {
-                Event::Message(Message::Text(text)) => {
-                    Decoded::new("text", text.as_bytes().to_vec(), Some(text), None)
-                }
-                Event::Message(Message::Binary(bytes)) => Decoded::new("binary", bytes, None, None),
-                Event::Ping(bytes) => Decoded::new("ping", bytes, None, None),
-                Event::Pong(bytes) => Decoded::new("pong", bytes, None, None),
-                Event::Closed { code, reason } => {
-                    Decoded::new("close", Vec::new(), Some(reason), Some(code.as_u16()))
-                }
-                Event::Error(error) => {
-                    self.failed = Some(error.into());
-                    continue;
-                }
-                Event::Request(_) | Event::Open { .. } | Event::PingSent => continue,
-            };
-            self.messages.push_back(decoded);
         }
-        // A decoder only decodes: the pongs and close replies the connection
-        // queues go nowhere, so they must not pile up.
-        while let Some(bytes) = self.connection.poll_transmit() {
-            let n = bytes.len();
-            self.connection.advance(n);
+        let mut input = bytes;
+        loop {
+            match self.messages.decode(&mut input) {
+                Ok(Some(decoded)) => self.decoded.push_back(Decoded::from(decoded)),
+                Ok(None) => break,
+                Err(e) => break self.fail(e),
+            }
         }
-        self.split_frames();
         match &self.failed {
             Some(error) => Err(error.clone()),
             None => Ok(()),
@@ -430,46 +401,61 @@ impl Decoder {
     /// The next complete frame, if any.
     #[wasm_bindgen(js_name = nextFrame)]
     pub fn next_frame(&mut self) -> Option<Frame> {
-        self.frames.pop_front()
+        self.complete.pop_front()
     }
 
     /// The next complete message or control frame, if any.
     #[wasm_bindgen(js_name = nextMessage)]
     pub fn next_message(&mut self) -> Option<Decoded> {
-        self.messages.pop_front()
+        self.decoded.pop_front()
     }
 
-    /// Cuts complete frames off `pending` for the inspector.
-    fn split_frames(&mut self) {
-        loop {
-            let (header, len) = match FrameHeader::decode(&self.pending) {
-                Ok(Some(found)) => found,
-                Ok(None) => return,
-                Err(e) => return self.fail(e),
-            };
-            if let Err(e) = header.validate(self.role) {
-                return self.fail(e);
+    /// Adds a frame piece to the frame being collected.
+    fn collect(&mut self, piece: FramePiece<'_>) {
+        match piece {
+            FramePiece::Header(header) => {
+                self.frame = Some(Frame {
+                    header,
+                    payload: Vec::new(),
+                })
             }
-            let Ok(payload_len) = usize::try_from(header.payload_len) else {
-                return self.fail(ProtocolError::FrameTooBig {
-                    size: header.payload_len,
-                    limit: usize::MAX,
-                });
-            };
-            if self.pending.len() - len < payload_len {
-                return;
+            FramePiece::Payload { bytes, offset, end } => {
+                let Some(frame) = &mut self.frame else {
+                    return;
+                };
+                let start = frame.payload.len();
+                frame.payload.extend_from_slice(bytes);
+                if let Some(key) = frame.header.mask {
+                    apply_mask(&mut frame.payload[start..], key, (offset % 4) as usize);
+                }
+                if end {
+                    self.complete.extend(self.frame.take());
+                }
             }
-            let mut payload: Vec<u8> = self.pending.drain(..len + payload_len).skip(len).collect();
-            if let Some(key) = header.mask {
-                apply_mask(&mut payload, key, 0);
-            }
-            self.frames.push_back(Frame { header, payload });
         }
     }
 
     fn fail(&mut self, error: ProtocolError) {
-        self.pending.clear();
+        self.frame = None;
         self.failed.get_or_insert_with(|| error.into());
+    }
+}
+
+impl From<codec::Decoded> for Decoded {
+    fn from(decoded: codec::Decoded) -> Self {
+        match decoded {
+            codec::Decoded::Message(Message::Text(text)) => {
+                Decoded::new("text", text.as_bytes().to_vec(), Some(text), None)
+            }
+            codec::Decoded::Message(Message::Binary(bytes)) => {
+                Decoded::new("binary", bytes, None, None)
+            }
+            codec::Decoded::Ping(bytes) => Decoded::new("ping", bytes, None, None),
+            codec::Decoded::Pong(bytes) => Decoded::new("pong", bytes, None, None),
+            codec::Decoded::Close { code, reason } => {
+                Decoded::new("close", Vec::new(), Some(reason), Some(code.as_u16()))
+            }
+        }
     }
 }
 
@@ -573,13 +559,43 @@ mod tests {
     }
 
     #[test]
-    fn pings_leave_nothing_queued_behind() {
-        let mut client = Decoder::new(false);
-        for _ in 0..1000 {
-            client.push(&[0x89, 0x02, b'h', b'i']).expect("a ping");
+    fn frames_and_messages_come_from_the_same_bytes_in_any_split() {
+        let mut wire = Vec::new();
+        for payload in [&b"hi"[..], b""] {
+            wire.extend(encode_frame(9, true, payload, Some(vec![1, 2, 3, 4])).expect("ping"));
         }
-        assert_eq!(client.connection.poll_transmit(), None, "pongs queued");
-        assert_eq!(std::iter::from_fn(|| client.next_frame()).count(), 1000);
+        wire.extend(encode_frame(1, false, "h\u{e9}".as_bytes(), Some(vec![5; 4])).expect("text"));
+        wire.extend(encode_frame(0, true, b"!", Some(vec![6; 4])).expect("last"));
+        for split in 0..wire.len() {
+            let mut server = Decoder::new(true);
+            server.push(&wire[..split]).expect("valid");
+            server.push(&wire[split..]).expect("valid");
+            let frames: Vec<(String, Vec<u8>)> = std::iter::from_fn(|| server.next_frame())
+                .map(|f| (f.opcode(), f.payload()))
+                .collect();
+            assert_eq!(
+                frames,
+                [
+                    ("ping".to_owned(), b"hi".to_vec()),
+                    ("ping".to_owned(), vec![]),
+                    ("text".to_owned(), "h\u{e9}".as_bytes().to_vec()),
+                    ("continuation".to_owned(), b"!".to_vec()),
+                ],
+                "split at {split}"
+            );
+            let messages: Vec<(String, Vec<u8>)> = std::iter::from_fn(|| server.next_message())
+                .map(|m| (m.kind(), m.bytes()))
+                .collect();
+            assert_eq!(
+                messages,
+                [
+                    ("ping".to_owned(), b"hi".to_vec()),
+                    ("ping".to_owned(), vec![]),
+                    ("text".to_owned(), "h\u{e9}!".as_bytes().to_vec()),
+                ],
+                "split at {split}"
+            );
+        }
     }
 
     #[test]

@@ -431,10 +431,39 @@ impl Connection {
         content_type: &str,
         body: &[u8],
     ) -> Result<(), SendError> {
+        self.respond_with_headers(status, content_type, &[], body)
+    }
+
+    /// Like [`Connection::respond`], with more header fields (security
+    /// headers, `Retry-After`). A name that is not an HTTP token, or a value
+    /// with a line break, is refused ([`SendError::InvalidHeader`]) rather
+    /// than let split the response.
+    pub fn respond_with_headers(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), SendError> {
         if !matches!(self.state, State::Decision { .. }) {
             return Err(SendError::InvalidState);
         }
-        self.push_owned(&handshake::http_response(status, content_type, body, ""));
+        let mut extra = String::new();
+        for (name, value) in headers {
+            if !handshake::is_token(name) || value.contains(['\r', '\n']) {
+                return Err(SendError::InvalidHeader);
+            }
+            extra.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if content_type.contains(['\r', '\n']) {
+            return Err(SendError::InvalidHeader);
+        }
+        self.push_owned(&handshake::http_response(
+            status,
+            content_type,
+            body,
+            &extra,
+        ));
         self.enter_closed();
         Ok(())
     }

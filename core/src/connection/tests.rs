@@ -676,3 +676,31 @@ proptest! {
         prop_assert_eq!(events(&mut client), vec![Event::Closed { code: CloseCode::Normal, reason: String::new() }]);
     }
 }
+
+#[test]
+fn a_response_carries_extra_headers_but_no_injected_lines() {
+    let respond = |headers: &[(&str, &str)]| {
+        let mut server = Connection::new(Role::Server, Config::default());
+        server.receive(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+        let result = server.respond_with_headers(200, "text/plain", headers, b"hi");
+        (
+            result,
+            String::from_utf8(drain(&mut server)).expect("ascii"),
+        )
+    };
+    let (result, out) = respond(&[("X-Content-Type-Options", "nosniff")]);
+    assert_eq!(result, Ok(()));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.contains("\r\nX-Content-Type-Options: nosniff\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("\r\n\r\nhi"), "{out}");
+    for bad in [("X-A", "1\r\nSet-Cookie: x"), ("X A", "1"), ("", "1")] {
+        assert_eq!(
+            respond(&[bad]),
+            (Err(SendError::InvalidHeader), String::new())
+        );
+    }
+}

@@ -9,7 +9,7 @@
 //! `tincan-server` and the sans-io crates under it.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -65,8 +65,8 @@ impl Socket for AsyncStdSocket {
         (&self.0).read(buf).await
     }
 
-    async fn write(&self, bytes: &[u8]) -> io::Result<usize> {
-        (&self.0).write(bytes).await
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.0).write_vectored(slices).await
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

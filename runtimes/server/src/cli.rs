@@ -59,6 +59,12 @@ struct Args {
           default_value_t = DEFAULT.connection.handshake_timeout.as_secs())]
     handshake_timeout: u64,
 
+    /// Close a client whose message has begun but not ended after this long
+    /// (1008); 0 disables
+    #[arg(long, env = "TINCAN_MESSAGE_TIMEOUT", value_name = "SECS",
+          default_value_t = secs(DEFAULT.connection.message_timeout))]
+    message_timeout: u64,
+
     /// Largest message accepted; in chat mode at most 4 x --max-chat-length + 1024
     #[arg(long, env = "TINCAN_MAX_MESSAGE_SIZE", value_name = "BYTES",
           value_parser = positive(), default_value_t = DEFAULT.connection.max_message_size)]
@@ -188,6 +194,7 @@ where
     config.connection.ping_interval = duration(args.ping_interval);
     config.connection.ping_timeout = Duration::from_secs(args.ping_timeout);
     config.connection.handshake_timeout = Duration::from_secs(args.handshake_timeout);
+    config.connection.message_timeout = duration(args.message_timeout);
     config.connection.max_message_size = args.max_message_size;
     config.connection.max_frame_size = args.max_frame_size;
     config.connection.max_send_queue = args.max_send_queue;
@@ -347,6 +354,7 @@ mod tests {
             ("--ping-interval", "30".into()),
             ("--ping-timeout", "10".into()),
             ("--handshake-timeout", "10".into()),
+            ("--message-timeout", "60".into()),
             ("--max-rooms", "1000".into()),
             ("--max-connections-per-ip", "100".into()),
             ("--presence-limit", "100".into()),

@@ -77,7 +77,7 @@ impl ServerConfig {
     /// `max_message_size`, and its send queue takes at least one echo of the
     /// largest message (with its 14-byte frame header).
     pub fn client_connection(&self) -> Config {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection;
         if self.echo {
             let echo = connection.max_message_size.saturating_add(14);
             connection.max_send_queue = connection.max_send_queue.max(echo);

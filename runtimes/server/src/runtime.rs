@@ -8,7 +8,7 @@
 //! any runtime; a runtime with its own signal handling may override it.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Instant;
@@ -61,8 +61,12 @@ pub trait Socket: Send + Sync + 'static {
     /// Reads what has arrived into `buf`; `Ok(0)` is the end of the stream.
     fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
 
-    /// Writes some of `bytes`; returns how many.
-    fn write(&self, bytes: &[u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Writes some of `slices`, in order (one `writev`); returns how many
+    /// bytes.
+    fn write_vectored(
+        &self,
+        slices: &[IoSlice<'_>],
+    ) -> impl Future<Output = io::Result<usize>> + Send;
 
     /// Shuts the write side (a TCP FIN), once nothing is left to send.
     fn shutdown_write(&self) -> io::Result<()>;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +33,10 @@ use crate::session::{Forward, Session};
 /// whichever runs out first; waiting for anything refills it.
 const TURNS_BEFORE_YIELD: u32 = 16;
 const BYTES_BEFORE_YIELD: usize = 64 * 1024;
+
+/// Queued frames handed to one vectored write: prepared broadcast frames are
+/// shared, so a backlog of small ones leaves in one system call.
+const WRITE_SLICES: usize = 64;
 
 /// Where a session's chat messages for one client go.
 type Outbox = Sender<PreparedMessage>;
@@ -196,9 +200,10 @@ async fn connection<R: Runtime>(
             }
         };
         let write = async {
-            match session.poll_transmit() {
-                Some(bytes) => Wake::Wrote(socket.write(bytes).await),
-                None => future::pending().await,
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            match session.poll_transmit_vectored(&mut slices) {
+                0 => future::pending().await,
+                n => Wake::Wrote(socket.write_vectored(&slices[..n]).await),
             }
         };
         let message = async {

@@ -9,6 +9,7 @@
 //! waiting, and writes what [`Session::poll_transmit`] gives.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -223,6 +224,11 @@ impl Session {
         self.conn.poll_transmit()
     }
 
+    /// See [`Connection::poll_transmit_vectored`].
+    pub fn poll_transmit_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        self.conn.poll_transmit_vectored(slices)
+    }
+
     /// See [`Connection::buffered_amount`].
     pub fn buffered_amount(&self) -> usize {
         self.conn.buffered_amount()
@@ -261,7 +267,9 @@ impl Session {
                     ("GET", None) => (404, text, &b"not found\n"[..]),
                     _ => (405, text, &b"method not allowed\n"[..]),
                 };
-            let _ = self.conn.respond(status, content_type, body);
+            let _ =
+                self.conn
+                    .respond_with_headers(status, content_type, page::SECURITY_HEADERS, body);
             self.log(Log::HttpRequest {
                 peer: self.peer.clone(),
                 method: request.method.clone(),

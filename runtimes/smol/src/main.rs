@@ -5,7 +5,7 @@
 //! `tincan-server` and the sans-io crates under it.
 
 use std::future::Future;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,8 +84,8 @@ impl Socket for SmolSocket {
         }
     }
 
-    async fn write(&self, bytes: &[u8]) -> io::Result<usize> {
-        (&self.stream).write(bytes).await
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.stream).write_vectored(slices).await
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
