@@ -142,7 +142,9 @@ if (Symbol.dispose) Decoded.prototype[Symbol.dispose] = Decoded.prototype.free;
 
 /**
  * Decodes a byte stream, fed in any pieces, into frames and messages, with
- * the checks of the receiving role (a server expects masked frames).
+ * the checks of the receiving role (a server expects masked frames). It is
+ * the core's standalone codec: frames for an inspector from its
+ * `FrameDecoder`, messages from its `MessageDecoder`.
  */
 export class Decoder {
     static __wrap(ptr) {
