@@ -60,6 +60,7 @@ const CONFIG: Config = Config {
     ping_interval: Some(Duration::from_secs(1)),
     ping_timeout: Duration::from_secs(1),
     handshake_timeout: Duration::from_secs(1),
+    message_timeout: Some(Duration::from_secs(2)),
     close_timeout: Duration::from_secs(1),
     mask_seed: 7,
 };
@@ -80,6 +81,9 @@ struct Side {
     /// The peer sent a frame or message over this side's limits: a 1009
     /// from this side is right.
     expect_too_big: bool,
+    /// Pings the peer sent: past the core's bound on unanswered pings (16
+    /// pending pongs and 64 more), a 1008 for the flood is this side's right.
+    pings_from_peer: usize,
 }
 
 impl Side {
@@ -93,6 +97,7 @@ impl Side {
             shadow: Vec::new(),
             head_done: false,
             expect_too_big: false,
+            pings_from_peer: 0,
         }
     }
 
@@ -109,6 +114,16 @@ impl Side {
                 Event::Error(Error::Protocol(
                     ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. },
                 )) if self.expect_too_big => self.broken = true,
+                Event::Error(Error::Protocol(ProtocolError::ControlFlood))
+                    if self.pings_from_peer > 16 + 64 =>
+                {
+                    self.broken = true
+                }
+                // A message left unfinished (or half delivered) while time
+                // passes: the time bound on a message is policy, not a bug.
+                Event::Error(Error::Protocol(ProtocolError::MessageTimeout(_))) => {
+                    self.broken = true
+                }
                 Event::Error(e) => panic!("a correct peer caused {e:?}"),
                 Event::Closed { code, .. } => {
                     self.broken |= code == CloseCode::Abnormal;
@@ -270,8 +285,10 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
             }
             Op::Ping { client: c, payload } => {
-                let side = if c { &mut client } else { &mut server };
-                let _ = side.conn.ping(&payload);
+                let (side, peer) = acting(c, &mut client, &mut server);
+                if side.conn.ping(&payload).is_ok() {
+                    peer.pings_from_peer += 1;
+                }
             }
             Op::Close {
                 client: c,

@@ -3,10 +3,14 @@
 //!   (need more, each error, each header field, the header length);
 //! - every header it accepts encodes back to exactly the bytes it read;
 //! - a stream fed to a connection in two pieces gives the same events and the
-//!   same output as the stream fed whole.
+//!   same output as the stream fed whole;
+//! - the standalone codec's `FrameDecoder` gives the same frames (headers and
+//!   payload bytes) and the same error whatever the split, and every byte it
+//!   takes is accounted for.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tincan_core::codec::{FrameDecoder, FramePiece};
 use tincan_core::{Config, Connection, FrameHeader, ProtocolError, Role};
 use tincan_fuzz::{reference_decode, Reference};
 
@@ -29,6 +33,36 @@ fn run(role: Role, pieces: &[&[u8]]) -> (Vec<tincan_core::Event>, Vec<u8>) {
         conn.advance(n);
     }
     (events, out)
+}
+
+type Frames = (Vec<(FrameHeader, Vec<u8>)>, Option<ProtocolError>);
+
+/// Every frame the codec finds in `pieces`, with its payload gathered.
+fn frames(role: Role, pieces: &[&[u8]]) -> Frames {
+    let mut decoder = FrameDecoder::new(role, 1 << 16);
+    let mut found: Vec<(FrameHeader, Vec<u8>)> = Vec::new();
+    for piece in pieces {
+        let mut input = *piece;
+        loop {
+            let before = input.len();
+            match decoder.decode(&mut input) {
+                Ok(Some(FramePiece::Header(header))) => found.push((header, Vec::new())),
+                Ok(Some(FramePiece::Payload { bytes, offset, end })) => {
+                    assert_eq!(before - input.len(), bytes.len(), "payload bytes taken");
+                    let (header, payload) = found.last_mut().expect("a header first");
+                    assert_eq!(offset, payload.len() as u64);
+                    payload.extend_from_slice(bytes);
+                    assert_eq!(end, payload.len() as u64 == header.payload_len);
+                }
+                Ok(None) => {
+                    assert!(input.is_empty(), "None leaves nothing unread");
+                    break;
+                }
+                Err(e) => return (found, Some(e)),
+            }
+        }
+    }
+    (found, None)
 }
 
 fuzz_target!(|input: (u16, Vec<u8>)| {
@@ -75,6 +109,11 @@ fuzz_target!(|input: (u16, Vec<u8>)| {
         assert_eq!(
             whole, halves,
             "{role:?}: the split at {split} changed the outcome"
+        );
+        assert_eq!(
+            frames(role, &[&bytes]),
+            frames(role, &[&bytes[..split], &bytes[split..]]),
+            "{role:?}: the split at {split} changed the codec's frames"
         );
     }
 });
