@@ -160,63 +160,23 @@ mod tests {
         (1002, 1002, true, "§7.4.1: protocol error"),
         (1003, 1003, true, "§7.4.1: unsupported data"),
         (1004, 1004, false, "§7.4.1: reserved, meaning to be defined"),
-        (
-            1005,
-            1005,
-            false,
-            "§7.4.1: no status; MUST NOT be sent in a close frame",
-        ),
-        (
-            1006,
-            1006,
-            false,
-            "§7.4.1: abnormal closure; MUST NOT be sent",
-        ),
+        (1005, 1005, false, "§7.4.1: no status, never sent"),
+        (1006, 1006, false, "§7.4.1: abnormal, never sent"),
         (1007, 1007, true, "§7.4.1: invalid frame payload data"),
         (1008, 1008, true, "§7.4.1: policy violation"),
         (1009, 1009, true, "§7.4.1: message too big"),
         (1010, 1010, true, "§7.4.1: mandatory extension"),
-        (
-            1011,
-            1011,
-            true,
-            "§7.4.1: unexpected condition (internal error)",
-        ),
+        (1011, 1011, true, "§7.4.1: internal error"),
         // Registered by IANA after RFC 6455 (service restart, try again
         // later, bad gateway), defined by no RFC: refused as §7.4.2 reserves
         // 1000-2999 for the protocol's own revisions, and as Autobahn's
         // case 7.9.x expects.
-        (
-            1012,
-            1014,
-            false,
-            "IANA only: service restart, try again later, bad gateway",
-        ),
-        (
-            1015,
-            1015,
-            false,
-            "§7.4.1: TLS handshake failure; MUST NOT be sent",
-        ),
-        (
-            1016,
-            2999,
-            false,
-            "§7.4.2: reserved for the protocol and extensions",
-        ),
-        (
-            3000,
-            3999,
-            true,
-            "§7.4.2: registered with IANA by libraries and frameworks",
-        ),
+        (1012, 1014, false, "IANA only: restart, try later, gateway"),
+        (1015, 1015, false, "§7.4.1: TLS failure, never sent"),
+        (1016, 2999, false, "§7.4.2: reserved for the protocol"),
+        (3000, 3999, true, "§7.4.2: libraries (IANA registered)"),
         (4000, 4999, true, "§7.4.2: private use by applications"),
-        (
-            5000,
-            u16::MAX,
-            false,
-            "§7.4.2: outside every range the RFC defines",
-        ),
+        (5000, u16::MAX, false, "§7.4.2: outside every range"),
     ];
 
     #[test]
