@@ -315,23 +315,7 @@ fuzz_target!(|input: Input| {
                 assert_eq!(history, want, "history of #{room}");
 
                 // The others: one join notice each, up to the presence limit.
-                let announced = others.len() < PRESENCE_LIMIT;
-                let told: BTreeSet<ClientId> = got.keys().copied().collect();
-                if announced {
-                    assert_eq!(told, others, "join notice");
-                } else {
-                    assert!(told.is_empty(), "join announced in a big room");
-                }
-                for (other, texts) in got {
-                    let want = match model.members[&other].1 {
-                        Format::Plain => format!("* {nick} joined #{room}"),
-                        Format::Json => format!(
-                            r#"{{"type":"join","room":"{room}","from":"{nick}","text":"{nick} joined","ts":{}}}"#,
-                            now.unix_ms
-                        ),
-                    };
-                    assert_eq!(texts, [want]);
-                }
+                check_presence(&model, got, &others, room, &nick, true, now);
             }
             Op::Say { id, text } => {
                 let id = ClientId((id % IDS).into());
@@ -355,23 +339,7 @@ fuzz_target!(|input: Input| {
                 };
                 let nick = nick.expect("a member has a nickname");
                 let rest = model.room(room);
-                let got = received(&out);
-                let told: BTreeSet<ClientId> = got.keys().copied().collect();
-                if rest.len() < PRESENCE_LIMIT {
-                    assert_eq!(told, rest, "leave notice");
-                } else {
-                    assert!(told.is_empty(), "leave announced in a big room");
-                }
-                for (other, texts) in got {
-                    let want = match model.members[&other].1 {
-                        Format::Plain => format!("* {nick} left #{room}"),
-                        Format::Json => format!(
-                            r#"{{"type":"leave","room":"{room}","from":"{nick}","text":"{nick} left","ts":{}}}"#,
-                            now.unix_ms
-                        ),
-                    };
-                    assert_eq!(texts, [want]);
-                }
+                check_presence(&model, received(&out), &rest, room, &nick, false, now);
             }
             Op::Wait { ms } => {
                 now.mono += Duration::from_millis(ms.into());
@@ -392,6 +360,40 @@ impl Model {
                 .last_input
                 .get(&id)
                 .is_some_and(|&last| now.mono.saturating_sub(last) < REFILLED)
+    }
+}
+
+/// The join (or leave) notices of `nick` in `room`: one for each of the
+/// `rest` of the room, if it is small enough to be told, and no one else.
+fn check_presence(
+    model: &Model,
+    got: BTreeMap<ClientId, Vec<String>>,
+    rest: &BTreeSet<ClientId>,
+    room: &str,
+    nick: &str,
+    joined: bool,
+    now: Now,
+) {
+    let told: BTreeSet<ClientId> = got.keys().copied().collect();
+    if rest.len() < PRESENCE_LIMIT {
+        assert_eq!(&told, rest, "presence notice of {nick}");
+    } else {
+        assert!(told.is_empty(), "presence announced in a big room");
+    }
+    let (kind, verb) = if joined {
+        ("join", "joined")
+    } else {
+        ("leave", "left")
+    };
+    for (other, texts) in got {
+        let want = match model.members[&other].1 {
+            Format::Plain => format!("* {nick} {verb} #{room}"),
+            Format::Json => format!(
+                r#"{{"type":"{kind}","room":"{room}","from":"{nick}","text":"{nick} {verb}","ts":{}}}"#,
+                now.unix_ms
+            ),
+        };
+        assert_eq!(texts, [want]);
     }
 }
 
