@@ -22,8 +22,15 @@ flags=(--sanitizer none --debug-assertions)
 
 passed=0 failed=0
 for target in "${targets[@]}"; do
+  # A target without seeds would start from nothing and still "pass": refuse.
+  seeds=(fuzz/corpus/"$target"/*)
+  if [ ! -f "${seeds[0]}" ]; then
+    echo "fuzz $target: no seed corpus in fuzz/corpus/$target/ (add seed-* files)" >&2
+    failed=$((failed + 1))
+    continue
+  fi
   mkdir -p "$scratch/$target"
-  cp fuzz/corpus/"$target"/* "$scratch/$target/" 2>/dev/null || true
+  cp "${seeds[@]}" "$scratch/$target/"
   log="$scratch/$target.log"
   if (cd fuzz && cargo +nightly fuzz run "${flags[@]}" "$target" "$scratch/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1); then

@@ -15,17 +15,29 @@ export PATH=/usr/bin:$HOME/.cargo/bin:$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$
 export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
 command -v wasm-pack >/dev/null && [ -x /usr/bin/rustc ] || scripts/setup.sh wasm
 
+# Each step's failure is checked by hand: these functions run as
+# `check_pkg || status=1`, and on the left of `||` bash ignores `set -e`, so
+# a failed build would otherwise be followed by a comparison with whatever
+# stale artifact the last build left.
 build_pkg() { # out-dir
-  cargo build -q --release --target wasm32-unknown-unknown -p tincan-web
-  rm -rf "$1"
-  wasm-bindgen --target web --no-typescript --out-dir "$1" \
-    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tincan_web.wasm"
+  local wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tincan_web.wasm"
+  rm -f "$wasm"
+  cargo build -q --release --target wasm32-unknown-unknown -p tincan-web ||
+    { echo "wasm-test: the release build of tincan-web failed" >&2; return 1; }
+  [ -f "$wasm" ] || { echo "wasm-test: the build left no $wasm" >&2; return 1; }
+  rm -rf "$1" || return 1
+  wasm-bindgen --target web --no-typescript --out-dir "$1" "$wasm" ||
+    { echo "wasm-test: wasm-bindgen failed" >&2; return 1; }
 }
 
 check_pkg() {
   local fresh
-  fresh=$(mktemp -d)
-  build_pkg "$fresh"
+  fresh=$(mktemp -d) || return 1
+  if ! build_pkg "$fresh"; then
+    rm -rf "$fresh"
+    echo "wasm-test: no fresh build to compare web/pkg with" >&2
+    return 1
+  fi
   if diff -r web/pkg "$fresh" >/dev/null; then
     echo "web/pkg matches the source"
     rm -rf "$fresh"

@@ -215,3 +215,119 @@ fn an_idle_client_is_closed_with_1001() {
     assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
     server.wait_line("is idle, closing with 1001");
 }
+
+/// A `tincan.v1` client of the room at `/{room}`.
+fn join_json(server: &Server, room: &str) -> Ws {
+    let mut request = server
+        .url(&format!("/{room}"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "tincan.v1".parse().expect("header value"),
+    );
+    let stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let (ws, _) = tungstenite::client(request, Stream(stream)).expect("handshake");
+    ws
+}
+
+/// `text` with each `"ts":<digits>` written `"ts":T`, after checking that the
+/// time is now (Unix milliseconds, within a minute).
+fn without_ts(text: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(r#""ts":"#) {
+        let (before, after) = rest.split_at(at + 5);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let ts: u64 = after[..digits].parse().expect("ts is a number");
+        assert!(
+            ts.abs_diff(now) < 60_000,
+            "ts {ts} is not now ({now}): {text}"
+        );
+        out.push_str(before);
+        out.push('T');
+        rest = &after[digits..];
+    }
+    out + rest
+}
+
+/// The nickname in a JSON welcome.
+fn json_nick(welcome: &str) -> String {
+    welcome
+        .split(r#""nick":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no nick in {welcome}"))
+        .to_owned()
+}
+
+#[test]
+fn every_json_envelope_to_the_letter() {
+    let server = Server::start(&[]);
+    let mut a = join_json(&server, "env");
+    let welcome = ws_text(&mut a);
+    let na = json_nick(&welcome);
+    assert_eq!(
+        without_ts(&welcome),
+        format!(
+            r#"{{"type":"welcome","room":"env","from":null,"text":"Welcome to #env, {na}","ts":T,"nick":"{na}"}}"#
+        )
+    );
+    let mut b = join_json(&server, "env");
+    let nb = json_nick(&ws_text(&mut b));
+    assert_eq!(
+        without_ts(&ws_text(&mut a)),
+        format!(r#"{{"type":"join","room":"env","from":"{nb}","text":"{nb} joined","ts":T}}"#)
+    );
+
+    ws_send_text(&mut b, "/nick bobby");
+    let nick = format!(
+        r#"{{"type":"nick","room":"env","from":"{nb}","text":"{nb} is now known as bobby","ts":T,"nick":"bobby"}}"#
+    );
+    assert_eq!(without_ts(&ws_text(&mut a)), nick);
+    assert_eq!(without_ts(&ws_text(&mut b)), nick);
+
+    ws_send_text(&mut a, "/me waves \"hi\"");
+    let action =
+        format!(r#"{{"type":"action","room":"env","from":"{na}","text":"waves \"hi\"","ts":T}}"#);
+    assert_eq!(without_ts(&ws_text(&mut a)), action);
+    assert_eq!(without_ts(&ws_text(&mut b)), action);
+
+    ws_send_text(&mut a, "/help");
+    assert_eq!(
+        without_ts(&ws_text(&mut a)),
+        r#"{"type":"info","room":"env","from":null,"text":"Commands: /nick NAME (change your nickname), /who (who is here), /me ACTION (describe an action), /help (this text). Start a message with // to send a literal /.","ts":T}"#
+    );
+    ws_send_text(&mut a, "/who");
+    assert_eq!(
+        without_ts(&ws_text(&mut a)),
+        format!(
+            r#"{{"type":"who","room":"env","from":null,"text":"{na}, bobby","ts":T,"users":["{na}","bobby"]}}"#
+        )
+    );
+
+    b.close(None).expect("close");
+    assert_eq!(
+        without_ts(&ws_text(&mut a)),
+        r#"{"type":"leave","room":"env","from":"bobby","text":"bobby left","ts":T}"#
+    );
+
+    // A late joiner: its welcome, then the history in one envelope.
+    let mut c = join_json(&server, "env");
+    let nc = json_nick(&ws_text(&mut c));
+    assert_eq!(
+        without_ts(&ws_text(&mut c)),
+        format!(
+            r#"{{"type":"history","room":"env","from":null,"text":"","ts":T,"messages":[{action}]}}"#
+        )
+    );
+    assert_eq!(
+        without_ts(&ws_text(&mut a)),
+        format!(r#"{{"type":"join","room":"env","from":"{nc}","text":"{nc} joined","ts":T}}"#)
+    );
+}

@@ -913,3 +913,29 @@ fn echo_mode_shutdown_counts_every_connection() {
     server.wait_line("Shutting down: closing 2 connection(s) with 1001");
     assert_eq!(server.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn the_readme_shows_the_real_options() {
+    // The README quotes `tincan-smol -h`, indented, after this line.
+    let readme = include_str!("../../README.md");
+    let intro = "`tincan-smol -h` prints this";
+    let start = readme
+        .find(intro)
+        .expect("the README introduces the options");
+    let quoted: String = readme[start..]
+        .lines()
+        .skip_while(|line| !line.starts_with("    Usage: "))
+        .take_while(|line| line.is_empty() || line.starts_with("    "))
+        .map(|line| format!("{}\n", line.strip_prefix("    ").unwrap_or(line)))
+        .collect();
+    let name = std::path::Path::new(BIN)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("binary name");
+    let help = run(&["-h"]).stdout.replace(name, "tincan-smol");
+    assert_eq!(
+        quoted.trim_end(),
+        help.trim_end(),
+        "README.md's options differ from `-h`: paste `cargo run -q -p tincan-smol -- -h` there"
+    );
+}
