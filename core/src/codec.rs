@@ -31,6 +31,7 @@
 //! ```
 
 use crate::close::{parse_close_payload, CloseCode};
+use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
@@ -99,6 +100,8 @@ pub struct FrameDecoder {
     head: Vec<u8>,
     frame: Option<InFrame>,
     failed: Option<ProtocolError>,
+    /// RSV1 may mark the first frame of a data message (RFC 7692 §6).
+    rsv1: bool,
 }
 
 impl FrameDecoder {
@@ -111,7 +114,15 @@ impl FrameDecoder {
             head: Vec::new(),
             frame: None,
             failed: None,
+            rsv1: false,
         }
+    }
+
+    /// Lets RSV1 mark a compressed message's first frame, once
+    /// permessage-deflate is negotiated (RFC 7692 §6). It stays an error on
+    /// continuation and control frames (§6.1).
+    pub fn allow_rsv1(&mut self) {
+        self.rsv1 = true;
     }
 
     /// Decodes the next piece from the front of `input` and advances it past
@@ -192,7 +203,14 @@ impl FrameDecoder {
         let Some(header) = found else {
             return Ok(None);
         };
-        header.validate(self.receiver)?;
+        let mut checked = header;
+        if self.rsv1
+            && header.rsv == 0b100
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+        {
+            checked.rsv = 0;
+        }
+        checked.validate(self.receiver)?;
         if header.payload_len > self.max_frame_size as u64 {
             return Err(ProtocolError::FrameTooBig {
                 size: header.payload_len,
@@ -230,6 +248,12 @@ pub struct MessageDecoder {
     /// The payload of a control frame that arrived in pieces (≤ 125 bytes).
     control: Vec<u8>,
     assembler: Assembler,
+    /// With permessage-deflate: the inflater, and whether the message in
+    /// progress is compressed.
+    inflater: Option<Inflater>,
+    compressed: bool,
+    /// Unmasked compressed bytes on their way to the inflater.
+    scratch: Vec<u8>,
     failed: Option<ProtocolError>,
     /// A close frame was decoded: nothing after it is read (§5.5.1).
     closed: bool,
@@ -243,9 +267,21 @@ impl MessageDecoder {
             header: None,
             control: Vec::new(),
             assembler: Assembler::new(limits.max_message_size),
+            inflater: None,
+            compressed: false,
+            scratch: Vec::new(),
             failed: None,
             closed: false,
         }
+    }
+
+    /// Inflates messages whose first frame has RSV1 set (RFC 7692 §6.2), once
+    /// permessage-deflate is negotiated. `keep_context`: the peer may refer
+    /// back to earlier messages (no `*_no_context_takeover` for it), so the
+    /// window is kept between them.
+    pub fn enable_deflate(&mut self, keep_context: bool) {
+        self.frames.allow_rsv1();
+        self.inflater = Some(Inflater::new(keep_context));
     }
 
     /// Decodes from the front of `input` until something is complete, and
@@ -274,8 +310,11 @@ impl MessageDecoder {
             match self.frames.decode(input)? {
                 None => return Ok(None),
                 Some(FramePiece::Header(header)) => {
+                    if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+                        self.compressed = header.rsv & 0b100 != 0;
+                    }
                     if !header.opcode.is_control() {
-                        self.assembler.begin_frame(&header)?;
+                        self.assembler.begin_frame(&header, self.compressed)?;
                     }
                     self.header = Some(header);
                 }
@@ -285,6 +324,8 @@ impl MessageDecoder {
                     };
                     if header.opcode.is_control() {
                         self.control.extend_from_slice(bytes);
+                    } else if self.compressed {
+                        self.inflate(bytes, header.mask, offset, header.fin && end)?;
                     } else {
                         let whole = header.fin && offset == 0 && end;
                         self.assembler.extend(bytes, header.mask, offset, whole)?;
@@ -298,6 +339,36 @@ impl MessageDecoder {
                 }
             }
         }
+    }
+
+    /// Unmasks compressed bytes and inflates them into the message, which
+    /// refuses them past its limit before inflating more (a zip bomb stops
+    /// at `max_message_size`).
+    fn inflate(
+        &mut self,
+        bytes: &[u8],
+        mask: Option<[u8; 4]>,
+        offset: u64,
+        last: bool,
+    ) -> Result<(), ProtocolError> {
+        let Some(inflater) = &mut self.inflater else {
+            return Err(ProtocolError::ReservedBits);
+        };
+        self.scratch.clear();
+        self.scratch.extend_from_slice(bytes);
+        if let Some(key) = mask {
+            apply_mask(&mut self.scratch, key, (offset % 4) as usize);
+        }
+        let assembler = &mut self.assembler;
+        let mut sink = |plain: &[u8]| assembler.extend(plain, None, 0, false);
+        inflater.inflate(&self.scratch, &mut sink)?;
+        if last {
+            inflater.finish(&mut sink)?;
+        }
+        if self.scratch.capacity() > 64 * 1024 {
+            self.scratch = Vec::new();
+        }
+        Ok(())
     }
 
     fn end_frame(&mut self, header: &FrameHeader) -> Result<Option<Decoded>, ProtocolError> {
@@ -336,7 +407,8 @@ impl MessageDecoder {
     /// Bytes held: a partial header or control frame and the message being
     /// assembled. Bounded by the limits.
     pub fn buffered(&self) -> usize {
-        self.frames.head.len() + self.control.len() + self.assembler.buffered()
+        let inflating = self.inflater.as_ref().map_or(0, Inflater::held);
+        self.frames.head.len() + self.control.len() + self.assembler.buffered() + inflating
     }
 }
 

@@ -60,6 +60,9 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// RFC 7692 §7.2.2: compressed data that does not inflate.
+    #[error("compressed data is not valid DEFLATE")]
+    InvalidCompressedData,
     /// §10.4 leaves limits to the endpoint: a message split into more
     /// fragments than its payload justifies (empty continuation frames
     /// forever, for instance) is refused.
@@ -99,6 +102,7 @@ impl ProtocolError {
             Self::UnexpectedContinuation => "UnexpectedContinuation",
             Self::ExpectedContinuation => "ExpectedContinuation",
             Self::InvalidUtf8 => "InvalidUtf8",
+            Self::InvalidCompressedData => "InvalidCompressedData",
             Self::Close(e) => e.kind(),
             Self::FrameTooBig { .. } => "FrameTooBig",
             Self::MessageTooBig { .. } => "MessageTooBig",
@@ -112,7 +116,7 @@ impl ProtocolError {
     /// The close code that reports this violation (§7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::InvalidPayload,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::InvalidPayload,
             Self::Close(e) => e.close_code(),
             Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::TooBig,
             Self::TooManyFragments { .. } | Self::MessageTimeout(_) | Self::ControlFlood => {

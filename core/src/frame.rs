@@ -213,13 +213,24 @@ pub fn encode_frame(
     mask: Option<[u8; 4]>,
     payload: &[u8],
 ) {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    };
+    encode_frame_header(
+        out,
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        },
+        payload,
+    );
+}
+
+/// Appends `header` and `payload` (whose length it must give), masked with
+/// the header's key if it has one: for frames with RSV bits (RFC 7692).
+pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
+    debug_assert_eq!(header.payload_len, payload.len() as u64);
+    let mask = header.mask;
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     let start = out.len();

@@ -85,8 +85,9 @@ pub enum HandshakeError {
     /// Client side: a subprotocol the client did not offer (§4.1).
     #[error("server selected a subprotocol that was not offered")]
     UnexpectedProtocol,
-    /// Client side: an extension the client did not offer (§4.1).
-    #[error("server selected an extension that was not offered")]
+    /// Client side: an extension the client did not offer, or parameters it
+    /// cannot accept (§4.1, RFC 7692 §7.1).
+    #[error("server selected an extension or parameters that were not offered")]
     UnexpectedExtension,
 }
 
@@ -261,6 +262,15 @@ impl Request {
         header(&self.headers, name)
     }
 
+    /// The values of every `Sec-WebSocket-Extensions` header, in order
+    /// (§9.1: several fields make one list).
+    pub fn extensions(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The `Host` header.
     pub fn host(&self) -> Option<&str> {
         self.header("Host")
@@ -300,6 +310,16 @@ impl Request {
 /// The 101 response that accepts `request` (§4.2.2), with an optional
 /// subprotocol chosen from those it offered.
 pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    accept_response_with_extensions(key, protocol, None)
+}
+
+/// [`accept_response`] with a `Sec-WebSocket-Extensions` value (§9.1), such
+/// as [`DeflateParams::response`](crate::deflate::DeflateParams::response).
+pub fn accept_response_with_extensions(
+    key: &str,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n",
@@ -307,6 +327,9 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     );
     if let Some(protocol) = protocol {
         out.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    if let Some(extensions) = extensions {
+        out.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
     }
     out.push_str("\r\n");
     out.into_bytes()
@@ -374,6 +397,21 @@ pub struct ClientRequest {
     pub protocols: Vec<String>,
     /// An `Origin` header, as a browser would send.
     pub origin: Option<String>,
+    /// A `Sec-WebSocket-Extensions` offer (§9.1), such as
+    /// [`deflate::CLIENT_OFFER`](crate::deflate::CLIENT_OFFER). A
+    /// [`Connection`](crate::Connection) configured for deflate sets it.
+    pub extensions: Option<String>,
+}
+
+/// What a server's valid 101 response agreed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The subprotocol it selected.
+    pub protocol: Option<String>,
+    /// Its `Sec-WebSocket-Extensions` values, joined with commas; only when
+    /// extensions were offered (an unasked answer fails the handshake). The
+    /// extension's own rules check them (RFC 7692 §7.1).
+    pub extensions: Option<String>,
 }
 
 impl ClientRequest {
@@ -386,6 +424,7 @@ impl ClientRequest {
             key: BASE64.encode(nonce),
             protocols: Vec::new(),
             origin: None,
+            extensions: None,
         }
     }
 
@@ -405,6 +444,9 @@ impl ClientRequest {
         if let Some(origin) = &self.origin {
             out.push_str(&format!("Origin: {origin}\r\n"));
         }
+        if let Some(extensions) = &self.extensions {
+            out.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
+        }
         out.push_str("\r\n");
         out.into_bytes()
     }
@@ -412,6 +454,12 @@ impl ClientRequest {
     /// Checks the server's response head (§4.1, "the client MUST validate the
     /// server's response"); returns the subprotocol it selected.
     pub fn check_response(&self, head: &[u8]) -> Result<Option<String>, HandshakeError> {
+        self.check_response_accepted(head)
+            .map(|accepted| accepted.protocol)
+    }
+
+    /// [`ClientRequest::check_response`], with the extension it agreed to.
+    pub fn check_response_accepted(&self, head: &[u8]) -> Result<Accepted, HandshakeError> {
         let (start, headers) = split_head(head).ok_or(HandshakeError::MalformedStatusLine)?;
         let mut parts = start.splitn(3, ' ');
         let (Some(version), Some(status)) = (parts.next(), parts.next()) else {
@@ -436,14 +484,25 @@ impl ClientRequest {
         if header(&headers, "Sec-WebSocket-Accept") != Some(accept_key(&self.key).as_str()) {
             return Err(HandshakeError::AcceptMismatch);
         }
-        if header(&headers, "Sec-WebSocket-Extensions").is_some() {
-            return Err(HandshakeError::UnexpectedExtension);
-        }
-        match header(&headers, "Sec-WebSocket-Protocol") {
-            None => Ok(None),
-            Some(p) if self.protocols.iter().any(|o| o == p) => Ok(Some(p.to_owned())),
-            Some(_) => Err(HandshakeError::UnexpectedProtocol),
-        }
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let extensions = match (values.is_empty(), &self.extensions) {
+            (true, _) => None,
+            (false, None) => return Err(HandshakeError::UnexpectedExtension),
+            (false, Some(_)) => Some(values.join(", ")),
+        };
+        let protocol = match header(&headers, "Sec-WebSocket-Protocol") {
+            None => None,
+            Some(p) if self.protocols.iter().any(|o| o == p) => Some(p.to_owned()),
+            Some(_) => return Err(HandshakeError::UnexpectedProtocol),
+        };
+        Ok(Accepted {
+            protocol,
+            extensions,
+        })
     }
 }
 

@@ -50,6 +50,7 @@
 pub mod close;
 pub mod codec;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::deflate;
 use crate::error::ProtocolError;
-use crate::frame::{encode_frame, FrameHeader, OpCode};
+use crate::frame::{encode_frame, encode_frame_header, FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
@@ -63,12 +64,14 @@ impl MessageKind {
 }
 
 /// A message encoded once as an unmasked (server-to-client) frame, whose bytes
-/// any number of connections can share.
+/// any number of connections can share; optionally also compressed once
+/// (RFC 7692), for the connections that negotiated permessage-deflate.
 ///
 /// Cloning is a reference-count increment; this is what keeps broadcast cheap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedMessage {
     frame: Arc<[u8]>,
+    deflated: Option<Arc<[u8]>>,
 }
 
 impl PreparedMessage {
@@ -92,7 +95,31 @@ impl PreparedMessage {
         encode_frame(&mut frame, true, opcode, None, payload);
         Self {
             frame: frame.into(),
+            deflated: None,
         }
+    }
+
+    /// Also compresses the message, once, for every recipient that negotiated
+    /// permessage-deflate with a full window (each message on its own, as the
+    /// server always does: §7.1.1.1). Kept only if it is smaller.
+    pub fn with_deflate(mut self) -> Self {
+        let (header, len) = match FrameHeader::decode(&self.frame) {
+            Ok(Some(found)) => found,
+            _ => return self,
+        };
+        let mut compressed = Vec::new();
+        deflate::compress(&self.frame[len..], 15, &mut compressed);
+        let header = FrameHeader {
+            rsv: 0b100,
+            payload_len: compressed.len() as u64,
+            ..header
+        };
+        let mut frame = Vec::new();
+        encode_frame_header(&mut frame, header, &compressed);
+        if frame.len() < self.frame.len() {
+            self.deflated = Some(frame.into());
+        }
+        self
     }
 
     /// The encoded frame.
@@ -100,8 +127,18 @@ impl PreparedMessage {
         &self.frame
     }
 
-    pub(crate) fn shared(&self) -> Arc<[u8]> {
-        Arc::clone(&self.frame)
+    /// The compressed frame, if [`PreparedMessage::with_deflate`] made one.
+    pub fn deflated_frame(&self) -> Option<&[u8]> {
+        self.deflated.as_deref()
+    }
+
+    /// The frame for a connection: compressed where it negotiated
+    /// permessage-deflate with a full window.
+    pub(crate) fn shared(&self, deflate: bool) -> Arc<[u8]> {
+        match (&self.deflated, deflate) {
+            (Some(deflated), true) => Arc::clone(deflated),
+            _ => Arc::clone(&self.frame),
+        }
     }
 }
 
@@ -156,7 +193,13 @@ impl Assembler {
 
     /// Checks a data frame header against the message in progress (§5.4) and
     /// the size limit, before any of its payload is read.
-    pub(crate) fn begin_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+    /// A compressed message's frames say nothing of its size: it is checked
+    /// as it inflates ([`Assembler::extend`]).
+    pub(crate) fn begin_frame(
+        &mut self,
+        header: &FrameHeader,
+        compressed: bool,
+    ) -> Result<(), ProtocolError> {
         match (header.opcode, self.kind) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Text | OpCode::Binary, Some(_)) => {
@@ -175,7 +218,7 @@ impl Assembler {
             });
         }
         let size = bytes + header.payload_len;
-        if size > self.max_message_size as u64 {
+        if !compressed && size > self.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig {
                 size,
                 limit: self.max_message_size,
@@ -206,6 +249,12 @@ impl Assembler {
         complete: bool,
     ) -> Result<(), ProtocolError> {
         let start = self.buf.len();
+        if start + payload.len() > self.max_message_size {
+            return Err(ProtocolError::MessageTooBig {
+                size: (start + payload.len()) as u64,
+                limit: self.max_message_size,
+            });
+        }
         self.buf.extend_from_slice(payload);
         let added = &mut self.buf[start..];
         if let Some(key) = mask {
@@ -291,7 +340,7 @@ mod tests {
         old.extend_from_slice(b"stale bytes");
         assembler.recycle(old);
         let header = FrameHeader::new(OpCode::Text, 2);
-        assembler.begin_frame(&header).expect("begins");
+        assembler.begin_frame(&header, false).expect("begins");
         assert_eq!(assembler.buffered(), 0, "recycled bytes are cleared");
         assert!(assembler.buf.capacity() >= 100);
         assembler.extend(b"hi", None, 0, true).expect("valid");
@@ -304,7 +353,7 @@ mod tests {
             assembler.recycle(Vec::with_capacity(size));
         }
         assembler
-            .begin_frame(&FrameHeader::new(OpCode::Binary, 50))
+            .begin_frame(&FrameHeader::new(OpCode::Binary, 50), false)
             .expect("begins");
         assert_eq!(assembler.buf.capacity(), 100, "the smallest that fits");
         assert_eq!(assembler.spare_bytes, 1010);
@@ -325,12 +374,12 @@ mod tests {
             fin: false,
             ..FrameHeader::new(OpCode::Continuation, 0)
         };
-        assembler.begin_frame(&first).expect("begins");
+        assembler.begin_frame(&first, false).expect("begins");
         for _ in 1..FREE_FRAGMENTS {
-            assembler.begin_frame(&empty).expect("free");
+            assembler.begin_frame(&empty, false).expect("free");
         }
         assert_eq!(
-            assembler.begin_frame(&empty),
+            assembler.begin_frame(&empty, false),
             Err(ProtocolError::TooManyFragments {
                 fragments: FREE_FRAGMENTS + 1,
                 bytes: 0
@@ -343,14 +392,14 @@ mod tests {
             fin: false,
             ..FrameHeader::new(OpCode::Binary, 64)
         };
-        assembler.begin_frame(&piece).expect("begins");
+        assembler.begin_frame(&piece, false).expect("begins");
         assembler.extend(&[0; 64], None, 0, false).expect("bytes");
         let piece = FrameHeader {
             opcode: OpCode::Continuation,
             ..piece
         };
         for _ in 0..10_000 {
-            assembler.begin_frame(&piece).expect("paid for");
+            assembler.begin_frame(&piece, false).expect("paid for");
             assembler.extend(&[0; 64], None, 0, false).expect("bytes");
         }
     }
@@ -369,18 +418,18 @@ mod tests {
         let mut a = Assembler::new(100);
         let mut first = FrameHeader::new(OpCode::Text, 3);
         first.fin = false;
-        a.begin_frame(&first).expect("start");
+        a.begin_frame(&first, false).expect("start");
         a.extend(b"Hel", None, 0, false).expect("utf8");
         assert_eq!(
-            a.begin_frame(&FrameHeader::new(OpCode::Binary, 1)),
+            a.begin_frame(&FrameHeader::new(OpCode::Binary, 1), false),
             Err(ProtocolError::ExpectedContinuation)
         );
-        a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2))
+        a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2), false)
             .expect("continue");
         a.extend(b"lo", None, 0, false).expect("utf8");
         assert_eq!(a.finish(), Ok(Message::Text("Hello".into())));
         assert_eq!(
-            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 1)),
+            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 1), false),
             Err(ProtocolError::UnexpectedContinuation)
         );
     }
@@ -388,7 +437,7 @@ mod tests {
     #[test]
     fn a_header_alone_reserves_little() {
         let mut a = Assembler::new(64 << 20);
-        a.begin_frame(&FrameHeader::new(OpCode::Binary, 60 << 20))
+        a.begin_frame(&FrameHeader::new(OpCode::Binary, 60 << 20), false)
             .expect("within the limit");
         assert!(a.buf.capacity() <= RESERVE_UP_FRONT as usize);
     }
@@ -398,10 +447,10 @@ mod tests {
         let mut a = Assembler::new(4);
         let mut first = FrameHeader::new(OpCode::Binary, 3);
         first.fin = false;
-        a.begin_frame(&first).expect("fits");
+        a.begin_frame(&first, false).expect("fits");
         a.extend(b"abc", None, 0, false).expect("binary");
         assert_eq!(
-            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2)),
+            a.begin_frame(&FrameHeader::new(OpCode::Continuation, 2), false),
             Err(ProtocolError::MessageTooBig { size: 5, limit: 4 })
         );
     }

@@ -131,11 +131,18 @@ test('two pages chat, see presence, and reconnect after a server restart', { tim
     assert.match(cells[3], /^[0-9a-f]{8}$/, `mask: ${cells}`);
     assert.equal(Number(cells[4]), 'hello from alice'.length, `length: ${cells}`);
     assert.equal(cells[5], hex('hello from alice'), `payload: ${cells}`);
+    // What the wire decided: Chromium offered permessage-deflate and the
+    // server accepted it, with the parameters it always answers (RFC 7692).
+    const extensions = await alice.locator('#extensions').textContent();
+    assert.match(extensions, /^permessage-deflate/, `negotiated: ${extensions}`);
+    assert.match(extensions, /server_no_context_takeover/, `negotiated: ${extensions}`);
     // The last message alice received is bob's markup in the server's JSON
-    // envelope: the text the server sent, re-encoded as a server frame.
+    // envelope, over 64 bytes: re-encoded as a compressed server frame,
+    // shorter than the text.
     const received = await alice.locator('#frames tr', { hasText: '←' }).first().locator('td').allTextContents();
     assert.equal(received[3], '-', `decoded as a server frame: ${received}`);
-    assert.ok(received[5].startsWith(hex('{"type":"message"')), `payload: ${received}`);
+    assert.equal(received[2], 'text (compressed)', `opcode: ${received}`);
+    assert.ok(Number(received[4]) < '{"type":"message","room":"e2e"'.length + attack.length, `length: ${received}`);
 
     mkdirSync(artifacts, { recursive: true });
     await alice.screenshot({ path: join(artifacts, 'chat.png'), fullPage: true });

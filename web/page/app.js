@@ -124,6 +124,9 @@ function connect() {
   setStatus('connecting', attempt ? `Reconnecting (attempt ${attempt + 1})…` : 'Connecting…');
   socket = new WebSocket(url, 'tincan.v1');
   socket.onopen = () => {
+    // What the browser and the server agreed on (RFC 7692 permessage-deflate
+    // when both offer it): the inspector shows frames as they then travel.
+    $('extensions').textContent = socket.extensions || 'none';
     if (attempt > 0) addLine('notice', [[null, 'Reconnected.']], Date.now());
     attempt = 0;
     setStatus('open', `Connected to #${room}`);
@@ -186,7 +189,8 @@ function inspect(dir, text) {
   const mask = dir === 'sent' ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
   let frames;
   try {
-    frames = codec.inspectText(text, dir === 'sent', mask);
+    const deflate = socket.extensions.includes('permessage-deflate');
+    frames = codec.inspectText(text, dir === 'sent', mask, deflate);
   } catch (error) {
     $('inspector-note').textContent = `The codec rejected a frame: ${error.message ?? error}`;
     return;
@@ -197,7 +201,7 @@ function inspect(dir, text) {
     const cells = [
       dir === 'sent' ? '→' : '←',
       frame.fin ? '1' : '0',
-      frame.opcode,
+      frame.rsv & 4 ? `${frame.opcode} (compressed)` : frame.opcode,
       frame.mask ? [...frame.mask].map((b) => b.toString(16).padStart(2, '0')).join('') : '-',
       String(frame.length),
       frame.length > 24 ? `${hex} …` : hex,

@@ -40,6 +40,7 @@
 use std::collections::VecDeque;
 
 use tincan_core::codec::{self, FrameDecoder, FramePiece, Limits, MessageDecoder};
+use tincan_core::deflate;
 use tincan_core::frame::{self, FrameHeader, OpCode};
 use tincan_core::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use tincan_core::mask::apply_mask;
@@ -205,6 +206,7 @@ pub fn check_response(
         key: key.to_owned(),
         protocols,
         origin: None,
+        extensions: None,
     };
     Ok(request.check_response(head)?)
 }
@@ -228,6 +230,45 @@ pub fn encode_frame(
     };
     let mut out = Vec::new();
     frame::encode_frame(&mut out, fin, opcode, mask, payload);
+    Ok(out)
+}
+
+/// Encodes a whole message compressed with permessage-deflate (RFC 7692
+/// §7.2.1: each message on its own, a window of `2^window_bits` bytes,
+/// 8–15): one frame with RSV1 set, masked with `mask` for client frames.
+#[wasm_bindgen(js_name = encodeCompressed)]
+pub fn encode_compressed(
+    opcode: u8,
+    payload: &[u8],
+    window_bits: u8,
+    mask: Option<Vec<u8>>,
+) -> Result<Vec<u8>, CodecError> {
+    let opcode = OpCode::from_u8(opcode)?;
+    if !matches!(opcode, OpCode::Text | OpCode::Binary) {
+        return Err(usage(
+            "NotData",
+            "only text and binary messages are compressed",
+        ));
+    }
+    if !(8..=15).contains(&window_bits) {
+        return Err(usage("BadWindow", "window bits are 8 to 15"));
+    }
+    let mask = match mask {
+        None => None,
+        Some(key) => Some(
+            <[u8; 4]>::try_from(key.as_slice())
+                .map_err(|_| usage("BadMask", "a masking key has 4 bytes"))?,
+        ),
+    };
+    let mut compressed = Vec::new();
+    deflate::compress(payload, window_bits, &mut compressed);
+    let header = FrameHeader {
+        rsv: 0b100,
+        mask,
+        ..FrameHeader::new(opcode, compressed.len() as u64)
+    };
+    let mut out = Vec::new();
+    frame::encode_frame_header(&mut out, header, &compressed);
     Ok(out)
 }
 
@@ -370,6 +411,16 @@ impl Decoder {
         }
     }
 
+    /// Accepts messages compressed with permessage-deflate (RFC 7692), as
+    /// negotiated: `keep_context` when the sender may refer back to earlier
+    /// messages (it did not agree to `*_no_context_takeover`). Call it before
+    /// the first frame.
+    #[wasm_bindgen(js_name = enableDeflate)]
+    pub fn enable_deflate(&mut self, keep_context: bool) {
+        self.frames.allow_rsv1();
+        self.messages.enable_deflate(keep_context);
+    }
+
     /// Feeds the next bytes. After an error every later call reports it
     /// again: the stream cannot be resynchronised (§7.1.7).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
@@ -504,19 +555,28 @@ impl Utf8Validator {
 
 /// The frame that carries `text` as the browser sends it (masked with
 /// `mask`) or receives it (unmasked), decoded back as its receiver would.
+/// With `compressed`, the frame a permessage-deflate connection carries: the
+/// payload compressed (RSV1 set), as tincan and browsers send messages of 64
+/// bytes or more.
 #[wasm_bindgen(js_name = inspectText)]
 pub fn inspect_text(
     text: &str,
     sent: bool,
     mask: Option<Vec<u8>>,
+    compressed: Option<bool>,
 ) -> Result<Vec<Frame>, CodecError> {
     let mask = if sent {
         Some(mask.unwrap_or_else(|| vec![0; 4]))
     } else {
         None
     };
-    let bytes = encode_frame(OpCode::Text.as_u8(), true, text.as_bytes(), mask)?;
+    let compressed = compressed.unwrap_or(false) && text.len() >= 64;
+    let bytes = match compressed {
+        true => encode_compressed(OpCode::Text.as_u8(), text.as_bytes(), 15, mask)?,
+        false => encode_frame(OpCode::Text.as_u8(), true, text.as_bytes(), mask)?,
+    };
     let mut decoder = Decoder::new(sent);
+    decoder.enable_deflate(false);
     decoder.push(&bytes)?;
     Ok(std::iter::from_fn(|| decoder.next_frame()).collect())
 }
@@ -556,6 +616,38 @@ mod tests {
             small.push(&[0x82, 0x05]).expect_err("too big").close_code(),
             Some(1009)
         );
+    }
+
+    #[test]
+    fn compressed_messages_decode_and_the_rfc_7692_example_holds() {
+        // §7.2.3.1: "Hello" compressed, in one unmasked frame.
+        let mut client = Decoder::new(false);
+        client.enable_deflate(true);
+        client
+            .push(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+            .expect("valid");
+        assert_eq!(
+            client.next_message().and_then(|m| m.text()),
+            Some("Hello".into())
+        );
+        let frame = client.next_frame().expect("a frame");
+        assert_eq!((frame.rsv(), frame.length()), (4, 7.0));
+
+        let text = "a chat message that says the same thing again and again and again";
+        let bytes = encode_compressed(1, text.as_bytes(), 15, Some(vec![1, 2, 3, 4])).expect("ok");
+        assert!(bytes.len() < text.len());
+        let mut server = Decoder::new(true);
+        server.enable_deflate(false);
+        for piece in bytes.chunks(3) {
+            server.push(piece).expect("valid");
+        }
+        assert_eq!(
+            server.next_message().and_then(|m| m.text()),
+            Some(text.into())
+        );
+        // Without deflate, RSV1 is a protocol error.
+        let mut plain = Decoder::new(true);
+        assert_eq!(plain.push(&bytes).expect_err("rsv1").kind(), "ReservedBits");
     }
 
     #[test]
@@ -614,7 +706,7 @@ mod tests {
 
     #[test]
     fn inspect_text_round_trips() {
-        let frames = inspect_text("hé", true, Some(vec![1, 2, 3, 4])).expect("valid");
+        let frames = inspect_text("hé", true, Some(vec![1, 2, 3, 4]), None).expect("valid");
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].payload(), "hé".as_bytes());
         assert_eq!(frames[0].mask(), Some(vec![1, 2, 3, 4]));

@@ -189,3 +189,38 @@ fn utf8_validator_fails_at_the_first_bad_byte() {
     assert!(v.feed(&[0xf0, 0x9f]));
     assert!(!v.finish());
 }
+
+/// RFC 7692 §7.2.3.1 and a round trip of a compressed message, in the
+/// browser's wasm engine.
+#[wasm_bindgen_test]
+fn rfc_7692_compressed_messages() {
+    let mut client = Decoder::new(false);
+    client.enable_deflate(true);
+    client
+        .push(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        .expect("the RFC's compressed Hello");
+    assert_eq!(
+        client.next_message().and_then(|m| m.text()),
+        Some("Hello".to_owned())
+    );
+
+    let text = "tincan ".repeat(100);
+    for bits in [8, 12, 15] {
+        let frame =
+            encode_compressed(1, text.as_bytes(), bits, Some(vec![9, 8, 7, 6])).expect("ok");
+        assert!(
+            frame.len() < text.len() / 4,
+            "window {bits}: {}",
+            frame.len()
+        );
+        let mut server = Decoder::new(true);
+        server.enable_deflate(false);
+        for piece in frame.chunks(5) {
+            server.push(piece).expect("valid");
+        }
+        assert_eq!(
+            server.next_message().and_then(|m| m.text()),
+            Some(text.clone())
+        );
+    }
+}

@@ -196,6 +196,9 @@ struct Member {
     /// `skeleton(nick)`, for the confusable check.
     skeleton: String,
     format: Format,
+    /// Its connection takes permessage-deflate: messages to it are also
+    /// compressed, once for all.
+    deflate: bool,
     address: Address,
     bucket: TokenBucket,
     strikes: u32,
@@ -334,6 +337,7 @@ impl Chat {
             skeleton: skeleton(&nick),
             nick: nick.clone(),
             format,
+            deflate: false,
             address,
             bucket: self
                 .addresses
@@ -533,6 +537,15 @@ impl Chat {
         );
     }
 
+    /// Marks a member whose connection negotiated permessage-deflate (RFC
+    /// 7692): what it is sent is then also compressed, once for every such
+    /// member. A room's history always is (it is encoded once and kept).
+    pub fn set_deflate(&mut self, id: ClientId, deflate: bool) {
+        if let Some(member) = self.members.get_mut(&id) {
+            member.deflate = deflate;
+        }
+    }
+
     /// Encodes `notice` once per format among `to` and adds the deliveries.
     fn notify(&self, out: &mut Output, to: &[ClientId], notice: &Notice<'_>, now: Now) {
         for format in [Format::Plain, Format::Json] {
@@ -544,10 +557,16 @@ impl Chat {
             let Some(room) = group.first().map(|id| self.members[id].room.as_str()) else {
                 continue;
             };
+            let deflate = group.iter().any(|id| self.members[id].deflate);
             for text in format::render(format, room, notice, now.unix_ms) {
+                let message = PreparedMessage::text(&text);
                 out.deliveries.push(Delivery {
                     to: group.clone(),
-                    message: PreparedMessage::text(&text),
+                    message: if deflate {
+                        message.with_deflate()
+                    } else {
+                        message
+                    },
                 });
             }
         }
@@ -574,7 +593,7 @@ impl Chat {
         let messages: Vec<PreparedMessage> =
             format::render(format, room, &Notice::History(&entries), newest.ts)
                 .iter()
-                .map(|text| PreparedMessage::text(text))
+                .map(|text| PreparedMessage::text(text).with_deflate())
                 .collect();
         *slot = Some(messages.clone());
         #[cfg(test)]

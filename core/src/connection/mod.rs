@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use crate::close::{close_payload, CloseCode};
 use crate::codec::{Decoded, Limits, MessageDecoder};
+use crate::deflate::{self, DeflateParams};
 use crate::error::{Error, ProtocolError, SendError};
-use crate::frame::{encode_frame, OpCode};
+use crate::frame::{encode_frame, encode_frame_header, FrameHeader, OpCode};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::message::{Message, MessageKind, PreparedMessage};
 pub use crate::role::Role;
@@ -33,6 +34,10 @@ use send_queue::SendQueue;
 /// ten in one go and expects ten pongs) keeps strict peers happy, and the
 /// bound keeps a peer that pings without reading from filling the queue.
 const MAX_PENDING_PONGS: usize = 16;
+
+/// Messages shorter than this are sent uncompressed even with
+/// permessage-deflate: they would not shrink.
+const COMPRESS_FROM: usize = 64;
 
 /// Pings left unanswered, while nothing queued leaves, before the peer is
 /// refused with 1008 ([`ProtocolError::ControlFlood`]).
@@ -65,6 +70,9 @@ pub struct Config {
     /// How long to wait for the peer's close frame, and then for it to close
     /// the transport.
     pub close_timeout: Duration,
+    /// Negotiate permessage-deflate (RFC 7692): a server accepts a client's
+    /// offer, a client makes one. See [`crate::deflate`] for the parameters.
+    pub deflate: bool,
     /// Seed of the masking keys of a client (§5.3 wants them unpredictable:
     /// take the seed from a random source).
     pub mask_seed: u64,
@@ -82,6 +90,7 @@ impl Config {
         handshake_timeout: Duration::from_secs(10),
         message_timeout: Some(Duration::from_secs(60)),
         close_timeout: Duration::from_secs(5),
+        deflate: false,
         mask_seed: 0x5EED_F07A_C4B1,
     };
 
@@ -142,6 +151,7 @@ enum State {
     Decision {
         key: Option<String>,
         protocols: Vec<String>,
+        deflate: Option<DeflateParams>,
     },
     /// Messages flow. A close may have been sent (`close_sent`).
     Open,
@@ -223,6 +233,8 @@ pub struct Connection {
     timer: Timer,
     /// The time bound on the data message in progress.
     message_timer: Timer,
+    /// The permessage-deflate parameters, once agreed.
+    deflate: Option<DeflateParams>,
     activity: bool,
     ping_outstanding: bool,
     rng: u64,
@@ -250,6 +262,7 @@ impl Connection {
             now: Duration::ZERO,
             timer: Timer::Arm(config.handshake_timeout),
             message_timer: Timer::Off,
+            deflate: None,
             activity: false,
             ping_outstanding: false,
             rng: config.mask_seed,
@@ -267,9 +280,13 @@ impl Connection {
     }
 
     /// Client: queues the opening handshake request.
-    pub fn connect(&mut self, request: ClientRequest) -> Result<(), SendError> {
+    /// With [`Config::deflate`], the request offers permessage-deflate.
+    pub fn connect(&mut self, mut request: ClientRequest) -> Result<(), SendError> {
         if self.role != Role::Client || self.client_request.is_some() {
             return Err(SendError::InvalidState);
+        }
+        if self.config.deflate && request.extensions.is_none() {
+            request.extensions = Some(deflate::CLIENT_OFFER.to_owned());
         }
         self.push_owned(&request.to_bytes());
         self.client_request = Some(request);
@@ -408,6 +425,7 @@ impl Connection {
         let State::Decision {
             key: Some(key),
             protocols,
+            deflate,
         } = &self.state
         else {
             return Err(SendError::InvalidState);
@@ -415,8 +433,14 @@ impl Connection {
         if protocol.is_some_and(|p| !protocols.iter().any(|o| o == p)) {
             return Err(SendError::InvalidState);
         }
-        let response = handshake::accept_response(key, protocol);
+        let deflate = *deflate;
+        let extensions = deflate.map(|params| params.response());
+        let response =
+            handshake::accept_response_with_extensions(key, protocol, extensions.as_deref());
         self.push_owned(&response);
+        if let Some(params) = deflate {
+            self.use_deflate(params);
+        }
         self.open_state(protocol.map(str::to_owned));
         let early = std::mem::take(&mut self.input);
         self.read_frames(&early);
@@ -527,7 +551,11 @@ impl Connection {
             return Err(SendError::InvalidState);
         }
         self.check_send(message.frame().len())?;
-        self.queue.push_shared(message.shared());
+        // One compressed frame serves every connection with a full window.
+        let deflated = self
+            .deflate
+            .is_some_and(|params| params.server_max_window_bits == 15);
+        self.queue.push_shared(message.shared(deflated));
         Ok(())
     }
 
@@ -559,6 +587,17 @@ impl Connection {
         self.role
     }
 
+    /// The permessage-deflate parameters, if the handshake agreed on them.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate
+    }
+
+    fn use_deflate(&mut self, params: DeflateParams) {
+        self.deflate = Some(params);
+        let keep_context = !params.receive_without_context(self.role);
+        self.decoder.enable_deflate(keep_context);
+    }
+
     /// Whether messages can be sent (open, and no close sent).
     pub fn is_open(&self) -> bool {
         matches!(self.state, State::Open) && !self.close_sent
@@ -580,9 +619,14 @@ impl Connection {
         match self.role {
             Role::Server => match Request::parse(head) {
                 Ok(request) => {
+                    let deflate = match self.config.deflate && request.is_upgrade {
+                        true => deflate::negotiate(request.extensions()),
+                        false => None,
+                    };
                     self.state = State::Decision {
                         key: request.key().map(str::to_owned),
                         protocols: request.protocols.clone(),
+                        deflate,
                     };
                     self.emit(Event::Request(request));
                 }
@@ -590,11 +634,22 @@ impl Connection {
             },
             Role::Client => {
                 let checked = match &self.client_request {
-                    Some(request) => request.check_response(head),
+                    Some(request) => request.check_response_accepted(head),
                     None => Err(HandshakeError::MalformedStatusLine),
                 };
+                // RFC 7692 §7.1: a response that does not accept our offer
+                // as made fails the connection.
+                let checked = checked.and_then(|accepted| match &accepted.extensions {
+                    None => Ok((accepted.protocol, None)),
+                    Some(values) => deflate::check_response(std::iter::once(values.as_str()))
+                        .map(|params| (accepted.protocol, Some(params)))
+                        .ok_or(HandshakeError::UnexpectedExtension),
+                });
                 match checked {
-                    Ok(protocol) => {
+                    Ok((protocol, params)) => {
+                        if let Some(params) = params {
+                            self.use_deflate(params);
+                        }
                         self.open_state(protocol);
                         let rest = std::mem::take(&mut self.input);
                         self.read_frames(&rest);
@@ -820,8 +875,34 @@ impl Connection {
             return Err(SendError::FragmentInProgress);
         }
         self.check_send(payload.len())?;
-        self.queue_frame(opcode, payload, true);
+        match self.deflate {
+            Some(params) if payload.len() >= COMPRESS_FROM => {
+                let mut compressed = Vec::new();
+                deflate::compress(payload, params.send_window_bits(self.role), &mut compressed);
+                if compressed.len() < payload.len() {
+                    self.queue_compressed(opcode, &compressed);
+                } else {
+                    self.queue_frame(opcode, payload, true);
+                }
+            }
+            _ => self.queue_frame(opcode, payload, true),
+        }
         Ok(())
+    }
+
+    /// Queues a whole message as one frame with RSV1 set: its payload is
+    /// compressed (RFC 7692 §6).
+    fn queue_compressed(&mut self, opcode: OpCode, compressed: &[u8]) {
+        let header = FrameHeader {
+            rsv: 0b100,
+            mask: match self.role {
+                Role::Client => Some(self.next_mask()),
+                Role::Server => None,
+            },
+            ..FrameHeader::new(opcode, compressed.len() as u64)
+        };
+        self.queue
+            .encode(|out| encode_frame_header(out, header, compressed));
     }
 
     fn send_close(&mut self, code: CloseCode, reason: &str) {

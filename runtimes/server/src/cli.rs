@@ -59,6 +59,11 @@ struct Args {
           default_value_t = DEFAULT.connection.handshake_timeout.as_secs())]
     handshake_timeout: u64,
 
+    /// permessage-deflate (RFC 7692) with clients that offer it: on, or off
+    #[arg(long, env = "TINCAN_DEFLATE", value_parser = ["on", "off"],
+          default_value = if DEFAULT.connection.deflate { "on" } else { "off" })]
+    deflate: String,
+
     /// Close a client whose message has begun but not ended after this long
     /// (1008); 0 disables
     #[arg(long, env = "TINCAN_MESSAGE_TIMEOUT", value_name = "SECS",
@@ -195,6 +200,7 @@ where
     config.connection.ping_timeout = Duration::from_secs(args.ping_timeout);
     config.connection.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.connection.message_timeout = duration(args.message_timeout);
+    config.connection.deflate = args.deflate == "on";
     config.connection.max_message_size = args.max_message_size;
     config.connection.max_frame_size = args.max_frame_size;
     config.connection.max_send_queue = args.max_send_queue;
@@ -355,6 +361,7 @@ mod tests {
             ("--ping-timeout", "10".into()),
             ("--handshake-timeout", "10".into()),
             ("--message-timeout", "60".into()),
+            ("--deflate", "on".into()),
             ("--max-rooms", "1000".into()),
             ("--max-connections-per-ip", "100".into()),
             ("--presence-limit", "100".into()),

@@ -59,6 +59,7 @@ impl ServerConfig {
         log_level: LogLevel::Info,
         connection: Config {
             max_send_queue: 1 << 20,
+            deflate: true,
             ..Config::DEFAULT
         },
         outbox_capacity: 8192,

@@ -330,6 +330,7 @@ impl Session {
         });
         match hub.chat.join(self.id, self.address, room, format, now) {
             Ok(out) => {
+                hub.chat.set_deflate(self.id, self.conn.deflate().is_some());
                 hub.outboxes.insert(self.id, outbox.clone());
                 self.joined = true;
                 self.last_input = now.mono;
