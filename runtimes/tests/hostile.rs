@@ -226,3 +226,217 @@ fn one_address_cannot_take_every_slot() {
         );
     }
 }
+
+/// What a member of a room heard until the server closed it: the chat
+/// lines, and the close code.
+struct Heard {
+    lines: Vec<String>,
+    code: u16,
+}
+
+/// Progress shared by the readers and senders of the shutdown test: how many
+/// of each sender's messages each reader has heard, and which readers are
+/// done.
+struct Progress {
+    /// `heard[reader][sender]`.
+    heard: Vec<Vec<usize>>,
+    done: Vec<bool>,
+}
+
+fn lock(progress: &std::sync::Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The sender number and sequence number in `guest-N: s{sender} {i}`.
+fn parse_flood_line(line: &str) -> Option<(usize, usize)> {
+    let text = line.split_once(": ")?.1;
+    let (sender, i) = text.strip_prefix('s')?.split_once(' ')?;
+    Some((sender.parse().ok()?, i.parse().ok()?))
+}
+
+#[test]
+fn sigterm_mid_flood_delivers_every_accepted_message_to_the_whole_room() {
+    const MEMBERS: usize = 6;
+    const SENDERS: usize = 3;
+    // Messages a sender may have sent and not yet heard back: enough to keep
+    // messages in flight everywhere, few enough that no queue fills.
+    const WINDOW: usize = 32;
+    // Each reader has heard this many of each sender's messages before the
+    // signal, so it arrives mid-flood.
+    const BEFORE_SIGNAL: usize = 100;
+    let mut server = Server::start(&[
+        "-q",
+        "--history",
+        "0",
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+    ]);
+    let progress = Arc::new((
+        std::sync::Mutex::new(Progress {
+            heard: vec![vec![0; SENDERS]; MEMBERS],
+            done: vec![false; MEMBERS],
+        }),
+        std::sync::Condvar::new(),
+    ));
+    let mut members: Vec<Raw> = (0..MEMBERS)
+        .map(|_| {
+            let mut raw = Raw::connect(&server);
+            raw.upgrade("/");
+            raw
+        })
+        .collect();
+    // Everyone is in the room before anyone speaks: the last to join hears
+    // its welcome after the others joined.
+    for raw in &mut members {
+        let welcome = raw.read_text();
+        assert!(welcome.starts_with("* Welcome to #lobby"), "{welcome:?}");
+    }
+    let writers: Vec<std::net::TcpStream> = members.iter().take(SENDERS).map(Raw::writer).collect();
+    let readers: Vec<JoinHandle<Heard>> = members
+        .into_iter()
+        .enumerate()
+        .map(|(r, mut raw)| {
+            let progress = progress.clone();
+            thread::spawn(move || {
+                let mut lines = Vec::new();
+                let code = loop {
+                    let frame = raw.read_frame();
+                    match frame.opcode {
+                        1 => {
+                            let text = String::from_utf8(frame.payload).expect("UTF-8");
+                            if is_notice(&text) {
+                                continue;
+                            }
+                            let (s, _) = parse_flood_line(&text)
+                                .unwrap_or_else(|| panic!("not a flood line: {text:?}"));
+                            lines.push(text);
+                            lock(&progress.0).heard[r][s] += 1;
+                            progress.1.notify_all();
+                        }
+                        8 => {
+                            let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
+                            raw.send_close(code);
+                            break code;
+                        }
+                        other => panic!("unexpected opcode {other:#x}"),
+                    }
+                };
+                lock(&progress.0).done[r] = true;
+                progress.1.notify_all();
+                Heard { lines, code }
+            })
+        })
+        .collect();
+    // Sender `s` is member `s`: it sends while it has heard back all but
+    // WINDOW of its messages, until its reader is closed.
+    let senders: Vec<JoinHandle<usize>> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(s, mut writer)| {
+            let progress = progress.clone();
+            thread::spawn(move || {
+                let until = deadline() + WAIT;
+                let mut sent = 0;
+                loop {
+                    let mut p = lock(&progress.0);
+                    while !p.done[s] && p.heard[s][s] + WINDOW <= sent {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return sent;
+                        }
+                        p = progress
+                            .1
+                            .wait_timeout(p, left)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .0;
+                    }
+                    if p.done[s] {
+                        return sent;
+                    }
+                    drop(p);
+                    let frame = masked(true, 1, format!("s{s} {sent}").as_bytes());
+                    if writer.write_all(&frame).is_err() {
+                        return sent;
+                    }
+                    sent += 1;
+                }
+            })
+        })
+        .collect();
+
+    // Mid-flood: every reader has heard BEFORE_SIGNAL of every sender's.
+    {
+        let until = deadline();
+        let mut p = lock(&progress.0);
+        while !p
+            .heard
+            .iter()
+            .all(|counts| counts.iter().all(|&n| n >= BEFORE_SIGNAL))
+        {
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the flood did not get going within {WAIT:?}: {:?}",
+                p.heard
+            );
+            p = progress
+                .1
+                .wait_timeout(p, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+    server.signal("TERM");
+
+    let heard: Vec<Heard> = readers
+        .into_iter()
+        .map(|r| r.join().expect("a reader"))
+        .collect();
+    let sent: Vec<usize> = senders
+        .into_iter()
+        .map(|s| s.join().expect("a sender"))
+        .collect();
+    let status = server
+        .wait_exit(WAIT)
+        .unwrap_or_else(|| panic!("still running {WAIT:?} after SIGTERM"));
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+
+    // Each member was closed with 1001 and heard, from each sender, the
+    // messages 0..n without a gap, with the same n for every member: every
+    // message taken before the shutdown reached the whole room, and none
+    // taken after reached a part of it.
+    let per_sender = |heard: &Heard| -> Vec<Vec<usize>> {
+        let mut got = vec![Vec::new(); SENDERS];
+        for line in &heard.lines {
+            let (s, i) = parse_flood_line(line).expect("a flood line");
+            got[s].push(i);
+        }
+        got
+    };
+    let first = per_sender(&heard[0]);
+    for (r, member) in heard.iter().enumerate() {
+        assert_eq!(member.code, 1001, "member {r}'s close code");
+        let got = per_sender(member);
+        for (s, seq) in got.iter().enumerate() {
+            assert!(
+                seq.iter().copied().eq(0..seq.len()),
+                "member {r} heard sender {s}'s messages with gaps or out of order: \
+                 {} of them, ending {:?}",
+                seq.len(),
+                &seq[seq.len().saturating_sub(5)..]
+            );
+        }
+        let counts: Vec<usize> = got.iter().map(Vec::len).collect();
+        let first_counts: Vec<usize> = first.iter().map(Vec::len).collect();
+        assert_eq!(
+            counts, first_counts,
+            "member {r} and member 0 heard different messages (per sender)"
+        );
+    }
+    let delivered: Vec<usize> = first.iter().map(Vec::len).collect();
+    eprintln!("per sender: sent {sent:?}, delivered to every member {delivered:?}");
+}

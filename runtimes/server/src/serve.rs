@@ -8,7 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +43,11 @@ struct Shared<R> {
     runtime: R,
     config: ServerConfig,
     hub: Mutex<Hub<Outbox>>,
+    /// Held for reading while a session takes chat input and hands what it
+    /// led to to the outboxes; taken for writing to stop taking input. So
+    /// once shutdown holds it, every message the chat took is in every
+    /// recipient's outbox, and none will be taken after.
+    gate: RwLock<()>,
     /// The clock origin of every session, so the chat sees one time line.
     start: Instant,
     /// Closed to tell every session to shut down.
@@ -82,6 +87,7 @@ pub async fn serve<R: Runtime>(
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(Hub::new(config.chat.clone())),
+        gate: RwLock::new(()),
         budget: Budget::new(config.max_queued_bytes),
         config,
         start: Instant::now(),
@@ -111,6 +117,14 @@ pub async fn serve<R: Runtime>(
     }
     let clients = shared.connections.load(Ordering::Relaxed);
     log::print(shared.config.log_level, &Log::ShuttingDown { clients });
+    // No chat input is taken from here on, and what was taken is in the
+    // outboxes (the gate waits for sessions between the two). Each session,
+    // told to stop, delivers its outbox before its 1001, so every message
+    // taken reaches the whole room, and none taken later reaches a part.
+    {
+        let _gate = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
+        lock(&shared.hub).stop();
+    }
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
@@ -163,10 +177,7 @@ async fn connection<R: Runtime>(
     let (mut busy_turns, mut busy_bytes) = (0, 0);
     let mut wrote = false;
     loop {
-        forward(
-            session.process(&shared.hub, &outbox, now(shared.start)),
-            config.outbox_capacity,
-        );
+        shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
             log::print(config.log_level, &line);
         }
@@ -267,6 +278,11 @@ async fn connection<R: Runtime>(
             }
             Wake::Stop => {
                 stopping = true;
+                // Shutdown took the gate before telling us: what the chat
+                // took is all here, and goes out before the 1001.
+                while let Ok(message) = inbox.try_recv() {
+                    session.deliver(&message);
+                }
                 session.shutdown();
             }
             Wake::Timer => {
@@ -277,10 +293,7 @@ async fn connection<R: Runtime>(
     }
     // The socket is done or broken: make sure the chat forgets this client.
     session.receive_eof();
-    forward(
-        session.process(&shared.hub, &outbox, now(shared.start)),
-        config.outbox_capacity,
-    );
+    shared.process(&mut session, &outbox);
     while let Some(line) = session.poll_log() {
         log::print(config.log_level, &line);
     }
@@ -290,6 +303,16 @@ async fn connection<R: Runtime>(
 }
 
 impl<R> Shared<R> {
+    /// Lets `session` handle what happened and hands the chat messages it
+    /// led to to their outboxes, inside the gate (see [`Shared::gate`]).
+    fn process(&self, session: &mut Session, outbox: &Outbox) {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        forward(
+            session.process(&self.hub, outbox, now(self.start)),
+            self.config.outbox_capacity,
+        );
+    }
+
     /// Counts a connection from `ip` in (`+1`) or out (`-1`); returns how
     /// many it holds now.
     fn count_address(&self, ip: IpAddr, change: isize) -> usize {
