@@ -160,7 +160,7 @@ async fn connection<R: Runtime>(
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
-    let share = shared.budget.join(id, outbox.clone());
+    let mut share = shared.budget.join(id, outbox.clone());
     let mut session = Session::new(id, peer, config);
     if config
         .max_connections_per_ip
@@ -175,7 +175,7 @@ async fn connection<R: Runtime>(
     // a timer that fires early finds nothing to do and is armed again.
     let mut timer: Option<(R::Timer, Instant)> = None;
     let (mut busy_turns, mut busy_bytes) = (0, 0);
-    let mut wrote = false;
+    let mut written = 0;
     loop {
         shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
@@ -187,8 +187,15 @@ async fn connection<R: Runtime>(
         let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         shared
             .budget
-            .update(&share, session.buffered_amount(), wrote, ms);
-        wrote = false;
+            .update(&mut share, session.buffered_amount(), written, ms);
+        written = 0;
+        if share.is_evicted() {
+            // Not reading: a close frame behind its backlog would never
+            // reach it, and the backlog is what the budget frees.
+            let peer = peer.to_string();
+            log::print(config.log_level, &Log::OverBudget { peer });
+            break;
+        }
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
             let _ = socket.shutdown_write();
             write_shut = true;
@@ -261,7 +268,7 @@ async fn connection<R: Runtime>(
             Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
             Wake::Wrote(Ok(n)) => {
                 session.advance(n);
-                wrote = n > 0;
+                written += n;
             }
             Wake::Wrote(Err(_)) => break,
             Wake::Inbox(Ok(message)) => {
@@ -274,7 +281,10 @@ async fn connection<R: Runtime>(
             }
             Wake::Inbox(Err(_)) => {
                 inbox_open = false;
-                session.outbox_closed();
+                // Closed for the budget, the connection ends above.
+                if !share.is_evicted() {
+                    session.outbox_closed();
+                }
             }
             Wake::Stop => {
                 stopping = true;
