@@ -2,14 +2,27 @@
 //! what its send queue holds; when the sum passes the budget, the clients
 //! whose unread backlog is oldest are closed first (1008, "too slow"), so a
 //! crowd of clients that never read cannot take the machine's memory, and
-//! the clients that do read lose nothing. A backlog's age is the time since
-//! its connection last wrote anything: a client that reads, however far
-//! behind, stays young; one that stopped reading only gets older.
+//! the clients that do read lose nothing.
+//!
+//! A backlog's age is the age of its oldest unread byte: the time since the
+//! oldest byte still queued for the client was queued. A client that reads
+//! is behind by no more than its lag (the time its bytes wait), which stays
+//! small however much it is sent; one that stopped reading keeps its oldest
+//! byte, which only gets older. So a reader is never closed before a client
+//! that stopped reading earlier than the reader's lag. The time since the
+//! last write, which this replaced, is kinder to a client that reads a byte
+//! a second: it looks fresh for ever while it holds a full queue.
+//!
+//! A client closed for the budget is dropped at once, with its queue: it is
+//! not reading, so a close frame behind its backlog would never reach it,
+//! and keeping that backlog for the close timeout is the very memory the
+//! budget is for. (It sees the end of the stream after what its kernel
+//! buffers held.)
 //!
 //! Each connection's own queue is capped too (`--max-send-queue`); this is
 //! the cap on all of them together, for when many fill up at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,9 +49,8 @@ struct Member {
 #[derive(Debug)]
 struct Backlog {
     bytes: AtomicUsize,
-    /// Since when its queue has waited: the last write, or when it went
-    /// from empty to not empty (milliseconds on the server's monotonic
-    /// clock); `u64::MAX` while empty.
+    /// When its oldest unread byte was queued (milliseconds on the server's
+    /// monotonic clock); `u64::MAX` while empty.
     since_ms: AtomicU64,
     /// Closed for the budget: its queue no longer counts.
     evicted: AtomicBool,
@@ -49,6 +61,61 @@ struct Backlog {
 pub struct Share {
     id: ClientId,
     backlog: Arc<Backlog>,
+    /// Bytes ever taken off the queue (written, or dropped by the
+    /// connection) and ever queued: the queue holds `queued - taken`.
+    taken: u64,
+    queued: u64,
+    /// When the queued bytes arrived, oldest first: `(end, ms)` says the
+    /// bytes before position `end` (in `queued`'s count) were all queued by
+    /// `ms`. Marks wholly taken are dropped, so the first is the oldest
+    /// unread byte's.
+    marks: VecDeque<(u64, u64)>,
+}
+
+/// Marks kept per connection. Past it, the second oldest is dropped and its
+/// bytes count as the next one's: the first mark (a client that does not
+/// read keeps it for ever) and the newest stay exact, and the error, bytes
+/// taken for younger than they are, is on the side of a client that reads.
+const MAX_MARKS: usize = 16;
+
+impl Share {
+    /// Whether the budget closed this connection.
+    pub fn is_evicted(&self) -> bool {
+        self.backlog.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The queue holds `bytes` after `written` more were written, at
+    /// `now_ms`; returns when its oldest unread byte was queued.
+    fn account(&mut self, bytes: usize, written: usize, now_ms: u64) -> u64 {
+        let bytes = bytes as u64;
+        self.taken += written as u64;
+        // Fewer than the writes explain: the connection dropped its queue.
+        self.taken = self.taken.max(self.queued.saturating_sub(bytes));
+        let end = self.taken + bytes;
+        if end > self.queued {
+            match self.marks.back_mut() {
+                Some(last) if last.1 >= now_ms => last.0 = end,
+                _ => {
+                    if self.marks.len() >= MAX_MARKS {
+                        self.marks.remove(1);
+                    }
+                    self.marks.push_back((end, now_ms));
+                }
+            }
+        }
+        self.queued = end;
+        while self
+            .marks
+            .front()
+            .is_some_and(|&(end, _)| end <= self.taken)
+        {
+            self.marks.pop_front();
+        }
+        match self.marks.front() {
+            Some(&(_, ms)) if bytes > 0 => ms,
+            _ => u64::MAX,
+        }
+    }
 }
 
 impl Budget {
@@ -78,23 +145,26 @@ impl Budget {
             backlog: backlog.clone(),
         };
         self.lock().insert(id, member);
-        Share { id, backlog }
+        Share {
+            id,
+            backlog,
+            taken: 0,
+            queued: 0,
+            marks: VecDeque::new(),
+        }
     }
 
-    /// The connection's queue holds `bytes` at `now_ms`; `wrote` if it
-    /// wrote some since the last update. Past the budget, closes the oldest
-    /// backlogs until the rest fits.
-    pub fn update(&self, share: &Share, bytes: usize, wrote: bool, now_ms: u64) {
-        let backlog = &share.backlog;
-        if backlog.evicted.load(Ordering::Relaxed) {
+    /// The connection's queue holds `bytes` at `now_ms`, after `written`
+    /// bytes were written since the last update. Past the budget, closes
+    /// the oldest backlogs until the rest fits.
+    pub fn update(&self, share: &mut Share, bytes: usize, written: usize, now_ms: u64) {
+        if share.is_evicted() {
             return;
         }
+        let since = share.account(bytes, written, now_ms);
+        let backlog = &share.backlog;
+        backlog.since_ms.store(since, Ordering::Relaxed);
         let old = backlog.bytes.swap(bytes, Ordering::Relaxed);
-        if bytes == 0 {
-            backlog.since_ms.store(u64::MAX, Ordering::Relaxed);
-        } else if old == 0 || wrote {
-            backlog.since_ms.store(now_ms, Ordering::Relaxed);
-        }
         let total = if bytes >= old {
             self.total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old)
         } else {
@@ -148,48 +218,104 @@ impl Budget {
 mod tests {
     use super::*;
 
+    fn members(
+        budget: &Budget,
+        n: u64,
+    ) -> (Vec<Share>, Vec<async_channel::Receiver<PreparedMessage>>) {
+        (0..n)
+            .map(|i| {
+                let (tx, rx) = async_channel::unbounded();
+                (budget.join(ClientId(i), tx), rx)
+            })
+            .unzip()
+    }
+
     #[test]
     fn past_the_budget_the_oldest_backlogs_go_first() {
         let budget = Budget::new(Some(100));
-        let channels: Vec<_> = (0..3).map(|_| async_channel::unbounded()).collect();
-        let shares: Vec<Share> = channels
-            .iter()
-            .enumerate()
-            .map(|(i, (tx, _))| budget.join(ClientId(i as u64), tx.clone()))
-            .collect();
+        let (mut shares, inboxes) = members(&budget, 3);
         // Backlogs since 10 ms (client 1), 20 ms (client 0), 30 ms (client 2).
-        budget.update(&shares[1], 40, false, 10);
-        budget.update(&shares[0], 40, false, 20);
+        budget.update(&mut shares[1], 40, 0, 10);
+        budget.update(&mut shares[0], 40, 0, 20);
         assert_eq!(budget.total(), 80);
-        assert!(channels.iter().all(|(_, rx)| !rx.is_closed()));
-        budget.update(&shares[2], 40, false, 30);
+        assert!(inboxes.iter().all(|rx| !rx.is_closed()));
+        budget.update(&mut shares[2], 40, 0, 30);
         // 120 > 100: the oldest (client 1) is closed, and that is enough.
-        assert!(channels[1].1.is_closed());
-        assert!(!channels[0].1.is_closed() && !channels[2].1.is_closed());
+        assert!(inboxes[1].is_closed() && shares[1].is_evicted());
+        assert!(!inboxes[0].is_closed() && !inboxes[2].is_closed());
         assert_eq!(budget.total(), 80);
         // What an evicted connection reports no longer counts.
-        budget.update(&shares[1], 1000, false, 40);
+        budget.update(&mut shares[1], 1000, 0, 40);
         assert_eq!(budget.total(), 80);
-        // A client that reads stays young however much it holds: client 0
-        // wrote some at 50 ms (and got more to send), so client 2's backlog
-        // (30 ms) is now the oldest.
-        budget.update(&shares[0], 55, true, 50);
-        budget.update(&shares[2], 60, false, 70);
-        assert!(channels[2].1.is_closed());
-        assert!(!channels[0].1.is_closed());
-        let mut shares = shares.into_iter();
-        for share in shares.by_ref() {
+        // A client that reads stays young however much it is sent: client 0
+        // wrote its 40 bytes of 20 ms at 50 ms and got 55 more, so its
+        // oldest unread byte is of 50 ms, and client 2's (30 ms) is older.
+        budget.update(&mut shares[0], 55, 40, 50);
+        budget.update(&mut shares[2], 60, 0, 70);
+        assert!(inboxes[2].is_closed());
+        assert!(!inboxes[0].is_closed());
+        for share in shares {
             budget.leave(share);
         }
         assert_eq!(budget.total(), 0);
     }
 
     #[test]
+    fn a_client_that_reads_a_trickle_ages_with_its_oldest_byte() {
+        let budget = Budget::new(Some(100));
+        let (mut shares, inboxes) = members(&budget, 2);
+        budget.update(&mut shares[0], 60, 0, 10);
+        budget.update(&mut shares[1], 30, 0, 35);
+        // Client 0 writes a byte now and then, and gets more: its oldest
+        // unread byte is still one of 10 ms, older than client 1's (35 ms),
+        // though it wrote last.
+        budget.update(&mut shares[0], 60, 1, 20);
+        budget.update(&mut shares[0], 75, 1, 40);
+        assert!(inboxes[0].is_closed(), "the trickle reader goes first");
+        assert!(!inboxes[1].is_closed());
+    }
+
+    #[test]
+    fn the_oldest_unread_byte_is_tracked_across_writes_drops_and_many_marks() {
+        let budget = Budget::new(None);
+        let (mut shares, _inboxes) = members(&budget, 1);
+        let share = &mut shares[0];
+        // 10 bytes at 1 ms, 10 at 2 ms, 10 at 3 ms.
+        assert_eq!(share.account(10, 0, 1), 1);
+        assert_eq!(share.account(20, 0, 2), 1);
+        assert_eq!(share.account(30, 0, 3), 1);
+        // Writing the first 10 (and a few of the next) makes 2 ms the oldest.
+        assert_eq!(share.account(17, 13, 4), 2);
+        // Writes and new bytes in one update.
+        assert_eq!(share.account(15, 12, 5), 3);
+        // All written: nothing is waiting.
+        assert_eq!(share.account(0, 15, 6), u64::MAX);
+        // The connection drops what it held (a timeout): nothing waits.
+        assert_eq!(share.account(50, 0, 7), 7);
+        assert_eq!(share.account(0, 0, 8), u64::MAX);
+        // A client that never reads, sent something every millisecond: the
+        // marks stay few and the first one stays.
+        for ms in 10..1000 {
+            assert_eq!(share.account((ms - 9) as usize, 0, ms), 10);
+        }
+        assert!(share.marks.len() <= MAX_MARKS);
+        // One that reads, always a little behind (5 bytes at 0 ms, then a
+        // byte written and one queued each millisecond), is as old as its
+        // lag, however long its queue has not been empty.
+        let mut share = Budget::new(None).join(ClientId(2), async_channel::unbounded().0);
+        for ms in 0..1000 {
+            let written = usize::from(ms >= 5);
+            let oldest = if ms < 9 { 0 } else { ms - 4 };
+            assert_eq!(share.account(5, written, ms), oldest, "at {ms} ms");
+        }
+    }
+
+    #[test]
     fn without_a_limit_nothing_is_closed() {
         let budget = Budget::new(None);
         let (tx, rx) = async_channel::unbounded();
-        let share = budget.join(ClientId(1), tx);
-        budget.update(&share, usize::MAX / 2, false, 1);
+        let mut share = budget.join(ClientId(1), tx);
+        budget.update(&mut share, usize::MAX / 2, 0, 1);
         assert!(!rx.is_closed());
         budget.leave(share);
         assert_eq!(budget.total(), 0);

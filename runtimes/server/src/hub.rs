@@ -12,6 +12,9 @@ use tincan_chat::{Chat, ChatConfig, ClientId, Now, Output};
 pub struct Hub<T> {
     pub(crate) chat: Chat,
     pub(crate) outboxes: HashMap<ClientId, T>,
+    /// Shutdown has begun: no chat input or join is taken any more, and
+    /// leaving is no longer announced (the whole room is going).
+    pub(crate) stopping: bool,
     next_id: u64,
 }
 
@@ -21,6 +24,7 @@ impl<T: Clone> Hub<T> {
         Self {
             chat: Chat::new(config),
             outboxes: HashMap::new(),
+            stopping: false,
             next_id: 1,
         }
     }
@@ -42,9 +46,27 @@ impl<T: Clone> Hub<T> {
         self.outboxes.is_empty()
     }
 
+    /// Shutdown begins: from now on no chat input is taken (see
+    /// [`crate::serve`] for how every message taken before reaches its
+    /// whole room).
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
     pub(crate) fn leave(&mut self, id: ClientId, now: Now) -> Output {
         self.outboxes.remove(&id);
-        self.chat.leave(id, now)
+        let out = self.chat.leave(id, now);
+        if self.stopping {
+            // Everyone is leaving: "X left" would reach only those not yet
+            // closed, and costs O(N^2) in a full room.
+            return Output::default();
+        }
+        out
     }
 }
 

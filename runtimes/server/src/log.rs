@@ -133,6 +133,12 @@ pub enum Log {
         /// The client's address.
         peer: String,
     },
+    /// A client's unread backlog was the oldest when the server's queued
+    /// bytes passed `--max-queued-bytes`: it is dropped, with its queue.
+    OverBudget {
+        /// The client's address.
+        peer: String,
+    },
     /// A WebSocket connection ended.
     Closed {
         /// The client's address.
@@ -156,6 +162,7 @@ impl Log {
             Self::HandshakeRejected { .. }
             | Self::ProtocolError { .. }
             | Self::SlowClient { .. }
+            | Self::OverBudget { .. }
             | Self::Flooding { .. } => LogLevel::Warn,
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
@@ -216,6 +223,13 @@ impl fmt::Display for Log {
                 write!(
                     f,
                     "Client {peer} is too slow: send queue full, closing with 1008"
+                )
+            }
+            Self::OverBudget { peer } => {
+                write!(
+                    f,
+                    "Client {peer} is too slow: its unread backlog is the oldest past \
+                     --max-queued-bytes, dropping it"
                 )
             }
             Self::Closed { peer, code, reason } if reason.is_empty() => {

@@ -8,7 +8,7 @@ use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +47,11 @@ struct Shared<R> {
     runtime: R,
     config: ServerConfig,
     hub: Mutex<Hub<Outbox>>,
+    /// Held for reading while a session takes chat input and hands what it
+    /// led to to the outboxes; taken for writing to stop taking input. So
+    /// once shutdown holds it, every message the chat took is in every
+    /// recipient's outbox, and none will be taken after.
+    gate: RwLock<()>,
     /// The clock origin of every session, so the chat sees one time line.
     start: Instant,
     /// Closed to tell every session to shut down.
@@ -86,6 +91,7 @@ pub async fn serve<R: Runtime>(
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(Hub::new(config.chat.clone())),
+        gate: RwLock::new(()),
         budget: Budget::new(config.max_queued_bytes),
         config,
         start: Instant::now(),
@@ -115,6 +121,14 @@ pub async fn serve<R: Runtime>(
     }
     let clients = shared.connections.load(Ordering::Relaxed);
     log::print(shared.config.log_level, &Log::ShuttingDown { clients });
+    // No chat input is taken from here on, and what was taken is in the
+    // outboxes (the gate waits for sessions between the two). Each session,
+    // told to stop, delivers its outbox before its 1001, so every message
+    // taken reaches the whole room, and none taken later reaches a part.
+    {
+        let _gate = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
+        lock(&shared.hub).stop();
+    }
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
@@ -150,7 +164,7 @@ async fn connection<R: Runtime>(
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
-    let share = shared.budget.join(id, outbox.clone());
+    let mut share = shared.budget.join(id, outbox.clone());
     let mut session = Session::new(id, peer, config);
     if config
         .max_connections_per_ip
@@ -165,12 +179,9 @@ async fn connection<R: Runtime>(
     // a timer that fires early finds nothing to do and is armed again.
     let mut timer: Option<(R::Timer, Instant)> = None;
     let (mut busy_turns, mut busy_bytes) = (0, 0);
-    let mut wrote = false;
+    let mut written = 0;
     loop {
-        forward(
-            session.process(&shared.hub, &outbox, now(shared.start)),
-            config.outbox_capacity,
-        );
+        shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
             log::print(config.log_level, &line);
         }
@@ -180,8 +191,15 @@ async fn connection<R: Runtime>(
         let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         shared
             .budget
-            .update(&share, session.buffered_amount(), wrote, ms);
-        wrote = false;
+            .update(&mut share, session.buffered_amount(), written, ms);
+        written = 0;
+        if share.is_evicted() {
+            // Not reading: a close frame behind its backlog would never
+            // reach it, and the backlog is what the budget frees.
+            let peer = peer.to_string();
+            log::print(config.log_level, &Log::OverBudget { peer });
+            break;
+        }
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
             let _ = socket.shutdown_write();
             write_shut = true;
@@ -255,7 +273,7 @@ async fn connection<R: Runtime>(
             Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
             Wake::Wrote(Ok(n)) => {
                 session.advance(n);
-                wrote = n > 0;
+                written += n;
             }
             Wake::Wrote(Err(_)) => break,
             Wake::Inbox(Ok(message)) => {
@@ -268,10 +286,18 @@ async fn connection<R: Runtime>(
             }
             Wake::Inbox(Err(_)) => {
                 inbox_open = false;
-                session.outbox_closed();
+                // Closed for the budget, the connection ends above.
+                if !share.is_evicted() {
+                    session.outbox_closed();
+                }
             }
             Wake::Stop => {
                 stopping = true;
+                // Shutdown took the gate before telling us: what the chat
+                // took is all here, and goes out before the 1001.
+                while let Ok(message) = inbox.try_recv() {
+                    session.deliver(&message);
+                }
                 session.shutdown();
             }
             Wake::Timer => {
@@ -282,10 +308,7 @@ async fn connection<R: Runtime>(
     }
     // The socket is done or broken: make sure the chat forgets this client.
     session.receive_eof();
-    forward(
-        session.process(&shared.hub, &outbox, now(shared.start)),
-        config.outbox_capacity,
-    );
+    shared.process(&mut session, &outbox);
     while let Some(line) = session.poll_log() {
         log::print(config.log_level, &line);
     }
@@ -295,6 +318,16 @@ async fn connection<R: Runtime>(
 }
 
 impl<R> Shared<R> {
+    /// Lets `session` handle what happened and hands the chat messages it
+    /// led to to their outboxes, inside the gate (see [`Shared::gate`]).
+    fn process(&self, session: &mut Session, outbox: &Outbox) {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        forward(
+            session.process(&self.hub, outbox, now(self.start)),
+            self.config.outbox_capacity,
+        );
+    }
+
     /// Counts a connection from `ip` in (`+1`) or out (`-1`); returns how
     /// many it holds now.
     fn count_address(&self, ip: IpAddr, change: isize) -> usize {

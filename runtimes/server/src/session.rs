@@ -157,8 +157,13 @@ impl Session {
                         self.reply(|conn| conn.send_text(&text));
                     } else {
                         let mut hub = lock(hub);
-                        let out = hub.chat.input(self.id, &text, now);
-                        self.dispatch(out, &hub, &mut forwards);
+                        // Once shutdown has begun, input is not taken: a
+                        // message taken now might reach only the part of the
+                        // room not yet closed.
+                        if !hub.stopping {
+                            let out = hub.chat.input(self.id, &text, now);
+                            self.dispatch(out, &hub, &mut forwards);
+                        }
                     }
                     self.conn.recycle(Message::Text(text));
                 }
@@ -304,6 +309,10 @@ impl Session {
                     peer: self.peer.clone(),
                 });
             }
+            return Output::default();
+        }
+        if hub.stopping {
+            self.refuse(503, "the server is shutting down".into());
             return Output::default();
         }
         let wants_json = request.protocols.iter().any(|p| p == chat::SUBPROTOCOL);
@@ -618,6 +627,34 @@ mod tests {
         assert!(
             std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::SlowClient { .. }))
         );
+    }
+
+    #[test]
+    fn once_stopping_no_input_is_taken_no_join_and_no_leave_announced() {
+        let config = ServerConfig::default();
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (mut a, a_outbox) = joined(&hub, &config, "/");
+        let (mut b, _) = joined(&hub, &config, "/");
+        sent(&mut a);
+        sent(&mut b);
+        lock(&hub).stop();
+        a.receive(&client_frame(OpCode::Text, b"too late"));
+        assert!(a.process(&hub, &a_outbox, at(1)).is_empty());
+        assert!(sent(&mut a).is_empty(), "not even to the sender");
+        // A join that was still in its handshake is refused.
+        let id = lock(&hub).next_id();
+        let mut late = Session::new(id, SocketAddr::from(([127, 0, 0, 1], 5001)), &config);
+        late.receive(
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        late.process(&hub, &id.0, at(1));
+        assert!(sent(&mut late).starts_with(b"HTTP/1.1 503 "));
+        // Leaving is not announced: the whole room is going.
+        a.shutdown();
+        a.receive_eof();
+        assert!(a.process(&hub, &a_outbox, at(2)).is_empty());
+        assert_eq!(lock(&hub).len(), 1);
     }
 
     #[test]
