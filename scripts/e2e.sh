@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end test in a real headless Chromium (Debian's, driven by
 # playwright-core): two pages chat through each real server binary, which is
-# then restarted. Screenshots land in web/e2e/artifacts/.
+# then restarted; then two pages chat over https and wss. Screenshots land in
+# web/e2e/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
+if [ ! -x /usr/bin/chromium ] || ! command -v openssl >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=300 update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver openssl >/dev/null
 fi
 if [ ! -d web/e2e/node_modules/playwright-core ]; then
   (cd web/e2e && npm ci --no-audit --no-fund --silent)
@@ -20,6 +21,7 @@ for bin in tincan-smol tincan-async-std; do
   if TINCAN_BIN="target/release/$bin" node --test --test-reporter=spec web/e2e/chat.test.mjs; then
     cp web/e2e/artifacts/chat.png "web/e2e/artifacts/chat-$bin.png"
     cp web/e2e/artifacts/after-restart.png "web/e2e/artifacts/after-restart-$bin.png"
+    cp web/e2e/artifacts/chat-tls.png "web/e2e/artifacts/chat-tls-$bin.png"
   else
     status=1
   fi

@@ -48,7 +48,8 @@ setup_autobahn() {
 }
 
 setup_browser() {
-  apt_install chromium chromium-driver
+  # openssl makes the browser test's certificate (web/e2e/chat.test.mjs).
+  apt_install chromium chromium-driver openssl
   if [ ! -d web/e2e/node_modules/playwright-core ]; then
     say "npm ci in web/e2e"
     (cd web/e2e && npm ci --no-audit --no-fund --silent)

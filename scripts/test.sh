@@ -42,6 +42,8 @@ if ! $quick; then
   stage "autobahn setup" scripts/setup.sh autobahn
   stage "autobahn smol" scripts/autobahn.sh target/release/tincan-smol smol
   stage "autobahn async-std" scripts/autobahn.sh target/release/tincan-async-std async-std
+  stage "autobahn smol wss" env AUTOBAHN_TLS=1 scripts/autobahn.sh target/release/tincan-smol smol-wss
+  stage "autobahn async-std wss" env AUTOBAHN_TLS=1 scripts/autobahn.sh target/release/tincan-async-std async-std-wss
   stage "browser setup" scripts/setup.sh browser
   stage "browser end-to-end" scripts/e2e.sh
   stage "wasm setup" scripts/setup.sh wasm

@@ -1,5 +1,7 @@
 // Two headless Chromium pages chat through a real tincan server binary; the
-// server restarts and both pages reconnect by themselves.
+// server restarts and both pages reconnect by themselves. Then the same over
+// https and wss (--tls-cert, --tls-key), with a certificate made for the test
+// that the browser trusts by its key (--ignore-certificate-errors-spki-list).
 //
 //   TINCAN_BIN=target/release/tincan-smol node --test web/e2e/chat.test.mjs
 //
@@ -8,9 +10,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -32,8 +36,8 @@ function freePort() {
 }
 
 /** Starts the server and resolves once it logs that it listens. */
-function startServer(port) {
-  const child = spawn(bin, ['--ping-interval', '5', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServer(port, args = []) {
+  const child = spawn(bin, ['--ping-interval', '5', ...args, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.log = '';
   const ready = new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`no listening line in ${WAIT} ms:\n${child.log}`)), WAIT);
@@ -59,13 +63,13 @@ function stopServer(child) {
   });
 }
 
-async function openChat(browser, port, room, nick) {
+async function openChat(browser, port, room, nick, origin = `http://127.0.0.1:${port}`) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('dialog', (dialog) => {
     throw new Error(`a dialog opened: ${dialog.message()}`);
   });
-  await page.goto(`http://127.0.0.1:${port}/${room}`);
+  await page.goto(`${origin}/${room}`);
   await page.waitForFunction(() => document.getElementById('status').dataset.state === 'open', null, { timeout: WAIT });
   // Set the nickname with the keyboard only.
   await page.focus('#nick');
@@ -83,14 +87,18 @@ async function say(page, text) {
 
 const line = (page, text) => page.locator('#messages li', { hasText: text });
 
+function launch(extraArgs = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
+  });
+}
+
 test('two pages chat, see presence, and reconnect after a server restart', { timeout: 120_000 }, async () => {
   const port = await freePort();
   let server = await startServer(port);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const alice = await openChat(browser, port, 'e2e', 'alice');
     const joins = line(alice, / joined$/);
@@ -168,5 +176,46 @@ test('two pages chat, see presence, and reconnect after a server restart', { tim
   } finally {
     await browser.close();
     await stopServer(server);
+  }
+});
+
+/** A self-signed certificate for localhost and 127.0.0.1, made for this run
+ * (openssl, P-256), and the base64 SHA-256 of its public key, which is how
+ * Chromium is told to trust it. */
+function makeCertificate(dir) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert,
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const spki = createPublicKey(readFileSync(key)).export({ type: 'spki', format: 'der' });
+  return { cert, key, spki: createHash('sha256').update(spki).digest('base64') };
+}
+
+test('two pages chat over https and wss', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tincan-e2e-tls-'));
+  const { cert, key, spki } = makeCertificate(dir);
+  const port = await freePort();
+  const server = await startServer(port, ['--tls-cert', cert, '--tls-key', key]);
+  assert.match(server.log, /TLS: https and wss/);
+  const browser = await launch([`--ignore-certificate-errors-spki-list=${spki}`]);
+  try {
+    const origin = `https://localhost:${port}`;
+    const alice = await openChat(browser, port, 'tls', 'alice', origin);
+    const bob = await openChat(browser, port, 'tls', 'bob', origin);
+    // The page came over https and so connects with wss (plain ws from an
+    // https page would be blocked as mixed content).
+    assert.equal(await alice.evaluate(() => location.protocol), 'https:');
+    await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
+    await say(alice, 'hello over wss');
+    await line(bob, 'hello over wss').waitFor({ timeout: WAIT });
+    await say(bob, 'encrypted reply');
+    await line(alice, 'encrypted reply').waitFor({ timeout: WAIT });
+    mkdirSync(artifacts, { recursive: true });
+    await alice.screenshot({ path: join(artifacts, 'chat-tls.png'), fullPage: true });
+  } finally {
+    await browser.close();
+    assert.equal(await stopServer(server), 0, 'SIGTERM exits 0');
+    rmSync(dir, { recursive: true, force: true });
   }
 });

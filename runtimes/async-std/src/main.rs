@@ -18,7 +18,7 @@ use std::time::Instant;
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-use tincan_server::{Listener, Runtime, Socket};
+use tincan_server::{IntoStream, Listener, Runtime, Socket};
 
 #[derive(Debug, Clone, Copy)]
 struct AsyncStd;
@@ -71,6 +71,15 @@ impl Socket for AsyncStdSocket {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
+    }
+}
+
+impl IntoStream for AsyncStdSocket {
+    /// async-std's `TcpStream` implements the futures-io traits.
+    type Stream = TcpStream;
+
+    fn into_stream(self) -> TcpStream {
+        self.0
     }
 }
 

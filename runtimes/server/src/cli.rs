@@ -4,12 +4,13 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, TlsFiles};
 use crate::log::LogLevel;
 use crate::origin::OriginPolicy;
 
@@ -165,6 +166,25 @@ struct Args {
     )]
     allowed_origins: Vec<String>,
 
+    /// Serve https and wss with this PEM certificate chain (needs
+    /// --tls-key); reread on SIGHUP
+    #[arg(
+        long,
+        env = "TINCAN_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert; reread on SIGHUP
+    #[arg(
+        long,
+        env = "TINCAN_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+
     /// Lines below this level are not printed
     #[arg(long, env = "TINCAN_LOG_LEVEL", value_name = "LEVEL", default_value_t = DEFAULT.log_level)]
     log_level: LogLevel,
@@ -219,6 +239,10 @@ where
     config.socket_send_buffer = args.socket_send_buffer;
     config.max_connections_per_ip =
         (args.max_connections_per_ip > 0).then_some(args.max_connections_per_ip);
+    config.tls = args
+        .tls_cert
+        .zip(args.tls_key)
+        .map(|(cert, key)| TlsFiles { cert, key });
     Ok(config)
 }
 
@@ -311,6 +335,23 @@ mod tests {
         assert_eq!(config.connection.ping_interval, None);
         assert_eq!(config.connection.max_message_size, 100);
         assert_eq!(config.port, 9001);
+        assert_eq!(config.tls, None);
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let config = run(&["--tls-cert", "c.pem", "--tls-key=k.pem", "443"]).expect("runs");
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        for half in [["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]] {
+            let error = run(&[half[0], half[1], "443"]).expect_err("one file");
+            assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument, "{half:?}");
+        }
     }
 
     #[test]

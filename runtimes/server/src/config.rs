@@ -2,6 +2,7 @@
 //! the command line ([`crate::cli`]) shows these values in `--help`.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tincan_chat::ChatConfig;
@@ -48,6 +49,19 @@ pub struct ServerConfig {
     /// Connections one IP address may hold at once (open, in the handshake
     /// or closing); more get 503. `None`: no limit.
     pub max_connections_per_ip: Option<usize>,
+    /// Serve https and wss with this certificate and key; `None`: plain
+    /// http and ws.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the TLS certificate and key are: PEM files, read at start and again
+/// on SIGHUP (see [`crate::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
@@ -69,6 +83,7 @@ impl ServerConfig {
         max_connections_per_ip: Some(100),
         max_queued_bytes: Some(64 << 20),
         socket_send_buffer: 64 << 10,
+        tls: None,
     };
 
     /// The connection limits of one client. In chat mode no message can be

@@ -14,7 +14,8 @@
 //! - [`page`]: the browser page and its wasm codec, embedded;
 //! - [`read_buffer`]: the per-connection read buffer;
 //! - [`runtime`]: the trait a runtime implements;
-//! - [`serve`]: the accept loop and the connection task.
+//! - [`serve`]: the accept loop and the connection task;
+//! - [`tls`]: https and wss on rustls, and the certificate reload.
 //!
 //! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
 //! crates under it; this crate adds the sockets, the clock, the threads and
@@ -42,11 +43,12 @@ pub mod read_buffer;
 pub mod runtime;
 pub mod serve;
 pub mod session;
+pub mod tls;
 
 use std::process::ExitCode;
 
 pub use config::ServerConfig;
-pub use runtime::{Listener, Runtime, Socket};
+pub use runtime::{IntoStream, Listener, Runtime, Socket};
 
 /// Parses the command line, then serves until SIGINT or SIGTERM. Exit status
 /// 0 after a clean shutdown or `--help`/`--version`, 2 for a bad command

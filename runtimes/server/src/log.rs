@@ -37,6 +37,8 @@ pub enum Log {
     Listening {
         /// The port it listens on.
         port: u16,
+        /// Whether it serves https and wss there.
+        tls: bool,
     },
     /// An upgrade request arrived.
     UpgradeRequest {
@@ -148,6 +150,33 @@ pub enum Log {
         /// The close reason.
         reason: String,
     },
+    /// A TLS connection was closed before its handshake: its address, or
+    /// the server, already holds as many connections as allowed.
+    TlsRefused {
+        /// The client's address.
+        peer: String,
+        /// Which limit.
+        reason: &'static str,
+    },
+    /// A TLS handshake failed (a plain HTTP request on the TLS port, say) or
+    /// did not finish within the handshake timeout.
+    TlsHandshakeFailed {
+        /// The client's address.
+        peer: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// SIGHUP: the certificate and key were read again and are in use.
+    TlsReloaded {
+        /// The certificate file.
+        cert: String,
+    },
+    /// SIGHUP: the certificate and key could not be read again; the old pair
+    /// stays in use.
+    TlsReloadFailed {
+        /// Why.
+        error: String,
+    },
     /// The server is stopping.
     ShuttingDown {
         /// How many clients get a 1001 close.
@@ -163,7 +192,10 @@ impl Log {
             | Self::ProtocolError { .. }
             | Self::SlowClient { .. }
             | Self::OverBudget { .. }
-            | Self::Flooding { .. } => LogLevel::Warn,
+            | Self::Flooding { .. }
+            | Self::TlsRefused { .. }
+            | Self::TlsHandshakeFailed { .. }
+            | Self::TlsReloadFailed { .. } => LogLevel::Warn,
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
         }
@@ -179,7 +211,15 @@ impl Log {
 impl fmt::Display for Log {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Listening { port } => write!(f, "WebSocket server listening on port {port}"),
+            Self::Listening { port, tls: false } => {
+                write!(f, "WebSocket server listening on port {port}")
+            }
+            Self::Listening { port, tls: true } => {
+                write!(
+                    f,
+                    "WebSocket server listening on port {port} (TLS: https and wss)"
+                )
+            }
             Self::UpgradeRequest { peer } => write!(f, "HTTP upgrade request from {peer}"),
             Self::HandshakeComplete { .. } => write!(f, "WebSocket handshake complete"),
             Self::HandshakeRejected {
@@ -237,6 +277,16 @@ impl fmt::Display for Log {
             }
             Self::Closed { peer, code, reason } => {
                 write!(f, "Connection with {peer} closed: {code} {reason:?}")
+            }
+            Self::TlsRefused { peer, reason } => {
+                write!(f, "Refused TLS connection from {peer}: {reason}")
+            }
+            Self::TlsHandshakeFailed { peer, error } => {
+                write!(f, "TLS handshake with {peer} failed: {error}")
+            }
+            Self::TlsReloaded { cert } => write!(f, "Reloaded TLS certificate {cert}"),
+            Self::TlsReloadFailed { error } => {
+                write!(f, "TLS reload failed, keeping the old certificate: {error}")
             }
             Self::ShuttingDown { clients } => {
                 write!(

@@ -6,6 +6,10 @@
 //!
 //! Signals have a default implementation on `async-signal`, which works under
 //! any runtime; a runtime with its own signal handling may override it.
+//!
+//! TLS ([`crate::tls`]) is written once too: futures-rustls wraps any
+//! futures-io stream, so a runtime's socket only has to be had as one
+//! ([`IntoStream`]).
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -14,10 +18,14 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
+use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{Stream, StreamExt};
 
 /// The signals that stop the server: one item per SIGINT or SIGTERM.
 pub type ShutdownSignals = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
+/// The signal that reloads the TLS certificate: one item per SIGHUP.
+pub type ReloadSignals = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 /// An async runtime, as the serve loop uses it.
 pub trait Runtime: Clone + Send + Sync + 'static {
@@ -44,12 +52,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         let signals = Signals::new([Signal::Int, Signal::Term])?;
         Ok(Box::pin(signals.map(|_| ())))
     }
+
+    /// SIGHUP, as a stream (asked for only when serving TLS, so that
+    /// otherwise SIGHUP keeps its default effect).
+    fn reload_signals(&self) -> io::Result<ReloadSignals> {
+        let signals = Signals::new([Signal::Hup])?;
+        Ok(Box::pin(signals.map(|_| ())))
+    }
 }
 
 /// A listening TCP socket.
 pub trait Listener: Send + Sync + 'static {
     /// An accepted connection.
-    type Socket: Socket;
+    type Socket: Socket + IntoStream;
 
     /// The next connection and its peer's address.
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Socket, SocketAddr)>> + Send;
@@ -77,6 +92,30 @@ pub trait Socket: Send + Sync + 'static {
     /// events are seen first. Nothing to do (the default) where the reactor
     /// runs apart from the tasks and a yield is enough.
     fn defer_read(&self) {}
+
+    /// Whether bytes wait above the kernel (TLS records that a write
+    /// accepted but could not send yet): then the serve loop calls
+    /// [`Socket::flush`] even with nothing new to write.
+    fn wants_flush(&self) -> bool {
+        false
+    }
+
+    /// Sends what [`Socket::wants_flush`] reported (and, after
+    /// [`Socket::shutdown_write`], the end of the stream).
+    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// An accepted socket that can also be had as a futures-io byte stream,
+/// which is what [`crate::tls`] wraps.
+pub trait IntoStream {
+    /// The runtime's stream type (smol's `Async<TcpStream>`, async-std's
+    /// `TcpStream`).
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
+
+    /// The socket as a stream, for TLS.
+    fn into_stream(self) -> Self::Stream;
 }
 
 /// A listening socket on `addr`, non-blocking, whose accepted sockets have a

@@ -1,6 +1,8 @@
 //! The serve loop, written once for every runtime: accept connections, drive
 //! one [`Session`] per socket, carry chat messages between sessions through
-//! bounded outboxes, and shut down on SIGINT or SIGTERM.
+//! bounded outboxes, and shut down on SIGINT or SIGTERM. With TLS, each
+//! connection task runs its TLS handshake first (under the handshake
+//! timeout, never in the accept loop), and SIGHUP reloads the certificate.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,8 +25,9 @@ use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::read_buffer::ReadBuffer;
-use crate::runtime::{self, Listener, Runtime, Socket};
+use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Forward, Session};
+use crate::tls::{self, TlsAcceptor};
 
 /// How much a connection may do without waiting before it yields to the
 /// others: a client that keeps its socket full (pings, empty frames) would
@@ -77,6 +80,10 @@ pub async fn serve<R: Runtime>(
     // Every client is a file descriptor: lift the soft limit (often 1024) to
     // the hard one, or --max-clients would be out of reach.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let mut tls = match &config.tls {
+        Some(files) => Some(tls::load(files).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = runtime::listen(addr, config.socket_send_buffer)
         .and_then(|listener| runtime.listener(listener))
@@ -84,7 +91,21 @@ pub async fn serve<R: Runtime>(
     let mut signals = runtime
         .shutdown_signals()
         .map_err(|e| format!("cannot handle signals: {e}"))?;
-    log::print(config.log_level, &Log::Listening { port: config.port });
+    let mut reloads = match tls {
+        Some(_) => Some(
+            runtime
+                .reload_signals()
+                .map_err(|e| format!("cannot handle SIGHUP: {e}"))?,
+        ),
+        None => None,
+    };
+    log::print(
+        config.log_level,
+        &Log::Listening {
+            port: config.port,
+            tls: tls.is_some(),
+        },
+    );
 
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let (alive, all_done) = async_channel::bounded::<()>(1);
@@ -101,22 +122,48 @@ pub async fn serve<R: Runtime>(
         _alive: alive,
     });
     loop {
-        let accepted = async { Some(listener.accept().await) }.or(async {
-            signals.next().await;
-            None
-        });
+        let accepted = async { Accept::Socket(listener.accept().await) }
+            .or(async {
+                signals.next().await;
+                Accept::Stop
+            })
+            .or(async {
+                match &mut reloads {
+                    Some(reloads) => {
+                        reloads.next().await;
+                        Accept::Reload
+                    }
+                    None => future::pending().await,
+                }
+            });
         match accepted.await {
-            Some(Ok((socket, peer))) => {
-                let task = connection(socket, peer, shared.clone());
+            Accept::Socket(Ok((socket, peer))) => {
+                let task = connection(socket, peer, shared.clone(), tls.clone());
                 shared.runtime.spawn(task);
             }
-            Some(Err(e)) => {
+            Accept::Reload => {
+                let level = shared.config.log_level;
+                match shared.config.tls.as_ref().map(tls::load) {
+                    Some(Ok(acceptor)) => {
+                        tls = Some(acceptor);
+                        let cert = shared.config.tls.as_ref().map(|f| f.cert.display());
+                        let cert = cert.map(|c| c.to_string()).unwrap_or_default();
+                        log::print(level, &Log::TlsReloaded { cert });
+                    }
+                    Some(Err(e)) => {
+                        let error = e.to_string();
+                        log::print(level, &Log::TlsReloadFailed { error });
+                    }
+                    None => {}
+                }
+            }
+            Accept::Socket(Err(e)) => {
                 // Out of file descriptors and the like: back off briefly.
                 eprintln!("{program}: accept failed: {e}");
                 let pause = Instant::now() + Duration::from_millis(100);
                 shared.runtime.timer_at(pause).await;
             }
-            None => break,
+            Accept::Stop => break,
         }
     }
     let clients = shared.connections.load(Ordering::Relaxed);
@@ -143,33 +190,110 @@ pub async fn serve<R: Runtime>(
     Ok(())
 }
 
+/// What woke the accept loop.
+enum Accept<S> {
+    Socket(io::Result<(S, SocketAddr)>),
+    Stop,
+    Reload,
+}
+
 /// What woke a connection task.
 enum Wake {
     Read(io::Result<usize>),
     Wrote(io::Result<usize>),
+    Flushed(io::Result<()>),
     Inbox(Result<PreparedMessage, async_channel::RecvError>),
     Stop,
     Timer,
 }
 
-/// Drives one connection until its session is finished.
+/// Serves one accepted connection, over TLS if `tls` is set. It counts
+/// against the connection limits from the start, TLS handshake included.
 async fn connection<R: Runtime>(
     socket: <R::Listener as Listener>::Socket,
     peer: SocketAddr,
     shared: Arc<Shared<R>>,
+    tls: Option<TlsAcceptor>,
 ) {
-    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let total = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let from_address = shared.count_address(peer.ip(), 1);
+    let over_address_limit = shared
+        .config
+        .max_connections_per_ip
+        .is_some_and(|max| from_address > max);
+    match tls {
+        None => drive(socket, peer, &shared, over_address_limit).await,
+        Some(acceptor) => {
+            // A TLS handshake is the expensive part: past a limit the
+            // connection is closed before it, not answered 503 after it.
+            let refused = if over_address_limit {
+                Some("too many connections from its address")
+            } else if total > shared.config.chat.max_clients {
+                Some("the server is full")
+            } else {
+                None
+            };
+            let level = shared.config.log_level;
+            if let Some(reason) = refused {
+                let peer = peer.to_string();
+                log::print(level, &Log::TlsRefused { peer, reason });
+            } else if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
+                drive(socket, peer, &shared, false).await;
+            }
+        }
+    }
+    shared.count_address(peer.ip(), -1);
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Runs the TLS handshake within the handshake timeout (or until shutdown);
+/// `None` if it failed, which is logged.
+async fn tls_handshake<R: Runtime, S: IntoStream>(
+    shared: &Shared<R>,
+    acceptor: &TlsAcceptor,
+    socket: S,
+    peer: SocketAddr,
+) -> Option<tls::TlsSocket<S::Stream>> {
+    let timeout = shared.config.connection.handshake_timeout;
+    let timer = shared.runtime.timer_at(Instant::now() + timeout);
+    let handshake = async {
+        tls::accept(acceptor, socket.into_stream())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let expired = async {
+        timer.await;
+        Err(format!("not finished within {} s", timeout.as_secs_f32()))
+    };
+    let stopped = async {
+        let _ = shared.stop.recv().await;
+        Err("the server is shutting down".to_owned())
+    };
+    match handshake.or(expired).or(stopped).await {
+        Ok(socket) => Some(socket),
+        Err(error) => {
+            let peer = peer.to_string();
+            let line = Log::TlsHandshakeFailed { peer, error };
+            log::print(shared.config.log_level, &line);
+            None
+        }
+    }
+}
+
+/// Drives one connection until its session is finished.
+async fn drive<R: Runtime>(
+    socket: impl Socket,
+    peer: SocketAddr,
+    shared: &Shared<R>,
+    over_address_limit: bool,
+) {
     let config = &shared.config;
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
     let mut share = shared.budget.join(id, outbox.clone());
     let mut session = Session::new(id, peer, config);
-    if config
-        .max_connections_per_ip
-        .is_some_and(|max| from_address > max)
-    {
+    if over_address_limit {
         session.over_address_limit();
     }
     let mut buf = ReadBuffer::new();
@@ -220,6 +344,7 @@ async fn connection<R: Runtime>(
         let write = async {
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             match session.poll_transmit_vectored(&mut slices) {
+                0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
                 0 => future::pending().await,
                 n => Wake::Wrote(socket.write_vectored(&slices[..n]).await),
             }
@@ -275,7 +400,8 @@ async fn connection<R: Runtime>(
                 session.advance(n);
                 written += n;
             }
-            Wake::Wrote(Err(_)) => break,
+            Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
+            Wake::Flushed(Ok(())) => {}
             Wake::Inbox(Ok(message)) => {
                 // Take what else is waiting too (the outbox is bounded), so
                 // that it all leaves in one write.
@@ -313,8 +439,6 @@ async fn connection<R: Runtime>(
         log::print(config.log_level, &line);
     }
     shared.budget.leave(share);
-    shared.count_address(peer.ip(), -1);
-    shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl<R> Shared<R> {

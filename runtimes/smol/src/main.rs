@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Timer};
-use tincan_server::{Listener, Runtime, Socket};
+use tincan_server::{IntoStream, Listener, Runtime, Socket};
 
 /// One thread runs every connection and drives the reactor itself, so a
 /// socket event wakes its task without a thread switch.
@@ -97,6 +97,15 @@ impl Socket for SmolSocket {
     /// socket events waiting.
     fn defer_read(&self) {
         self.may_read.store(false, Ordering::Relaxed);
+    }
+}
+
+/// For TLS: `Async<TcpStream>` is a futures-io stream as it is.
+impl IntoStream for SmolSocket {
+    type Stream = Async<TcpStream>;
+
+    fn into_stream(self) -> Async<TcpStream> {
+        self.stream
     }
 }
 
