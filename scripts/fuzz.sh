@@ -12,7 +12,7 @@ cargo +nightly fuzz --version >/dev/null 2>&1 || scripts/setup.sh fuzz
 
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(handshake frame connection utf8 chat)
+[ ${#targets[@]} -eq 0 ] && targets=(handshake frame connection utf8 chat deflate)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 

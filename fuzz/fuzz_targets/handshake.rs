@@ -1,7 +1,8 @@
 //! Arbitrary bytes, in arbitrary pieces, into the server's request parser and
 //! the client's response parser: the verdict (the request or response, the
 //! error, the bytes left over, everything the connection says and sends) must
-//! not depend on the split.
+//! not depend on the split. Both sides negotiate permessage-deflate, so
+//! extension offers and answers (RFC 7692 §5, §7.1) are parsed too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -40,6 +41,7 @@ fn parse(pieces: &[&[u8]]) -> String {
 fn converse(role: Role, pieces: &[&[u8]]) -> (Vec<Event>, Vec<u8>) {
     let config = Config {
         max_head_size: 512,
+        deflate: true,
         ..Config::default()
     };
     let mut conn = Connection::new(role, config);
