@@ -164,6 +164,16 @@ export class Decoder {
         wasm.__wbg_decoder_free(ptr, 0);
     }
     /**
+     * Accepts messages compressed with permessage-deflate (RFC 7692), as
+     * negotiated: `keep_context` when the sender may refer back to earlier
+     * messages (it did not agree to `*_no_context_takeover`). Call it before
+     * the first frame.
+     * @param {boolean} keep_context
+     */
+    enableDeflate(keep_context) {
+        wasm.decoder_enableDeflate(this.__wbg_ptr, keep_context);
+    }
+    /**
      * A decoder for what a server receives (`as_server`, masked frames) or
      * what a client receives.
      * @param {boolean} as_server
@@ -516,6 +526,39 @@ export function checkResponse(head, key, protocols) {
 }
 
 /**
+ * Encodes a whole message compressed with permessage-deflate (RFC 7692
+ * §7.2.1: each message on its own, a window of `2^window_bits` bytes,
+ * 8–15): one frame with RSV1 set, masked with `mask` for client frames.
+ * @param {number} opcode
+ * @param {Uint8Array | number[]} payload
+ * @param {number} window_bits
+ * @param {Uint8Array | number[] | null} [mask]
+ * @returns {Uint8Array}
+ */
+export function encodeCompressed(opcode, payload, window_bits, mask) {
+    const val3 = +opcode;
+    const val4 = +window_bits;
+    let ptr0, len0, ptr1, len1;
+    try {
+        ptr0 = passArray8ToWasm0(payload, wasm.__wbindgen_malloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = isLikeNone(mask) ? 0 : passArray8ToWasm0(mask, wasm.__wbindgen_malloc);
+        len1 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.encodeCompressed(val3, ptr0, len0, val4, ptr1, len1);
+    if (ret[3]) {
+        throw takeFromExternrefTable0(ret[2]);
+    }
+    var v5 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
+    wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+    return v5;
+}
+
+/**
  * Encodes one frame: `opcode` (0–2, 8–10), FIN, the payload, and a 4-byte
  * masking key for client frames (§5.2).
  * @param {number} opcode
@@ -550,12 +593,16 @@ export function encodeFrame(opcode, fin, payload, mask) {
 /**
  * The frame that carries `text` as the browser sends it (masked with
  * `mask`) or receives it (unmasked), decoded back as its receiver would.
+ * With `compressed`, the frame a permessage-deflate connection carries: the
+ * payload compressed (RSV1 set), as tincan and browsers send messages of 64
+ * bytes or more.
  * @param {string} text
  * @param {boolean} sent
  * @param {Uint8Array | number[] | null} [mask]
+ * @param {boolean | null} [compressed]
  * @returns {Frame[]}
  */
-export function inspectText(text, sent, mask) {
+export function inspectText(text, sent, mask, compressed) {
     const val3 = +sent;
     let ptr0, len0, ptr1, len1;
     try {
@@ -568,7 +615,7 @@ export function inspectText(text, sent, mask) {
         if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
         throw e;
     }
-    const ret = wasm.inspectText(ptr0, len0, val3, ptr1, len1);
+    const ret = wasm.inspectText(ptr0, len0, val3, ptr1, len1, isLikeNone(compressed) ? 0xFFFFFF : compressed ? 1 : 0);
     if (ret[3]) {
         throw takeFromExternrefTable0(ret[2]);
     }
