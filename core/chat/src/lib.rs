@@ -549,15 +549,23 @@ impl Chat {
     /// Encodes `notice` once per format among `to` and adds the deliveries.
     fn notify(&self, out: &mut Output, to: &[ClientId], notice: &Notice<'_>, now: Now) {
         for format in [Format::Plain, Format::Json] {
+            // Whether anyone in the group takes compressed frames, found in
+            // the same pass.
+            let mut deflate = false;
             let group: Vec<ClientId> = to
                 .iter()
                 .copied()
-                .filter(|id| self.members.get(id).is_some_and(|m| m.format == format))
+                .filter(|id| match self.members.get(id) {
+                    Some(m) if m.format == format => {
+                        deflate |= m.deflate;
+                        true
+                    }
+                    _ => false,
+                })
                 .collect();
             let Some(room) = group.first().map(|id| self.members[id].room.as_str()) else {
                 continue;
             };
-            let deflate = group.iter().any(|id| self.members[id].deflate);
             for text in format::render(format, room, notice, now.unix_ms) {
                 let message = PreparedMessage::text(&text);
                 out.deliveries.push(Delivery {
@@ -621,6 +629,7 @@ mod tests {
     use super::*;
     use tincan_core::FrameHeader;
 
+    mod deflate;
     mod history_cache;
     mod nicknames;
     mod reconnects;
