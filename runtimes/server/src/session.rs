@@ -330,7 +330,10 @@ impl Session {
                     Ok(()) => (200, text, Cow::Borrowed(&b"ready\n"[..])),
                     Err(not_ready) => (503, text, format!("{not_ready}\n").into_bytes().into()),
                 },
-                ("GET", "/metrics") if self.serves_metrics => {
+                // Not the page of a room "metrics" either when
+                // --metrics-bind moved it: a scraper must not get a page.
+                ("GET", "/metrics") if !self.serves_metrics => not_found,
+                ("GET", "/metrics") => {
                     let body = self.metrics.render(hub.chat.room_sizes());
                     (200, metrics::CONTENT_TYPE, body.into_bytes().into())
                 }
