@@ -153,7 +153,6 @@ impl Session {
 
     /// A chat message from another session, taken from this client's outbox.
     pub fn deliver(&mut self, outgoing: Outgoing) {
-        self.metrics.deliveries_out.inc();
         if let Err(SendError::QueueFull) = self.conn.send_prepared(&outgoing.message) {
             self.too_slow();
         }
@@ -466,6 +465,12 @@ impl Session {
     ) {
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
+        }
+        // Counted once per chat output, not once per recipient: a broadcast
+        // to a thousand is one atomic add.
+        let deliveries: usize = out.deliveries.iter().map(|d| d.to.len()).sum();
+        if deliveries > 0 {
+            self.metrics.deliveries_out.inc_by(deliveries as u64);
         }
         for delivery in out.deliveries {
             for recipient in delivery.to {
