@@ -114,3 +114,19 @@ pub enum NotReady {
 pub fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
     hub.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_until_a_drain_then_not_until_the_end() {
+        let mut hub: Hub<()> = Hub::new(ChatConfig::DEFAULT);
+        assert_eq!(hub.readiness(), Ok(()));
+        hub.drain();
+        assert_eq!(hub.readiness(), Err(NotReady::Draining));
+        assert!(!hub.is_stopping(), "a drain still takes chat input");
+        hub.stop();
+        assert_eq!(hub.readiness(), Err(NotReady::Stopping));
+    }
+}

@@ -247,3 +247,64 @@ impl Drop for Sample {
         self.histogram.observe(self.arrived.elapsed().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_count_refusals_and_closes_by_reason() {
+        let metrics = Metrics::default();
+        let peer = || "127.0.0.1:1".to_owned();
+        metrics.record(&Log::HandshakeRejected {
+            peer: peer(),
+            status: 503,
+            reason: "full".into(),
+        });
+        metrics.record(&Log::SlowClient { peer: peer() });
+        metrics.record(&Log::Flooding { peer: peer() });
+        metrics.record(&Log::Flooding { peer: peer() });
+        metrics.record(&Log::Joined {
+            peer: peer(),
+            nick: "a".into(),
+            room: "lobby".into(),
+        });
+        metrics.closed(CloseCode::GoingAway);
+        let text = metrics.render((2, 7));
+        for line in [
+            "tincan_handshakes_refused_total{status=\"503\"} 1",
+            "tincan_clients_closed_total{reason=\"slow\"} 1",
+            "tincan_clients_closed_total{reason=\"flooding\"} 2",
+            "tincan_closes_total{code=\"1001\"} 1",
+            "tincan_rooms 2",
+            "tincan_largest_room_clients 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    /// How many latencies `metrics` recorded, as a scrape shows it.
+    fn latencies(metrics: &Metrics) -> usize {
+        let text = metrics.render((0, 0));
+        let prefix = "tincan_message_latency_seconds_count ";
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+    }
+
+    #[test]
+    fn one_message_in_64_is_sampled_and_recorded_when_let_go() {
+        let metrics = Metrics::default();
+        let samples: Vec<_> = (0..128).filter_map(|_| metrics.message_in()).collect();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(metrics.messages_in.get(), 128);
+        assert_eq!(latencies(&metrics), 0);
+        let held = samples[0].clone();
+        drop(samples);
+        // One recipient still holds the first: only the second is recorded.
+        assert_eq!(latencies(&metrics), 1);
+        drop(held);
+        assert_eq!(latencies(&metrics), 2);
+    }
+}
