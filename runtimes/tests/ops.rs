@@ -173,6 +173,40 @@ fn metrics_move_with_real_traffic() {
 }
 
 #[test]
+fn a_flooder_closed_by_the_server_is_counted_by_reason_and_code() {
+    let server = Server::start(&["--rate", "0.5", "--burst", "1"]);
+    let (mut a, _) = ws_connect(&server, "/");
+    expect_welcome(&mut a);
+    // One taken, then ten refused in a row: closed with 1008.
+    for i in 0..12 {
+        if a.send(Message::text(format!("flood {i}"))).is_err() {
+            break;
+        }
+    }
+    let (code, _) = ws_expect_close(&mut a);
+    assert_eq!(code, 1008);
+    let after = scrape_until(server.port, "the flooder counted", |s| {
+        value(s, "tincan_closes_total", &[("code", "1008")]).is_some()
+    });
+    assert_eq!(
+        value(
+            &after,
+            "tincan_clients_closed_total",
+            &[("reason", "flooding")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&after, "tincan_clients_closed_total", &[("reason", "slow")]),
+        None
+    );
+    assert_eq!(
+        value(&after, "tincan_closes_total", &[("code", "1008")]),
+        Some(1.0)
+    );
+}
+
+#[test]
 fn metrics_bind_serves_metrics_on_its_own_port_only() {
     let ops = free_port();
     let bind = format!("127.0.0.1:{ops}");

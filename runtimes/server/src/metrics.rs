@@ -135,7 +135,8 @@ impl Metrics {
         );
         r.register(
             "clients_closed",
-            "Clients closed by the server: slow, flooding, over_budget, idle, no_pong",
+            "Clients closed by the server: slow, flooding, over_budget, idle, no_pong, \
+             over_limit (before TLS)",
             m.clients_closed.clone(),
         );
         r.register("rooms", "Rooms with at least one client", m.rooms.clone());
@@ -195,6 +196,7 @@ impl Metrics {
             Log::OverBudget { .. } => "over_budget",
             Log::Idle { .. } => "idle",
             Log::NoPong { .. } => "no_pong",
+            Log::TlsRefused { .. } => "over_limit",
             _ => return,
         };
         self.clients_closed
