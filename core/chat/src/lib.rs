@@ -288,6 +288,15 @@ impl Chat {
         self.members.is_empty()
     }
 
+    /// Rooms with at least one member, and the members of the largest.
+    pub fn room_sizes(&self) -> (usize, usize) {
+        self.rooms
+            .values()
+            .map(|room| room.members.len())
+            .filter(|&n| n > 0)
+            .fold((0, 0), |(rooms, largest), n| (rooms + 1, largest.max(n)))
+    }
+
     /// A client's nickname.
     pub fn nick(&self, id: ClientId) -> Option<&str> {
         self.members.get(&id).map(|m| m.nick.as_str())

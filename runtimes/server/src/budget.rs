@@ -27,21 +27,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_channel::Sender;
+use prometheus_client::metrics::gauge::Gauge;
 use tincan_chat::ClientId;
-use tincan_core::PreparedMessage;
+
+use crate::session::Outgoing;
 
 /// The budget and who holds what of it.
 #[derive(Debug)]
 pub struct Budget {
     limit: Option<usize>,
-    total: AtomicUsize,
+    /// Bytes queued on all connections together: an atomic, and the
+    /// `tincan_queued_bytes` gauge as it is.
+    total: Gauge,
     members: Mutex<HashMap<ClientId, Member>>,
 }
 
 #[derive(Debug)]
 struct Member {
     /// Closing it tells the connection's task it is too slow.
-    outbox: Sender<PreparedMessage>,
+    outbox: Sender<Outgoing>,
     backlog: Arc<Backlog>,
 }
 
@@ -123,18 +127,23 @@ impl Budget {
     pub fn new(limit: Option<usize>) -> Self {
         Self {
             limit,
-            total: AtomicUsize::new(0),
+            total: Gauge::default(),
             members: Mutex::new(HashMap::new()),
         }
     }
 
     /// Bytes queued on all connections together.
     pub fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
+        usize::try_from(self.total.get()).unwrap_or(0)
+    }
+
+    /// The total as a metric (the same atomic).
+    pub fn total_gauge(&self) -> Gauge {
+        self.total.clone()
     }
 
     /// Enters a connection, whose task listens on `outbox`'s channel.
-    pub fn join(&self, id: ClientId, outbox: Sender<PreparedMessage>) -> Share {
+    pub fn join(&self, id: ClientId, outbox: Sender<Outgoing>) -> Share {
         let backlog = Arc::new(Backlog {
             bytes: AtomicUsize::new(0),
             since_ms: AtomicU64::new(u64::MAX),
@@ -165,11 +174,9 @@ impl Budget {
         let backlog = &share.backlog;
         backlog.since_ms.store(since, Ordering::Relaxed);
         let old = backlog.bytes.swap(bytes, Ordering::Relaxed);
-        let total = if bytes >= old {
-            self.total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old)
-        } else {
-            self.total.fetch_sub(old - bytes, Ordering::Relaxed) - (old - bytes)
-        };
+        // Queues are far below i64::MAX bytes.
+        let change = bytes as i64 - old as i64;
+        let total = usize::try_from(self.total.inc_by(change) + change).unwrap_or(0);
         if self.limit.is_some_and(|limit| total > limit) {
             self.evict_oldest();
         }
@@ -179,7 +186,7 @@ impl Budget {
     pub fn leave(&self, share: Share) {
         self.lock().remove(&share.id);
         let bytes = share.backlog.bytes.swap(0, Ordering::Relaxed);
-        self.total.fetch_sub(bytes, Ordering::Relaxed);
+        self.total.dec_by(bytes as i64);
     }
 
     fn evict_oldest(&self) {
@@ -203,7 +210,7 @@ impl Budget {
                 let backlog = &member.backlog;
                 backlog.evicted.store(true, Ordering::Relaxed);
                 let bytes = backlog.bytes.swap(0, Ordering::Relaxed);
-                self.total.fetch_sub(bytes, Ordering::Relaxed);
+                self.total.dec_by(bytes as i64);
                 member.outbox.close();
             }
         }
@@ -218,10 +225,7 @@ impl Budget {
 mod tests {
     use super::*;
 
-    fn members(
-        budget: &Budget,
-        n: u64,
-    ) -> (Vec<Share>, Vec<async_channel::Receiver<PreparedMessage>>) {
+    fn members(budget: &Budget, n: u64) -> (Vec<Share>, Vec<async_channel::Receiver<Outgoing>>) {
         (0..n)
             .map(|i| {
                 let (tx, rx) = async_channel::unbounded();

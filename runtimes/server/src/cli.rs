@@ -3,7 +3,7 @@
 //! defaults of [`ServerConfig::DEFAULT`] and the variables.
 
 use std::ffi::OsString;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::config::{ServerConfig, TlsFiles};
-use crate::log::LogLevel;
+use crate::log::{LogFormat, LogLevel};
 use crate::origin::OriginPolicy;
 
 const ABOUT: &str =
@@ -185,9 +185,24 @@ struct Args {
     )]
     tls_key: Option<PathBuf>,
 
+    /// After SIGTERM, /readyz answers 503 and new clients get 503 for this
+    /// long while the clients there chat on; then they get a 1001 close
+    #[arg(long, env = "TINCAN_DRAIN_GRACE", value_name = "SECS",
+          default_value_t = DEFAULT.drain_grace.as_secs())]
+    drain_grace: u64,
+
+    /// Serve /metrics on this address and port instead of the public port
+    /// (/healthz and /readyz answer on both), e.g. 127.0.0.1:9090
+    #[arg(long, env = "TINCAN_METRICS_BIND", value_name = "ADDR:PORT")]
+    metrics_bind: Option<SocketAddr>,
+
     /// Lines below this level are not printed
     #[arg(long, env = "TINCAN_LOG_LEVEL", value_name = "LEVEL", default_value_t = DEFAULT.log_level)]
     log_level: LogLevel,
+
+    /// Log lines as text, or one JSON object per line
+    #[arg(long, env = "TINCAN_LOG_FORMAT", value_name = "FORMAT", default_value_t = DEFAULT.log_format)]
+    log_format: LogFormat,
 
     /// Same as --log-level warn
     #[arg(short, long, env = "TINCAN_QUIET")]
@@ -216,6 +231,9 @@ where
     } else {
         args.log_level
     };
+    config.log_format = args.log_format;
+    config.drain_grace = Duration::from_secs(args.drain_grace);
+    config.metrics_bind = args.metrics_bind;
     config.connection.ping_interval = duration(args.ping_interval);
     config.connection.ping_timeout = Duration::from_secs(args.ping_timeout);
     config.connection.handshake_timeout = Duration::from_secs(args.handshake_timeout);
@@ -339,6 +357,22 @@ mod tests {
     }
 
     #[test]
+    fn operations_options() {
+        let config = run(&[
+            "--log-format",
+            "json",
+            "--metrics-bind",
+            "127.0.0.1:9090",
+            "--drain-grace=15",
+            "8080",
+        ])
+        .expect("runs");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.metrics_bind, Some(([127, 0, 0, 1], 9090).into()));
+        assert_eq!(config.drain_grace, Duration::from_secs(15));
+    }
+
+    #[test]
     fn tls_takes_both_files_or_neither() {
         let config = run(&["--tls-cert", "c.pem", "--tls-key=k.pem", "443"]).expect("runs");
         assert_eq!(
@@ -378,6 +412,9 @@ mod tests {
             ["--rate", "inf", "1"],
             ["--history", "x", "1"],
             ["--ping-timeout", "0", "1"],
+            ["--metrics-bind", "127.0.0.1", "1"],
+            ["--log-format", "xml", "1"],
+            ["--drain-grace", "soon", "1"],
             ["--max-frame-size", "0", "1"],
         ] {
             let kind = kind(&bad);
@@ -416,6 +453,8 @@ mod tests {
             ("--burst", "10".into()),
             ("--idle-timeout", "1800".into()),
             ("--log-level", "info".into()),
+            ("--log-format", "text".into()),
+            ("--drain-grace", "0".into()),
         ] {
             let line = help
                 .split("\n  ")

@@ -1,14 +1,14 @@
 //! Everything a server is configured with, and every default, written once:
 //! the command line ([`crate::cli`]) shows these values in `--help`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tincan_chat::ChatConfig;
 use tincan_core::Config;
 
-use crate::log::LogLevel;
+use crate::log::{LogFormat, LogLevel};
 use crate::origin::OriginPolicy;
 
 /// Everything a server binary is configured with.
@@ -23,6 +23,15 @@ pub struct ServerConfig {
     pub echo: bool,
     /// Lines below this level are not printed.
     pub log_level: LogLevel,
+    /// Lines as text (`[HH:MM:SS] ...`) or one JSON object each.
+    pub log_format: LogFormat,
+    /// Serve `/metrics` (and `/healthz`, `/readyz`) on this address only,
+    /// off the public port; `None`: on the public port.
+    pub metrics_bind: Option<SocketAddr>,
+    /// After SIGTERM, how long the clients there keep chatting (while
+    /// `/readyz` answers 503 and new upgrades get 503) before their 1001
+    /// close. Zero: closed at once.
+    pub drain_grace: Duration,
     /// Limits and timers of each connection. The protocol crate's defaults,
     /// but for a send queue sized for chat: a chat client that falls 1 MiB
     /// behind is not reading.
@@ -71,6 +80,9 @@ impl ServerConfig {
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         echo: false,
         log_level: LogLevel::Info,
+        log_format: LogFormat::Text,
+        metrics_bind: None,
+        drain_grace: Duration::ZERO,
         connection: Config {
             max_send_queue: 1 << 20,
             deflate: true,

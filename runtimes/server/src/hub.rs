@@ -15,6 +15,9 @@ pub struct Hub<T> {
     /// Shutdown has begun: no chat input or join is taken any more, and
     /// leaving is no longer announced (the whole room is going).
     pub(crate) stopping: bool,
+    /// SIGTERM arrived: `/readyz` answers 503 and new upgrades are refused,
+    /// while the clients there chat on until the drain grace ends.
+    pub(crate) draining: bool,
     next_id: u64,
 }
 
@@ -25,6 +28,7 @@ impl<T: Clone> Hub<T> {
             chat: Chat::new(config),
             outboxes: HashMap::new(),
             stopping: false,
+            draining: false,
             next_id: 1,
         }
     }
@@ -58,6 +62,28 @@ impl<T: Clone> Hub<T> {
         self.stopping
     }
 
+    /// The drain begins (SIGTERM with a drain grace): see
+    /// [`Hub::readiness`].
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether the server takes new clients: what `/readyz` answers (200 or
+    /// 503) and what refuses an upgrade with 503 and `Retry-After`.
+    ///
+    /// The hook for what else a server needs to take clients: with a shared
+    /// backend (a `--redis` to come), losing it is one more [`NotReady`]
+    /// variant, checked here.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        if self.stopping {
+            Err(NotReady::Stopping)
+        } else if self.draining {
+            Err(NotReady::Draining)
+        } else {
+            Ok(())
+        }
+    }
+
     pub(crate) fn leave(&mut self, id: ClientId, now: Now) -> Output {
         self.outboxes.remove(&id);
         let out = self.chat.leave(id, now);
@@ -70,9 +96,37 @@ impl<T: Clone> Hub<T> {
     }
 }
 
+/// Why the server does not take new clients now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// SIGTERM: the clients there get a 1001 close when the drain grace
+    /// ends.
+    #[error("draining: the server is shutting down")]
+    Draining,
+    /// The clients are being closed with 1001.
+    #[error("the server is shutting down")]
+    Stopping,
+}
+
 /// Locks the hub only for the chat operation at hand, never across I/O or a
 /// whole batch of events. A panic elsewhere cannot leave the chat half-updated
 /// (its methods do not panic midway), so a poisoned lock is still usable.
 pub fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
     hub.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_until_a_drain_then_not_until_the_end() {
+        let mut hub: Hub<()> = Hub::new(ChatConfig::DEFAULT);
+        assert_eq!(hub.readiness(), Ok(()));
+        hub.drain();
+        assert_eq!(hub.readiness(), Err(NotReady::Draining));
+        assert!(!hub.is_stopping(), "a drain still takes chat input");
+        hub.stop();
+        assert_eq!(hub.readiness(), Err(NotReady::Stopping));
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: every setting and its default, written once;
 //! - [`cli`]: the command line on clap, with `TINCAN_<OPTION>` variables;
-//! - [`log`]: the log lines;
+//! - [`log`]: the log lines, as text or JSON;
+//! - [`metrics`]: the Prometheus metrics of `/metrics`;
 //! - [`origin`]: which web pages may connect;
 //! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
 //! - [`hub`]: what the sessions share, behind one mutex;
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod hub;
 pub mod log;
+pub mod metrics;
 pub mod origin;
 pub mod page;
 pub mod read_buffer;

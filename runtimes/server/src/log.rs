@@ -1,8 +1,9 @@
 //! The server's log lines: the seed's texts, each with its level, and how
-//! they are printed (`[HH:MM:SS] text`, UTC).
+//! they are printed: `[HH:MM:SS] text` (UTC), or with `--log-format json`
+//! one JSON object per line with the same event and its fields.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tincan_core::CloseCode;
 
@@ -26,6 +27,25 @@ impl fmt::Display for LogLevel {
             Self::Warn => "warn",
             Self::Info => "info",
             Self::Debug => "debug",
+        })
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `[HH:MM:SS] text`, the seed's lines.
+    Text,
+    /// One JSON object per line: `time` (RFC 3339, UTC), `level`, `event`,
+    /// `message` (the text line) and the event's fields.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
         })
     }
 }
@@ -177,6 +197,19 @@ pub enum Log {
         /// Why.
         error: String,
     },
+    /// The operations port (`--metrics-bind`) is listening.
+    OpsListening {
+        /// Its address and port.
+        addr: String,
+    },
+    /// SIGTERM: `/readyz` answers 503 and new clients are refused; the
+    /// clients there get a 1001 close when the grace ends.
+    Draining {
+        /// How many clients are connected.
+        clients: usize,
+        /// The grace, in seconds.
+        grace: u64,
+    },
     /// The server is stopping.
     ShuttingDown {
         /// How many clients get a 1001 close.
@@ -199,6 +232,97 @@ impl Log {
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
         }
+    }
+
+    /// The event's name in JSON lines: the variant's, in snake case.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Self::Listening { .. } => "listening",
+            Self::UpgradeRequest { .. } => "upgrade_request",
+            Self::HandshakeComplete { .. } => "handshake_complete",
+            Self::HandshakeRejected { .. } => "handshake_rejected",
+            Self::HttpRequest { .. } => "http_request",
+            Self::ReceivedText { .. } => "received_text",
+            Self::ReceivedBinary { .. } => "received_binary",
+            Self::Broadcasting { .. } => "broadcasting",
+            Self::SendingPing { .. } => "sending_ping",
+            Self::ReceivedPing => "received_ping",
+            Self::ReceivedPong => "received_pong",
+            Self::ProtocolError { .. } => "protocol_error",
+            Self::Joined { .. } => "joined",
+            Self::Idle { .. } => "idle",
+            Self::Flooding { .. } => "flooding",
+            Self::NoPong { .. } => "no_pong",
+            Self::SlowClient { .. } => "slow_client",
+            Self::OverBudget { .. } => "over_budget",
+            Self::Closed { .. } => "closed",
+            Self::TlsRefused { .. } => "tls_refused",
+            Self::TlsHandshakeFailed { .. } => "tls_handshake_failed",
+            Self::TlsReloaded { .. } => "tls_reloaded",
+            Self::TlsReloadFailed { .. } => "tls_reload_failed",
+            Self::OpsListening { .. } => "ops_listening",
+            Self::Draining { .. } => "draining",
+            Self::ShuttingDown { .. } => "shutting_down",
+        }
+    }
+
+    /// The line as one JSON object: `time` (RFC 3339, UTC, milliseconds),
+    /// `level`, `event`, `message` (the text line without its stamp), and
+    /// the event's fields (`peer`, `room`, `code`, ...).
+    pub fn to_json(&self, since_epoch: Duration) -> String {
+        use serde_json::{json, Map, Value};
+        let mut object = Map::new();
+        object.insert("time".into(), rfc3339(since_epoch).into());
+        object.insert("level".into(), self.level().to_string().into());
+        object.insert("event".into(), self.event().into());
+        object.insert("message".into(), self.to_string().into());
+        let fields = match self {
+            Self::Listening { port, tls } => json!({ "port": port, "tls": tls }),
+            Self::UpgradeRequest { peer }
+            | Self::HandshakeComplete { peer }
+            | Self::SendingPing { peer }
+            | Self::Idle { peer }
+            | Self::Flooding { peer }
+            | Self::NoPong { peer }
+            | Self::SlowClient { peer }
+            | Self::OverBudget { peer } => json!({ "peer": peer }),
+            Self::HandshakeRejected {
+                peer,
+                status,
+                reason,
+            } => json!({ "peer": peer, "status": status, "reason": reason }),
+            Self::HttpRequest {
+                peer,
+                method,
+                target,
+                status,
+            } => json!({ "peer": peer, "method": method, "target": target, "status": status }),
+            Self::ReceivedText { text, len } => json!({ "text": text, "len": len }),
+            Self::ReceivedBinary { len } => json!({ "len": len }),
+            Self::Broadcasting { clients } | Self::ShuttingDown { clients } => {
+                json!({ "clients": clients })
+            }
+            Self::ReceivedPing | Self::ReceivedPong => json!({}),
+            Self::ProtocolError { peer, error, code } => {
+                json!({ "peer": peer, "error": error, "code": code.as_u16() })
+            }
+            Self::Joined { peer, nick, room } => {
+                json!({ "peer": peer, "nick": nick, "room": room })
+            }
+            Self::Closed { peer, code, reason } => {
+                json!({ "peer": peer, "code": code.as_u16(), "reason": reason })
+            }
+            Self::TlsRefused { peer, reason } => json!({ "peer": peer, "reason": reason }),
+            Self::TlsHandshakeFailed { peer, error } => json!({ "peer": peer, "error": error }),
+            Self::TlsReloaded { cert } => json!({ "cert": cert }),
+            Self::TlsReloadFailed { error } => json!({ "error": error }),
+            Self::OpsListening { addr } => json!({ "addr": addr }),
+            Self::Draining { clients, grace } => json!({ "clients": clients, "grace": grace }),
+        };
+        if let Value::Object(fields) = fields {
+            object.extend(fields);
+        }
+        Value::Object(object).to_string()
     }
 
     /// The line with its `[HH:MM:SS]` (UTC) time stamp.
@@ -288,6 +412,16 @@ impl fmt::Display for Log {
             Self::TlsReloadFailed { error } => {
                 write!(f, "TLS reload failed, keeping the old certificate: {error}")
             }
+            Self::OpsListening { addr } => {
+                write!(f, "Serving /metrics, /healthz and /readyz on {addr}")
+            }
+            Self::Draining { clients, grace } => {
+                write!(
+                    f,
+                    "Draining: /readyz answers 503; closing {clients} connection(s) \
+                     with 1001 in {grace} s"
+                )
+            }
             Self::ShuttingDown { clients } => {
                 write!(
                     f,
@@ -298,12 +432,88 @@ impl fmt::Display for Log {
     }
 }
 
-/// Prints `line` to standard output if `level` lets it through.
-pub fn print(level: LogLevel, line: &Log) {
+/// Prints `line` to standard output in `format` if `level` lets it
+/// through.
+pub fn print(level: LogLevel, format: LogFormat, line: &Log) {
     if line.level() <= level {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        println!("{}", line.render(now.as_secs()));
+        match format {
+            LogFormat::Text => println!("{}", line.render(now.as_secs())),
+            LogFormat::Json => println!("{}", line.to_json(now)),
+        }
+    }
+}
+
+/// `since_epoch` as an RFC 3339 UTC time with milliseconds,
+/// `2026-12-02T19:46:31.123Z`.
+pub fn rfc3339(since_epoch: Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let (days, s) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days_from_civil, inverted: the proleptic Gregorian
+    // calendar in 400-year eras of 146 097 days, from 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates_across_leap_days_and_centuries() {
+        for (secs, millis, text) in [
+            (0, 0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400, 5, "2000-02-29T00:00:00.005Z"),
+            (951_868_799, 999, "2000-02-29T23:59:59.999Z"),
+            (1_764_072_000, 0, "2025-11-25T12:00:00.000Z"),
+            (4_107_542_400, 0, "2100-03-01T00:00:00.000Z"),
+        ] {
+            let at = Duration::from_secs(secs) + Duration::from_millis(millis);
+            assert_eq!(rfc3339(at), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_its_fields_and_the_text() {
+        let line = Log::Closed {
+            peer: "127.0.0.1:5000".into(),
+            code: CloseCode::GoingAway,
+            reason: "bye \"now\"".into(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&line.to_json(Duration::from_secs(1_764_072_000)))
+                .expect("a JSON object");
+        assert_eq!(json["time"], "2025-11-25T12:00:00.000Z");
+        assert_eq!(json["level"], "info");
+        assert_eq!(json["event"], "closed");
+        assert_eq!(json["peer"], "127.0.0.1:5000");
+        assert_eq!(json["code"], 1001);
+        assert_eq!(json["reason"], "bye \"now\"");
+        assert_eq!(json["message"], line.to_string());
+        let rejected = Log::HandshakeRejected {
+            peer: "p".into(),
+            status: 503,
+            reason: "full".into(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&rejected.to_json(Duration::ZERO)).expect("JSON");
+        assert_eq!(json["level"], "warn");
+        assert_eq!(json["status"], 503);
     }
 }

@@ -1,6 +1,9 @@
 //! The serve loop, written once for every runtime: accept connections, drive
 //! one [`Session`] per socket, carry chat messages between sessions through
-//! bounded outboxes, and shut down on SIGINT or SIGTERM. With TLS, each
+//! bounded outboxes, and shut down on SIGINT or SIGTERM (after a drain
+//! grace, if one is set, while `/readyz` answers 503). With
+//! `--metrics-bind`, a second listener serves only `/metrics`, `/healthz`
+//! and `/readyz`. With TLS, each
 //! connection task runs its TLS handshake first (under the handshake
 //! timeout, never in the accept loop), and SIGHUP reloads the certificate.
 
@@ -9,7 +12,6 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,15 +20,15 @@ use async_channel::{Receiver, Sender};
 use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
 use tincan_chat::Now;
-use tincan_core::PreparedMessage;
 
 use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
+use crate::metrics::Metrics;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
-use crate::session::{Forward, Session};
+use crate::session::{Forward, Outgoing, Session};
 use crate::tls::{self, TlsAcceptor};
 
 /// How much a connection may do without waiting before it yields to the
@@ -42,7 +44,7 @@ const BYTES_BEFORE_YIELD: usize = 64 * 1024;
 const WRITE_SLICES: usize = 64;
 
 /// Where a session's chat messages for one client go.
-type Outbox = Sender<PreparedMessage>;
+type Outbox = Sender<Outgoing>;
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
@@ -61,8 +63,9 @@ struct Shared<R> {
     stop: Receiver<()>,
     /// Bytes queued on all connections together.
     budget: Budget,
-    /// Connections being served (in the handshake, open or closing).
-    connections: AtomicUsize,
+    /// The counters of `/metrics`; its open connections are the ones
+    /// counted against `--max-clients` before a TLS handshake.
+    metrics: Arc<Metrics>,
     /// Connections per IP address, for `max_connections_per_ip`; an address
     /// is forgotten when its last connection ends.
     per_address: Mutex<HashMap<IpAddr, usize>>,
@@ -88,6 +91,14 @@ pub async fn serve<R: Runtime>(
     let listener = runtime::listen(addr, config.socket_send_buffer)
         .and_then(|listener| runtime.listener(listener))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let ops = match config.metrics_bind {
+        Some(addr) => Some(
+            runtime::listen(addr, config.socket_send_buffer)
+                .and_then(|listener| runtime.listener(listener))
+                .map_err(|e| format!("cannot listen on {addr} (--metrics-bind): {e}"))?,
+        ),
+        None => None,
+    };
     let mut signals = runtime
         .shutdown_signals()
         .map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -99,28 +110,39 @@ pub async fn serve<R: Runtime>(
         ),
         None => None,
     };
+    let (level, format) = (config.log_level, config.log_format);
+    let tls_on = tls.is_some();
     log::print(
-        config.log_level,
+        level,
+        format,
         &Log::Listening {
             port: config.port,
-            tls: tls.is_some(),
+            tls: tls_on,
         },
     );
+    if let Some(addr) = config.metrics_bind {
+        let addr = addr.to_string();
+        log::print(level, format, &Log::OpsListening { addr });
+    }
 
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let (alive, all_done) = async_channel::bounded::<()>(1);
+    let budget = Budget::new(config.max_queued_bytes);
+    let limit = config.max_queued_bytes.unwrap_or(0);
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(Hub::new(config.chat.clone())),
         gate: RwLock::new(()),
-        budget: Budget::new(config.max_queued_bytes),
+        metrics: Arc::new(Metrics::new(budget.total_gauge(), limit)),
+        budget,
         config,
         start: Instant::now(),
         stop: stopped,
-        connections: AtomicUsize::new(0),
         per_address: Mutex::new(HashMap::new()),
         _alive: alive,
     });
+    // Set by the first SIGTERM when there is a drain grace: when it ends.
+    let mut drain: Option<R::Timer> = None;
     loop {
         let accepted = async { Accept::Socket(listener.accept().await) }
             .or(async {
@@ -135,28 +157,58 @@ pub async fn serve<R: Runtime>(
                     }
                     None => future::pending().await,
                 }
+            })
+            .or(async {
+                match &ops {
+                    Some(ops) => Accept::Ops(ops.accept().await),
+                    None => future::pending().await,
+                }
+            })
+            .or(async {
+                match &mut drain {
+                    Some(timer) => {
+                        timer.await;
+                        Accept::Stop
+                    }
+                    None => future::pending().await,
+                }
             });
         match accepted.await {
             Accept::Socket(Ok((socket, peer))) => {
                 let task = connection(socket, peer, shared.clone(), tls.clone());
                 shared.runtime.spawn(task);
             }
-            Accept::Reload => {
-                let level = shared.config.log_level;
-                match shared.config.tls.as_ref().map(tls::load) {
-                    Some(Ok(acceptor)) => {
-                        tls = Some(acceptor);
-                        let cert = shared.config.tls.as_ref().map(|f| f.cert.display());
-                        let cert = cert.map(|c| c.to_string()).unwrap_or_default();
-                        log::print(level, &Log::TlsReloaded { cert });
-                    }
-                    Some(Err(e)) => {
-                        let error = e.to_string();
-                        log::print(level, &Log::TlsReloadFailed { error });
-                    }
-                    None => {}
-                }
+            Accept::Ops(Ok((socket, peer))) => {
+                let ops_shared = shared.clone();
+                let task = async move { drive(socket, peer, &ops_shared, Door::Ops).await };
+                shared.runtime.spawn(task);
             }
+            Accept::Ops(Err(_)) => {}
+            // The first SIGTERM with a grace: not ready any more, and the
+            // clients there chat on until the grace ends (or another signal).
+            Accept::Stop if drain.is_none() && !shared.config.drain_grace.is_zero() => {
+                lock(&shared.hub).drain();
+                let grace = shared.config.drain_grace;
+                drain = Some(shared.runtime.timer_at(Instant::now() + grace));
+                let clients = shared.metrics.connections();
+                shared.log(Log::Draining {
+                    clients,
+                    grace: grace.as_secs(),
+                });
+            }
+            Accept::Reload => match shared.config.tls.as_ref().map(tls::load) {
+                Some(Ok(acceptor)) => {
+                    tls = Some(acceptor);
+                    let cert = shared.config.tls.as_ref().map(|f| f.cert.display());
+                    let cert = cert.map(|c| c.to_string()).unwrap_or_default();
+                    shared.log(Log::TlsReloaded { cert });
+                }
+                Some(Err(e)) => {
+                    let error = e.to_string();
+                    shared.log(Log::TlsReloadFailed { error });
+                }
+                None => {}
+            },
             Accept::Socket(Err(e)) => {
                 // Out of file descriptors and the like: back off briefly.
                 eprintln!("{program}: accept failed: {e}");
@@ -166,8 +218,8 @@ pub async fn serve<R: Runtime>(
             Accept::Stop => break,
         }
     }
-    let clients = shared.connections.load(Ordering::Relaxed);
-    log::print(shared.config.log_level, &Log::ShuttingDown { clients });
+    let clients = shared.metrics.connections();
+    shared.log(Log::ShuttingDown { clients });
     // No chat input is taken from here on, and what was taken is in the
     // outboxes (the gate waits for sessions between the two). Each session,
     // told to stop, delivers its outbox before its 1001, so every message
@@ -193,6 +245,8 @@ pub async fn serve<R: Runtime>(
 /// What woke the accept loop.
 enum Accept<S> {
     Socket(io::Result<(S, SocketAddr)>),
+    /// A connection to the operations port.
+    Ops(io::Result<(S, SocketAddr)>),
     Stop,
     Reload,
 }
@@ -202,7 +256,7 @@ enum Wake {
     Read(io::Result<usize>),
     Wrote(io::Result<usize>),
     Flushed(io::Result<()>),
-    Inbox(Result<PreparedMessage, async_channel::RecvError>),
+    Inbox(Result<Outgoing, async_channel::RecvError>),
     Stop,
     Timer,
 }
@@ -215,14 +269,18 @@ async fn connection<R: Runtime>(
     shared: Arc<Shared<R>>,
     tls: Option<TlsAcceptor>,
 ) {
-    let total = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let total = shared.metrics.connection_opened();
     let from_address = shared.count_address(peer.ip(), 1);
     let over_address_limit = shared
         .config
         .max_connections_per_ip
         .is_some_and(|max| from_address > max);
+    let door = match over_address_limit {
+        true => Door::OverAddressLimit,
+        false => Door::Public,
+    };
     match tls {
-        None => drive(socket, peer, &shared, over_address_limit).await,
+        None => drive(socket, peer, &shared, door).await,
         Some(acceptor) => {
             // A TLS handshake is the expensive part: past a limit the
             // connection is closed before it, not answered 503 after it.
@@ -233,17 +291,28 @@ async fn connection<R: Runtime>(
             } else {
                 None
             };
-            let level = shared.config.log_level;
             if let Some(reason) = refused {
                 let peer = peer.to_string();
-                log::print(level, &Log::TlsRefused { peer, reason });
+                shared.log(Log::TlsRefused { peer, reason });
             } else if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
-                drive(socket, peer, &shared, false).await;
+                drive(socket, peer, &shared, Door::Public).await;
             }
         }
     }
     shared.count_address(peer.ip(), -1);
-    shared.connections.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.connection_ended();
+}
+
+/// Which way a connection came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// The public port.
+    Public,
+    /// The public port, from an address over `--max-connections-per-ip`:
+    /// every request gets 503.
+    OverAddressLimit,
+    /// The operations port (`--metrics-bind`).
+    Ops,
 }
 
 /// Runs the TLS handshake within the handshake timeout (or until shutdown);
@@ -273,28 +342,24 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
         Ok(socket) => Some(socket),
         Err(error) => {
             let peer = peer.to_string();
-            let line = Log::TlsHandshakeFailed { peer, error };
-            log::print(shared.config.log_level, &line);
+            shared.log(Log::TlsHandshakeFailed { peer, error });
             None
         }
     }
 }
 
 /// Drives one connection until its session is finished.
-async fn drive<R: Runtime>(
-    socket: impl Socket,
-    peer: SocketAddr,
-    shared: &Shared<R>,
-    over_address_limit: bool,
-) {
+async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Shared<R>, door: Door) {
     let config = &shared.config;
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
     let id = lock(&shared.hub).next_id();
     let mut share = shared.budget.join(id, outbox.clone());
-    let mut session = Session::new(id, peer, config);
-    if over_address_limit {
-        session.over_address_limit();
+    let mut session = Session::new(id, peer, config, &shared.metrics);
+    match door {
+        Door::Public => {}
+        Door::OverAddressLimit => session.over_address_limit(),
+        Door::Ops => session.ops_only(),
     }
     let mut buf = ReadBuffer::new();
     let (mut read_open, mut inbox_open) = (true, true);
@@ -307,7 +372,7 @@ async fn drive<R: Runtime>(
     loop {
         shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
-            log::print(config.log_level, &line);
+            log::print(config.log_level, config.log_format, &line);
         }
         if session.is_finished() {
             break;
@@ -321,7 +386,7 @@ async fn drive<R: Runtime>(
             // Not reading: a close frame behind its backlog would never
             // reach it, and the backlog is what the budget frees.
             let peer = peer.to_string();
-            log::print(config.log_level, &Log::OverBudget { peer });
+            shared.log(Log::OverBudget { peer });
             break;
         }
         if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
@@ -395,8 +460,12 @@ async fn drive<R: Runtime>(
                 read_open = false;
                 session.receive_eof();
             }
-            Wake::Read(Ok(n)) => session.receive(buf.filled(n)),
+            Wake::Read(Ok(n)) => {
+                shared.metrics.bytes_in.inc_by(n as u64);
+                session.receive(buf.filled(n));
+            }
             Wake::Wrote(Ok(n)) => {
+                shared.metrics.bytes_out.inc_by(n as u64);
                 session.advance(n);
                 written += n;
             }
@@ -405,9 +474,9 @@ async fn drive<R: Runtime>(
             Wake::Inbox(Ok(message)) => {
                 // Take what else is waiting too (the outbox is bounded), so
                 // that it all leaves in one write.
-                session.deliver(&message);
+                session.deliver(message);
                 while let Ok(message) = inbox.try_recv() {
-                    session.deliver(&message);
+                    session.deliver(message);
                 }
             }
             Wake::Inbox(Err(_)) => {
@@ -422,7 +491,7 @@ async fn drive<R: Runtime>(
                 // Shutdown took the gate before telling us: what the chat
                 // took is all here, and goes out before the 1001.
                 while let Ok(message) = inbox.try_recv() {
-                    session.deliver(&message);
+                    session.deliver(message);
                 }
                 session.shutdown();
             }
@@ -436,12 +505,18 @@ async fn drive<R: Runtime>(
     session.receive_eof();
     shared.process(&mut session, &outbox);
     while let Some(line) = session.poll_log() {
-        log::print(config.log_level, &line);
+        log::print(config.log_level, config.log_format, &line);
     }
     shared.budget.leave(share);
 }
 
 impl<R> Shared<R> {
+    /// Counts a line of the serve loop's own in the metrics, and prints it.
+    fn log(&self, line: Log) {
+        self.metrics.record(&line);
+        log::print(self.config.log_level, self.config.log_format, &line);
+    }
+
     /// Lets `session` handle what happened and hands the chat messages it
     /// led to to their outboxes, inside the gate (see [`Shared::gate`]).
     fn process(&self, session: &mut Session, outbox: &Outbox) {
@@ -515,7 +590,10 @@ mod tests {
     fn a_full_outbox_is_closed_and_keeps_what_it_took() {
         let (outbox, inbox) = async_channel::unbounded();
         let (other, other_inbox) = async_channel::unbounded();
-        let message = PreparedMessage::text("hi");
+        let message = Outgoing {
+            message: tincan_core::PreparedMessage::text("hi"),
+            sample: None,
+        };
         let mut messages: Vec<Forward<Outbox>> = vec![(outbox.clone(), message.clone()); 3];
         messages.push((other.clone(), message.clone()));
         forward(messages, 2);

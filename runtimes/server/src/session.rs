@@ -8,10 +8,11 @@
 //! message to the recipient's outbox (its own channel type `T`) without
 //! waiting, and writes what [`Session::poll_transmit`] gives.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tincan_chat::{self as chat, ClientId, Format, Now, Output};
@@ -23,11 +24,30 @@ use tincan_core::{
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{Log, LogLevel};
+use crate::metrics::{self, Metrics, Sample};
 use crate::origin::OriginPolicy;
 use crate::page;
 
 /// A chat message for another client, with the outbox it goes into.
-pub type Forward<T> = (T, PreparedMessage);
+pub type Forward<T> = (T, Outgoing);
+
+/// A message on its way to a client's task, with the latency sample it
+/// carries, if it is the one message in [`metrics::SAMPLE_EVERY`] timed.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The message, encoded once for every recipient.
+    pub message: PreparedMessage,
+    /// Held until the message is written.
+    pub sample: Option<Arc<Sample>>,
+}
+
+/// `Retry-After` (seconds) on the 503 that refuses an upgrade while the
+/// server drains: by then a balancer has stopped sending clients here.
+const RETRY_AFTER: &str = "5";
+
+/// Samples a client's task holds at most; past it the oldest is let go
+/// (recorded early) rather than kept for a client whose queue never empties.
+const MAX_SAMPLES: usize = 64;
 
 /// One client connection of the chat server.
 #[derive(Debug)]
@@ -50,11 +70,23 @@ pub struct Session {
     /// copy every message into a log line.
     log_level: LogLevel,
     logs: VecDeque<Log>,
+    metrics: Arc<Metrics>,
+    /// Latency samples of messages queued but not yet written.
+    samples: VecDeque<Arc<Sample>>,
+    /// `GET /metrics` is served here (not when `--metrics-bind` moved it).
+    serves_metrics: bool,
+    /// The operations port: only `/metrics`, `/healthz` and `/readyz`.
+    ops_only: bool,
 }
 
 impl Session {
     /// A session for a client that connected from `peer`.
-    pub fn new(id: ClientId, peer: SocketAddr, config: &ServerConfig) -> Self {
+    pub fn new(
+        id: ClientId,
+        peer: SocketAddr,
+        config: &ServerConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
         Self {
             id,
             peer: peer.to_string(),
@@ -68,7 +100,18 @@ impl Session {
             last_input: Duration::ZERO,
             log_level: config.log_level,
             logs: VecDeque::new(),
+            metrics: metrics.clone(),
+            samples: VecDeque::new(),
+            serves_metrics: config.metrics_bind.is_none(),
+            ops_only: false,
         }
+    }
+
+    /// A connection to the operations port (`--metrics-bind`): it serves
+    /// only `/metrics`, `/healthz` and `/readyz`.
+    pub fn ops_only(&mut self) {
+        self.ops_only = true;
+        self.serves_metrics = true;
     }
 
     /// The client's address holds more connections than
@@ -109,9 +152,15 @@ impl Session {
     }
 
     /// A chat message from another session, taken from this client's outbox.
-    pub fn deliver(&mut self, message: &PreparedMessage) {
-        if let Err(SendError::QueueFull) = self.conn.send_prepared(message) {
+    pub fn deliver(&mut self, outgoing: Outgoing) {
+        if let Err(SendError::QueueFull) = self.conn.send_prepared(&outgoing.message) {
             self.too_slow();
+        }
+        if let Some(sample) = outgoing.sample {
+            if self.samples.len() >= MAX_SAMPLES {
+                self.samples.pop_front();
+            }
+            self.samples.push_back(sample);
         }
     }
 
@@ -147,11 +196,12 @@ impl Session {
                 Event::Request(request) => {
                     let mut hub = lock(hub);
                     let out = self.route(&request, &mut hub, outbox, now);
-                    self.dispatch(out, &hub, &mut forwards);
+                    self.dispatch(out, &hub, &mut forwards, None);
                 }
                 Event::Open { .. } => {}
                 Event::Message(Message::Text(text)) => {
                     self.log_text(&text);
+                    let sample = self.metrics.message_in();
                     self.last_input = now.mono;
                     if self.echo {
                         self.reply(|conn| conn.send_text(&text));
@@ -162,12 +212,13 @@ impl Session {
                         // room not yet closed.
                         if !hub.stopping {
                             let out = hub.chat.input(self.id, &text, now);
-                            self.dispatch(out, &hub, &mut forwards);
+                            self.dispatch(out, &hub, &mut forwards, sample);
                         }
                     }
                     self.conn.recycle(Message::Text(text));
                 }
                 Event::Message(Message::Binary(bytes)) => {
+                    self.metrics.messages_in.inc();
                     self.log(Log::ReceivedBinary { len: bytes.len() });
                     if self.echo {
                         self.reply(|conn| conn.send_binary(&bytes));
@@ -200,6 +251,7 @@ impl Session {
                     code: e.close_code(),
                 }),
                 Event::Closed { code, reason } => {
+                    self.metrics.closed(code);
                     if self.joined || self.echo {
                         self.log(Log::Closed {
                             peer: self.peer.clone(),
@@ -214,7 +266,7 @@ impl Session {
             self.joined = false;
             let mut hub = lock(hub);
             let out = hub.leave(self.id, now);
-            self.dispatch(out, &hub, &mut forwards);
+            self.dispatch(out, &hub, &mut forwards, None);
         }
         forwards
     }
@@ -242,6 +294,10 @@ impl Session {
     /// See [`Connection::advance`].
     pub fn advance(&mut self, n: usize) {
         self.conn.advance(n);
+        if self.conn.buffered_amount() == 0 {
+            // Everything queued is written: the sampled messages too.
+            self.samples.clear();
+        }
     }
 
     /// See [`Connection::is_closed`]: shut the write side once nothing is left
@@ -266,15 +322,30 @@ impl Session {
     ) -> Output {
         if !request.is_upgrade {
             let text = "text/plain; charset=utf-8";
-            let (status, content_type, body) =
-                match (request.method.as_str(), page::asset(request.path())) {
-                    ("GET", Some(asset)) => (200, asset.content_type, asset.body),
-                    ("GET", None) => (404, text, &b"not found\n"[..]),
-                    _ => (405, text, &b"method not allowed\n"[..]),
-                };
+            let not_found = (404, text, Cow::Borrowed(&b"not found\n"[..]));
+            let (status, content_type, body) = match (request.method.as_str(), request.path()) {
+                ("GET", "/healthz") => (200, text, Cow::Borrowed(&b"ok\n"[..])),
+                ("GET", "/readyz") => match hub.readiness() {
+                    Ok(()) => (200, text, Cow::Borrowed(&b"ready\n"[..])),
+                    Err(not_ready) => (503, text, format!("{not_ready}\n").into_bytes().into()),
+                },
+                // Not the page of a room "metrics" either when
+                // --metrics-bind moved it: a scraper must not get a page.
+                ("GET", "/metrics") if !self.serves_metrics => not_found,
+                ("GET", "/metrics") => {
+                    let body = self.metrics.render(hub.chat.room_sizes());
+                    (200, metrics::CONTENT_TYPE, body.into_bytes().into())
+                }
+                ("GET", _) if self.ops_only => not_found,
+                ("GET", path) => match page::asset(path) {
+                    Some(asset) => (200, asset.content_type, Cow::Borrowed(asset.body)),
+                    None => not_found,
+                },
+                _ => (405, text, Cow::Borrowed(&b"method not allowed\n"[..])),
+            };
             let _ =
                 self.conn
-                    .respond_with_headers(status, content_type, page::SECURITY_HEADERS, body);
+                    .respond_with_headers(status, content_type, page::SECURITY_HEADERS, &body);
             self.log(Log::HttpRequest {
                 peer: self.peer.clone(),
                 method: request.method.clone(),
@@ -286,6 +357,19 @@ impl Session {
         self.log(Log::UpgradeRequest {
             peer: self.peer.clone(),
         });
+        if self.ops_only {
+            self.refuse(
+                404,
+                "this port serves /metrics, /healthz and /readyz only".into(),
+            );
+            return Output::default();
+        }
+        if let Err(not_ready) = hub.readiness() {
+            // Draining or stopping: come back later, to another server.
+            let headers = [("Retry-After", RETRY_AFTER)];
+            self.refuse_with_headers(503, not_ready.to_string(), &headers);
+            return Output::default();
+        }
         if self.over_address_limit {
             self.refuse(
                 503,
@@ -309,10 +393,6 @@ impl Session {
                     peer: self.peer.clone(),
                 });
             }
-            return Output::default();
-        }
-        if hub.stopping {
-            self.refuse(503, "the server is shutting down".into());
             return Output::default();
         }
         let wants_json = request.protocols.iter().any(|p| p == chat::SUBPROTOCOL);
@@ -358,10 +438,16 @@ impl Session {
 
     /// Refuses the upgrade with `status` and a one-line reason.
     fn refuse(&mut self, status: u16, reason: String) {
+        self.refuse_with_headers(status, reason, &[]);
+    }
+
+    /// Refuses the upgrade with `status`, a one-line reason and `headers`.
+    fn refuse_with_headers(&mut self, status: u16, reason: String, headers: &[(&str, &str)]) {
         let body = format!("{reason}\n");
+        let text = "text/plain; charset=utf-8";
         let _ = self
             .conn
-            .respond(status, "text/plain; charset=utf-8", body.as_bytes());
+            .respond_with_headers(status, text, headers, body.as_bytes());
         self.log(Log::HandshakeRejected {
             peer: self.peer.clone(),
             status,
@@ -370,16 +456,32 @@ impl Session {
     }
 
     /// Sends this client its part of `out` and returns the rest for others.
-    fn dispatch<T: Clone>(&mut self, out: Output, hub: &Hub<T>, forwards: &mut Vec<Forward<T>>) {
+    fn dispatch<T: Clone>(
+        &mut self,
+        out: Output,
+        hub: &Hub<T>,
+        forwards: &mut Vec<Forward<T>>,
+        sample: Option<Arc<Sample>>,
+    ) {
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
         }
+        // Counted once per chat output, not once per recipient: a broadcast
+        // to a thousand is one atomic add.
+        let deliveries: usize = out.deliveries.iter().map(|d| d.to.len()).sum();
+        if deliveries > 0 {
+            self.metrics.deliveries_out.inc_by(deliveries as u64);
+        }
         for delivery in out.deliveries {
             for recipient in delivery.to {
+                let outgoing = Outgoing {
+                    message: delivery.message.clone(),
+                    sample: sample.clone(),
+                };
                 if recipient == self.id {
-                    self.deliver(&delivery.message);
+                    self.deliver(outgoing);
                 } else if let Some(outbox) = hub.outboxes.get(&recipient) {
-                    forwards.push((outbox.clone(), delivery.message.clone()));
+                    forwards.push((outbox.clone(), outgoing));
                 }
             }
         }
@@ -401,6 +503,7 @@ impl Session {
     }
 
     fn log(&mut self, line: Log) {
+        self.metrics.record(&line);
         if line.level() <= self.log_level {
             self.logs.push_back(line);
         }
@@ -421,6 +524,7 @@ impl Session {
     }
 
     fn reply(&mut self, send: impl FnOnce(&mut Connection) -> Result<(), SendError>) {
+        self.metrics.deliveries_out.inc();
         if let Err(SendError::QueueFull) = send(&mut self.conn) {
             self.too_slow();
         }
@@ -476,7 +580,7 @@ mod tests {
         peer: SocketAddr,
     ) -> (Session, u64) {
         let id = lock(hub).next_id();
-        let mut session = Session::new(id, peer, config);
+        let mut session = Session::new(id, peer, config, &Arc::default());
         session.receive(
             format!(
                 "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
@@ -606,7 +710,7 @@ mod tests {
         let forwards = a.process(&hub, &a_outbox, at(5));
         let to: Vec<(u64, Vec<u8>)> = forwards
             .iter()
-            .map(|(outbox, m)| (*outbox, frames(m.frame())[0].1.clone()))
+            .map(|(outbox, m)| (*outbox, frames(m.message.frame())[0].1.clone()))
             .collect();
         // B only: C is in another room.
         assert_eq!(to, [(b_outbox, b"* guest-1 left #lobby".to_vec())]);
@@ -643,7 +747,8 @@ mod tests {
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
         let id = lock(&hub).next_id();
-        let mut late = Session::new(id, SocketAddr::from(([127, 0, 0, 1], 5001)), &config);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 5001));
+        let mut late = Session::new(id, peer, &config, &Arc::default());
         late.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",

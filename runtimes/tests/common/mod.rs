@@ -276,7 +276,14 @@ impl Server {
             } else {
                 let listening = format!("WebSocket server listening on port {port}");
                 if let Some((line, _)) = server.stdout.wait_after(0, &listening, WAIT) {
-                    assert_log_line_format(&line);
+                    let json = args.windows(2).any(|w| w == ["--log-format", "json"]);
+                    if json {
+                        let line: serde_json::Value = serde_json::from_str(&line)
+                            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+                        assert_eq!(line["event"], "listening", "{line}");
+                    } else {
+                        assert_log_line_format(&line);
+                    }
                     return server;
                 }
             }
@@ -421,6 +428,13 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// A plain HTTP `GET` of `path` on `port`, read to the end.
+pub fn http_get(port: u16, path: &str) -> HttpResponse {
+    let mut raw = Raw::connect_port("127.0.0.1", port);
+    raw.send(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+    raw.read_response()
 }
 
 /// `[HH:MM:SS] ...`
@@ -707,7 +721,12 @@ impl Raw {
 
     /// Connects to the server's port on `host` (an address such as `::1`).
     pub fn connect_to(server: &Server, host: &str) -> Raw {
-        let stream = TcpStream::connect((host, server.port)).expect("connect");
+        Raw::connect_port(host, server.port)
+    }
+
+    /// Connects to `port` on `host` (another listener of the server's).
+    pub fn connect_port(host: &str, port: u16) -> Raw {
+        let stream = TcpStream::connect((host, port)).expect("connect");
         stream.set_write_timeout(Some(WAIT)).expect("write timeout");
         stream.set_nodelay(true).expect("nodelay");
         Raw {

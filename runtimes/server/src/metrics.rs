@@ -1,0 +1,312 @@
+//! The server's Prometheus metrics, on `prometheus-client`: every counter and
+//! gauge is an atomic, so counting a message, a read or a write is one
+//! relaxed add, with no lock. Labelled families (refused handshakes by
+//! status, closes by code, clients closed by reason) take a read lock, but
+//! only once per connection event, never per message. The latency histogram
+//! samples one chat message in [`SAMPLE_EVERY`].
+//!
+//! `GET /metrics` renders them in the text format ([`Metrics::render`]);
+//! gauges that are a view of the hub (rooms, the largest room) are set just
+//! before.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tincan_core::CloseCode;
+
+use crate::log::Log;
+
+/// One chat message in this many is timed from its arrival to its last
+/// write (see [`Sample`]).
+pub const SAMPLE_EVERY: u64 = 64;
+
+/// The content type of [`Metrics::render`]'s text (OpenMetrics, which
+/// Prometheus scrapes as it does its own text format).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Every metric the server keeps, and the registry that names them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections being served on the public port (in the handshake, open
+    /// or closing).
+    pub(crate) connections_open: Gauge,
+    connections_accepted: Counter,
+    handshakes_refused: Family<StatusLabel, Counter>,
+    closes: Family<CodeLabel, Counter>,
+    pub(crate) messages_in: Counter,
+    pub(crate) deliveries_out: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    clients_closed: Family<ReasonLabel, Counter>,
+    rooms: Gauge,
+    largest_room: Gauge,
+    latency: Histogram,
+}
+
+impl Metrics {
+    /// The metrics of a server whose queued outbound bytes are counted by
+    /// `queued_bytes` (the budget's own total) against `queued_limit`
+    /// (0: no limit).
+    pub fn new(queued_bytes: Gauge, queued_limit: usize) -> Self {
+        let mut registry = Registry::with_prefix("tincan");
+        let metrics = Self {
+            connections_open: Gauge::default(),
+            connections_accepted: Counter::default(),
+            handshakes_refused: Family::default(),
+            closes: Family::default(),
+            messages_in: Counter::default(),
+            deliveries_out: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            clients_closed: Family::default(),
+            rooms: Gauge::default(),
+            largest_room: Gauge::default(),
+            // 100 µs to about 3.3 s.
+            latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        let limit = Gauge::<i64>::default();
+        limit.set(i64::try_from(queued_limit).unwrap_or(i64::MAX));
+        let m = &metrics;
+        let r = &mut registry;
+        r.register(
+            "connections_open",
+            "TCP connections being served on the public port",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "TCP connections accepted on the public port",
+            m.connections_accepted.clone(),
+        );
+        r.register(
+            "handshakes_refused",
+            "Upgrade requests refused, by HTTP status",
+            m.handshakes_refused.clone(),
+        );
+        r.register(
+            "closes",
+            "WebSocket connections closed, by close code",
+            m.closes.clone(),
+        );
+        r.register(
+            "messages_in",
+            "WebSocket messages received",
+            m.messages_in.clone(),
+        );
+        r.register(
+            "deliveries_out",
+            "Messages queued to clients (a broadcast counts once per recipient)",
+            m.deliveries_out.clone(),
+        );
+        r.register("bytes_in", "Bytes read from clients", m.bytes_in.clone());
+        r.register("bytes_out", "Bytes written to clients", m.bytes_out.clone());
+        r.register(
+            "queued_bytes",
+            "Outbound bytes queued on all connections now",
+            queued_bytes,
+        );
+        r.register(
+            "queued_bytes_limit",
+            "The budget for queued outbound bytes (--max-queued-bytes; 0: none)",
+            limit,
+        );
+        r.register(
+            "clients_closed",
+            "Clients closed by the server: slow, flooding, over_budget, idle, no_pong, \
+             over_limit (before TLS)",
+            m.clients_closed.clone(),
+        );
+        r.register("rooms", "Rooms with at least one client", m.rooms.clone());
+        r.register(
+            "largest_room_clients",
+            "Clients in the largest room",
+            m.largest_room.clone(),
+        );
+        r.register(
+            "message_latency_seconds",
+            "From a chat message's arrival to its last write to a recipient \
+             (one message in 64)",
+            m.latency.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// A connection was accepted on the public port; returns how many are
+    /// open now, this one included.
+    pub fn connection_opened(&self) -> usize {
+        self.connections_accepted.inc();
+        usize::try_from(self.connections_open.inc() + 1).unwrap_or(0)
+    }
+
+    /// A connection on the public port ended.
+    pub fn connection_ended(&self) {
+        self.connections_open.dec();
+    }
+
+    /// Connections open on the public port.
+    pub fn connections(&self) -> usize {
+        usize::try_from(self.connections_open.get()).unwrap_or(0)
+    }
+
+    /// A WebSocket connection closed with `code`.
+    pub fn closed(&self, code: CloseCode) {
+        let code = code.as_u16();
+        self.closes.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts what a log line reports: a refused handshake, a client
+    /// closed by the server. Called for every line, printed or not.
+    pub fn record(&self, line: &Log) {
+        let reason = match line {
+            Log::HandshakeRejected { status, .. } => {
+                let status = *status;
+                self.handshakes_refused
+                    .get_or_create(&StatusLabel { status })
+                    .inc();
+                return;
+            }
+            Log::SlowClient { .. } => "slow",
+            Log::Flooding { .. } => "flooding",
+            Log::OverBudget { .. } => "over_budget",
+            Log::Idle { .. } => "idle",
+            Log::NoPong { .. } => "no_pong",
+            Log::TlsRefused { .. } => "over_limit",
+            _ => return,
+        };
+        self.clients_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// A chat message arrived: counts it, and returns a [`Sample`] for one
+    /// in [`SAMPLE_EVERY`].
+    pub fn message_in(&self) -> Option<Arc<Sample>> {
+        let n = self.messages_in.inc();
+        (n % SAMPLE_EVERY == 0).then(|| {
+            Arc::new(Sample {
+                arrived: Instant::now(),
+                histogram: self.latency.clone(),
+            })
+        })
+    }
+
+    /// The metrics in the text format, with the room gauges set from
+    /// `rooms` (rooms in use and the size of the largest).
+    pub fn render(&self, rooms: (usize, usize)) -> String {
+        self.rooms.set(i64::try_from(rooms.0).unwrap_or(i64::MAX));
+        self.largest_room
+            .set(i64::try_from(rooms.1).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(Gauge::default(), 0)
+    }
+}
+
+/// A sampled chat message on its way: every recipient's task holds it until
+/// the message is written, and the last to let go records the time since
+/// it arrived.
+#[derive(Debug)]
+pub struct Sample {
+    arrived: Instant,
+    histogram: Histogram,
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        self.histogram.observe(self.arrived.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_count_refusals_and_closes_by_reason() {
+        let metrics = Metrics::default();
+        let peer = || "127.0.0.1:1".to_owned();
+        metrics.record(&Log::HandshakeRejected {
+            peer: peer(),
+            status: 503,
+            reason: "full".into(),
+        });
+        metrics.record(&Log::SlowClient { peer: peer() });
+        metrics.record(&Log::Flooding { peer: peer() });
+        metrics.record(&Log::Flooding { peer: peer() });
+        metrics.record(&Log::Joined {
+            peer: peer(),
+            nick: "a".into(),
+            room: "lobby".into(),
+        });
+        metrics.closed(CloseCode::GoingAway);
+        let text = metrics.render((2, 7));
+        for line in [
+            "tincan_handshakes_refused_total{status=\"503\"} 1",
+            "tincan_clients_closed_total{reason=\"slow\"} 1",
+            "tincan_clients_closed_total{reason=\"flooding\"} 2",
+            "tincan_closes_total{code=\"1001\"} 1",
+            "tincan_rooms 2",
+            "tincan_largest_room_clients 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    /// How many latencies `metrics` recorded, as a scrape shows it.
+    fn latencies(metrics: &Metrics) -> usize {
+        let text = metrics.render((0, 0));
+        let prefix = "tincan_message_latency_seconds_count ";
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+    }
+
+    #[test]
+    fn one_message_in_64_is_sampled_and_recorded_when_let_go() {
+        let metrics = Metrics::default();
+        let samples: Vec<_> = (0..128).filter_map(|_| metrics.message_in()).collect();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(metrics.messages_in.get(), 128);
+        assert_eq!(latencies(&metrics), 0);
+        let held = samples[0].clone();
+        drop(samples);
+        // One recipient still holds the first: only the second is recorded.
+        assert_eq!(latencies(&metrics), 1);
+        drop(held);
+        assert_eq!(latencies(&metrics), 2);
+    }
+}
