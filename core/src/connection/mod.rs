@@ -39,9 +39,11 @@ const MAX_PENDING_PONGS: usize = 16;
 /// permessage-deflate: they would not shrink.
 const COMPRESS_FROM: usize = 64;
 
-/// Pings left unanswered, while nothing queued leaves, before the peer is
-/// refused with 1008 ([`ProtocolError::ControlFlood`]).
-const MAX_UNANSWERED_PINGS: u32 = 64;
+/// Reads in a row that brought pings left unanswered, while nothing queued
+/// left, before the peer is refused with 1008 ([`ProtocolError::ControlFlood`]).
+/// Counted per read, not per ping: a burst of pings in one read from a peer
+/// that reads is only answered in part (§5.5.3), never refused.
+const MAX_UNANSWERED_READS: u32 = 64;
 
 /// Limits and timers of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +225,10 @@ pub struct Connection {
     queue: SendQueue,
     /// Where each pong still in the queue ends, oldest first.
     pongs: VecDeque<u64>,
-    /// Pings left unanswered since the queue last moved, and where it was.
+    /// Reads that left pings unanswered since the queue last moved, and
+    /// where it was; whether the current read has.
     unanswered: (u32, u64),
+    skipped_pong: bool,
     sending: Option<MessageKind>,
     send_utf8: Utf8Validator,
     close_sent: bool,
@@ -255,6 +259,7 @@ impl Connection {
             queue: SendQueue::default(),
             pongs: VecDeque::new(),
             unanswered: (0, 0),
+            skipped_pong: false,
             sending: None,
             send_utf8: Utf8Validator::new(),
             close_sent: false,
@@ -690,6 +695,16 @@ impl Connection {
                 Err(e) => self.fail(e),
             }
         }
+        if std::mem::take(&mut self.skipped_pong) {
+            let written = self.queue.written();
+            if self.unanswered.1 != written {
+                self.unanswered = (0, written);
+            }
+            self.unanswered.0 += 1;
+            if self.reading && self.unanswered.0 > MAX_UNANSWERED_READS {
+                self.fail(ProtocolError::ControlFlood);
+            }
+        }
         self.message_timer = match self.config.message_timeout {
             Some(limit) if self.reading && self.decoder.in_message() => match self.message_timer {
                 Timer::Off => Timer::Arm(limit),
@@ -719,7 +734,8 @@ impl Connection {
 
     /// Queues the pong for a ping (§5.5.2), unless too many pongs wait
     /// already: §5.5.3 allows answering only the latest ping. A peer whose
-    /// pings keep going unanswered while it reads nothing is refused.
+    /// pings keep going unanswered while it reads nothing is refused (see
+    /// [`MAX_UNANSWERED_READS`]).
     fn answer_ping(&mut self, payload: &[u8]) {
         if self.close_sent {
             return;
@@ -730,14 +746,7 @@ impl Connection {
             self.pongs.push_back(self.queue.end());
             return;
         }
-        let written = self.queue.written();
-        if self.unanswered.1 != written {
-            self.unanswered = (0, written);
-        }
-        self.unanswered.0 += 1;
-        if self.unanswered.0 > MAX_UNANSWERED_PINGS {
-            self.fail(ProtocolError::ControlFlood);
-        }
+        self.skipped_pong = true;
     }
 
     /// Fails the connection (§7.1.7): the close frame, then closed.
