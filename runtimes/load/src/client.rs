@@ -166,32 +166,12 @@ impl Socket {
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            loop {
-                if self.drained {
-                    // The last read emptied the socket: a read now would most
-                    // likely find nothing, so wait for word that it won't.
-                    match self.io.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => self.drained = false,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                let read = READ_BUF.with_borrow_mut(|buf| {
-                    let n = (&mut self.io.get_ref()).read(buf)?;
-                    peer.receive(&buf[..n]);
-                    Ok::<_, io::Error>((n, n < buf.len()))
-                });
-                match read {
-                    Ok((0, _)) => return Poll::Ready(Ok(Turn::Eof)),
-                    Ok((_, drained)) => {
-                        self.drained = drained;
-                        return Poll::Ready(Ok(Turn::Read));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
+            let io = &self.io;
+            poll_read(io, &mut self.drained, cx, |buf| {
+                let n = (&mut io.get_ref()).read(buf)?;
+                peer.receive(&buf[..n]);
+                Ok(n)
+            })
         })
         .await
     }
@@ -218,27 +198,41 @@ fn poll_tls(
             Err(e) => return Poll::Ready(Err(e)),
         }
     }
+    if tls.is_closed() {
+        return Poll::Ready(Ok(Turn::Eof));
+    }
+    // A read of handshake records gives the peer nothing, but rustls may
+    // then have something to send: the next turn writes it.
+    poll_read(io, drained, cx, |buf| tls.read(io.get_ref(), buf, peer))
+}
+
+/// The reading half of a turn: reads once with `read` (into the thread's
+/// buffer; it hands the bytes on and says how many it read), waiting for the
+/// socket first when the last read emptied it.
+fn poll_read(
+    io: &Async<TcpStream>,
+    drained: &mut bool,
+    cx: &mut Context<'_>,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> Poll<io::Result<Turn>> {
     loop {
-        if tls.is_closed() {
-            return Poll::Ready(Ok(Turn::Eof));
-        }
         if *drained {
+            // The last read emptied the socket: a read now would most
+            // likely find nothing, so wait for word that it won't.
             match io.poll_readable(cx) {
                 Poll::Ready(Ok(())) => *drained = false,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let read = READ_BUF.with_borrow_mut(|buf| {
-            let n = tls.read(io.get_ref(), buf, peer)?;
+        let result = READ_BUF.with_borrow_mut(|buf| {
+            let n = read(buf)?;
             Ok::<_, io::Error>((n, n < buf.len()))
         });
-        match read {
+        match result {
             Ok((0, _)) => return Poll::Ready(Ok(Turn::Eof)),
-            // Handshake records, or plaintext for the peer; either way rustls
-            // may have something to send, which the next turn writes.
-            Ok((_, now_drained)) => {
-                *drained = now_drained;
+            Ok((_, emptied)) => {
+                *drained = emptied;
                 return Poll::Ready(Ok(Turn::Read));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => *drained = true,
