@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh                     # echo, broadcast and idle; 5 runs each
 #   bench/compare.sh echo                # some scenarios only
+#   bench/compare.sh tls                 # echo and broadcast over wss (not in the default set)
 #   bench/compare.sh --quick             # 1 run of 3 s each: a smoke test
 #   RUNS=5 SECS=10 bench/compare.sh      # the defaults
 #
@@ -19,8 +20,8 @@ scenarios=()
 for arg in "$@"; do
   case "$arg" in
     --quick) RUNS=1 SECS=3 ;;
-    echo | broadcast | idle) scenarios+=("$arg") ;;
-    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle]" >&2; exit 2 ;;
+    echo | broadcast | idle | tls) scenarios+=("$arg") ;;
+    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls]" >&2; exit 2 ;;
   esac
 done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast idle)
@@ -29,6 +30,9 @@ done
 BC_RECEIVERS=${BC_RECEIVERS:-1000}
 BC_SENDERS=${BC_SENDERS:-10}
 BC_RATE=${BC_RATE:-400}
+# Over TLS the load tool decrypts every delivery on its one thread: 10 x 100/s
+# (1 M deliveries/s) is what it takes whole beside the server on 2 cores.
+TLS_BC_RATE=${TLS_BC_RATE:-100}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 
 say() { printf '[compare] %s\n' "$*" >&2; }
@@ -102,7 +106,7 @@ PY
 
 # Runs the load tool RUNS times against a fresh server each time; the JSON
 # lines go to $scratch/<label>.jsonl and the results file.
-measure() { # label, url-scheme (ws|tcp), load args (with URL as @URL@), --, server command...
+measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --, server command...
   local label=$1 scheme=$2
   shift 2
   local load_args=()
@@ -112,8 +116,13 @@ measure() { # label, url-scheme (ws|tcp), load args (with URL as @URL@), --, ser
   for run in $(seq "$RUNS"); do
     start_server "$@"
     local url
-    if [ "$scheme" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ws://127.0.0.1:$port/bench"; fi
+    case $scheme in
+      tcp) url="tcp://127.0.0.1:$port" ;;
+      *) url="$scheme://127.0.0.1:$port/bench" ;;
+    esac
     local args=("${load_args[@]/@URL@/$url}")
+    # wss: trust the certificate tls_scenario made (and nothing else).
+    [ "$scheme" = wss ] && args+=(--ca "$scratch/cert.pem")
     local line server_cpu
     line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}")
     server_cpu=$(cpu_ms "$server_pid")
@@ -138,48 +147,72 @@ row() { # cells...
   table+=("$line")
 }
 
-echo_scenario() { # size
-  local size=$1 args=(echo @URL@ -c 100 -s "$1" -d 1 -t "$SECS")
-  measure "echo-$size-tincan-smol" ws "${args[@]}" -- target/release/tincan-smol "${ECHO[@]}"
-  measure "echo-$size-tincan-async-std" ws "${args[@]}" -- target/release/tincan-async-std "${ECHO[@]}"
-  measure "echo-$size-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
-  measure "echo-$size-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-echo"
-  measure "echo-$size-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
+# Echo at one size; over wss (against the TLS peer alone) when $2 is "tls".
+echo_scenario() { # size [tls]
+  local size=$1 tls=${2:-} args=(echo @URL@ -c 100 -s "$1" -d 1 -t "$SECS")
+  local label=echo-$size scheme=ws name="echo ${size} B x100" extra=()
+  local servers=(tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp)
+  if [ -n "$tls" ]; then
+    label=tls-echo-$size scheme=wss name="wss echo ${size} B x100" extra=("${TLS[@]}")
+    servers=(tincan-smol tincan-async-std tokio-tungstenite)
+  fi
+  measure "$label-tincan-smol" $scheme "${args[@]}" -- target/release/tincan-smol "${ECHO[@]}" "${extra[@]}"
+  measure "$label-tincan-async-std" $scheme "${args[@]}" -- target/release/tincan-async-std "${ECHO[@]}" "${extra[@]}"
+  [ -z "$tls" ] && measure "$label-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
+  measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-echo" "${extra[@]}"
+  [ -z "$tls" ] && measure "$label-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
   local -A echoed=()
   local server
-  for server in tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp; do
-    echoed[$server]=$(median "$scratch/echo-$size-$server.jsonl" msgs_per_sec)
+  for server in "${servers[@]}"; do
+    echoed[$server]=$(median "$scratch/$label-$server.jsonl" msgs_per_sec)
   done
-  for server in tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp; do
-    local f="$scratch/echo-$size-$server.jsonl" m=${echoed[$server]} note=
+  for server in "${servers[@]}"; do
+    local f="$scratch/$label-$server.jsonl" m=${echoed[$server]} note=
     case $server in
       tincan-*)
-        note="$(ratio "$m" "${echoed[fastwebsockets]}") of fastwebsockets, $(ratio "$m" "${echoed[tokio-tungstenite]}") of tokio-tungstenite, $(ratio "$m" "${echoed[raw-tcp]}") of raw TCP"
+        note="$(ratio "$m" "${echoed[tokio-tungstenite]}") of tokio-tungstenite"
+        [ -z "$tls" ] && note="$(ratio "$m" "${echoed[fastwebsockets]}") of fastwebsockets, $note, $(ratio "$m" "${echoed[raw-tcp]}") of raw TCP"
         ;;
       raw-tcp) note="ceiling (no WebSocket)" ;;
     esac
-    row "echo ${size} B x100" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
+    row "$name" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
       "$(median "$f" server_cpu_us_per_msg) us" "$note"
   done
 }
 
-broadcast_scenario() {
-  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$BC_RATE" -t "$SECS")
-  measure broadcast-tincan-smol ws "${args[@]}" -- target/release/tincan-smol "${CHAT[@]}"
-  measure broadcast-tincan-async-std ws "${args[@]}" -- target/release/tincan-async-std "${CHAT[@]}"
-  measure broadcast-tokio-tungstenite ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
+# Broadcast; over wss at TLS_BC_RATE when $1 is "tls".
+broadcast_scenario() { # [tls]
+  local tls=${1:-} rate=$BC_RATE label=broadcast scheme=ws extra=() name=broadcast
+  if [ -n "$tls" ]; then
+    rate=$TLS_BC_RATE label=tls-broadcast scheme=wss extra=("${TLS[@]}") name="wss broadcast"
+  fi
+  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$rate" -t "$SECS")
+  measure "$label-tincan-smol" $scheme "${args[@]}" -- target/release/tincan-smol "${CHAT[@]}" "${extra[@]}"
+  measure "$label-tincan-async-std" $scheme "${args[@]}" -- target/release/tincan-async-std "${CHAT[@]}" "${extra[@]}"
+  measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast" "${extra[@]}"
   local peer
-  peer=$(median "$scratch/broadcast-tokio-tungstenite.jsonl" delivered_per_sec)
+  peer=$(median "$scratch/$label-tokio-tungstenite.jsonl" delivered_per_sec)
   local peer_p99
-  peer_p99=$(median "$scratch/broadcast-tokio-tungstenite.jsonl" p99_us)
+  peer_p99=$(median "$scratch/$label-tokio-tungstenite.jsonl" p99_us)
   for server in tincan-smol tincan-async-std tokio-tungstenite; do
-    local f="$scratch/broadcast-$server.jsonl" m note=
+    local f="$scratch/$label-$server.jsonl" m note=
     m=$(median "$f" delivered_per_sec)
     [ "$server" != tokio-tungstenite ] && note="$(ratio "$m" "$peer") of tokio-tungstenite; p99 $(ratio "$(median "$f" p99_us)" "$peer_p99")"
-    row "broadcast ${BC_SENDERS}x${BC_RATE}/s to $BC_RECEIVERS" "$server" "$m delivered/s" \
+    row "$name ${BC_SENDERS}x${rate}/s to $BC_RECEIVERS" "$server" "$m delivered/s" \
       "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
       "$(median "$f" server_cpu_us_per_msg) us" "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); $note"
   done
+}
+
+# TLS: a throwaway certificate for 127.0.0.1 (not a CA: it is its own trust
+# anchor for the load tool's --ca), every server on rustls with ring.
+tls_scenario() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
+  TLS=(--tls-cert "$scratch/cert.pem" --tls-key "$scratch/key.pem")
+  echo_scenario 20 tls
+  broadcast_scenario tls
 }
 
 # Idle: server RSS before and while the tool holds IDLE_CONNS connections
@@ -234,6 +267,7 @@ for scenario in "${scenarios[@]}"; do
     echo) echo_scenario 20; echo_scenario 16384 ;;
     broadcast) broadcast_scenario ;;
     idle) idle_scenario ;;
+    tls) tls_scenario ;;
   esac
 done
 

@@ -7,6 +7,9 @@
 //! connections), waiting for input, for room to write, or for an interrupt
 //! (a stop signal, a timer). Reading and writing in one wait means a peer
 //! that echoes while we still have plenty to send cannot deadlock us.
+//!
+//! A `wss://` socket does the same through its [`Tls`] layer; a plain one
+//! pays a single check per turn for it.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -19,6 +22,7 @@ use std::time::Duration;
 use smol::{Async, Timer};
 use tincan_core::{ClientRequest, CloseCode, Config, Connection, Event, Message, Role};
 
+use crate::tls::Tls;
 use crate::url::Target;
 
 /// Bytes read per system call.
@@ -110,6 +114,8 @@ pub struct Socket {
     io: Async<TcpStream>,
     /// The last read took everything there was.
     drained: bool,
+    /// The TLS layer of a `wss://` connection.
+    tls: Option<Box<Tls>>,
 }
 
 impl Socket {
@@ -125,6 +131,7 @@ impl Socket {
         Ok(Self {
             io: stream,
             drained: false,
+            tls: None,
         })
     }
 
@@ -139,6 +146,9 @@ impl Socket {
         poll_fn(|cx| {
             if interrupt(cx) {
                 return Poll::Ready(Ok(Turn::Interrupted));
+            }
+            if let Some(tls) = self.tls.as_deref_mut() {
+                return poll_tls(&self.io, &mut self.drained, tls, peer, cx);
             }
             // Write until done or full; when full, also wait for room.
             while let Some(bytes) = peer.transmit() {
@@ -156,34 +166,79 @@ impl Socket {
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            loop {
-                if self.drained {
-                    // The last read emptied the socket: a read now would most
-                    // likely find nothing, so wait for word that it won't.
-                    match self.io.poll_readable(cx) {
-                        Poll::Ready(Ok(())) => self.drained = false,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                let read = READ_BUF.with_borrow_mut(|buf| {
-                    let n = (&mut self.io.get_ref()).read(buf)?;
-                    peer.receive(&buf[..n]);
-                    Ok::<_, io::Error>((n, n < buf.len()))
-                });
-                match read {
-                    Ok((0, _)) => return Poll::Ready(Ok(Turn::Eof)),
-                    Ok((_, drained)) => {
-                        self.drained = drained;
-                        return Poll::Ready(Ok(Turn::Read));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
+            let io = &self.io;
+            poll_read(io, &mut self.drained, cx, |buf| {
+                let n = (&mut io.get_ref()).read(buf)?;
+                peer.receive(&buf[..n]);
+                Ok(n)
+            })
         })
         .await
+    }
+}
+
+/// [`Socket::turn`] through a TLS layer: the same steps, ciphertext on the
+/// socket and plaintext to and from `peer`.
+fn poll_tls(
+    io: &Async<TcpStream>,
+    drained: &mut bool,
+    tls: &mut Tls,
+    peer: &mut impl Peer,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Turn>> {
+    loop {
+        match tls.write(peer, io.get_ref()) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match io.poll_writable(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => break,
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    if tls.is_closed() {
+        return Poll::Ready(Ok(Turn::Eof));
+    }
+    // A read of handshake records gives the peer nothing, but rustls may
+    // then have something to send: the next turn writes it.
+    poll_read(io, drained, cx, |buf| tls.read(io.get_ref(), buf, peer))
+}
+
+/// The reading half of a turn: reads once with `read` (into the thread's
+/// buffer; it hands the bytes on and says how many it read), waiting for the
+/// socket first when the last read emptied it.
+fn poll_read(
+    io: &Async<TcpStream>,
+    drained: &mut bool,
+    cx: &mut Context<'_>,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> Poll<io::Result<Turn>> {
+    loop {
+        if *drained {
+            // The last read emptied the socket: a read now would most
+            // likely find nothing, so wait for word that it won't.
+            match io.poll_readable(cx) {
+                Poll::Ready(Ok(())) => *drained = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let result = READ_BUF.with_borrow_mut(|buf| {
+            let n = read(buf)?;
+            Ok::<_, io::Error>((n, n < buf.len()))
+        });
+        match result {
+            Ok((0, _)) => return Poll::Ready(Ok(Turn::Eof)),
+            Ok((_, emptied)) => {
+                *drained = emptied;
+                return Poll::Ready(Ok(Turn::Read));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *drained = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
     }
 }
 
@@ -204,7 +259,8 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects and completes the opening handshake (§4.1) within 10 s.
+    /// Connects and completes the opening handshake (§4.1), and for
+    /// `wss://` the TLS handshake before it, within 10 s.
     /// `seed` makes the key and the masking keys: a load tool needs variety,
     /// not secrecy.
     pub async fn connect(target: &Target, seed: u64) -> Result<Self, Failure> {
@@ -215,6 +271,13 @@ impl WsClient {
             Err(timed_out())
         })
         .await?;
+        let mut socket = socket;
+        if let Some(tls) = &target.tls {
+            let tls = tls
+                .connect()
+                .map_err(|e| Failure::Handshake(e.to_string()))?;
+            socket.tls = Some(Box::new(tls));
+        }
         let config = Config {
             // Whatever the server sends, and whatever a run queues.
             max_frame_size: 1 << 30,

@@ -140,7 +140,7 @@ async fn shard(run: &Run<'_>, t: usize) -> Tally {
 
 async fn connection(run: &Run<'_>, tally: &Tally, i: usize) {
     let result = match run.target.scheme {
-        Scheme::Ws => {
+        Scheme::Ws | Scheme::Wss => {
             let connect = WsClient::connect(run.target, run.common.seed(i));
             session(run, connect, |client| ws_echo(client, run, tally)).await
         }

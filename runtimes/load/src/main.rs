@@ -5,10 +5,13 @@
 //! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
 //! tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5]
 //! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
-//! common: [--connect-concurrency N=200] [--threads N=1]
+//! common: [--connect-concurrency N=200] [--threads N=1] [--ca PEM]
 //! ```
 //!
-//! `URL` is `ws://host[:port][/path]`, or for `echo` also `tcp://host:port`:
+//! `URL` is `ws://host[:port][/path]`, `wss://host[:port][/path]` (TLS, on
+//! rustls with the ring provider: the server's certificate must be signed by,
+//! or be, one of the certificates in `--ca PEM`, and name the URL's host), or
+//! for `echo` also `tcp://host:port`:
 //! raw TCP, no handshake and no framing, where a "message" is SIZE bytes
 //! written and the same SIZE bytes read back (the ceiling any WebSocket
 //! server can reach at that size and depth).
@@ -63,6 +66,7 @@ mod histogram;
 mod idle;
 mod report;
 mod shard;
+mod tls;
 mod url;
 
 use std::process::ExitCode;
@@ -71,6 +75,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use broadcast::BroadcastArgs;
 use echo::EchoArgs;
 use idle::IdleArgs;
+use tls::TlsTarget;
 use url::{Scheme, Target};
 
 const USAGE: &str = "\
@@ -82,9 +87,11 @@ Usage:
 Options for every mode:
   --connect-concurrency N   handshakes in flight while connecting (default 200)
   --threads N               threads running the connections (default 1)
+  --ca PEM                  for wss://: trust the certificates in this file
+                            (and no others); wss:// needs it
 
-URL is ws://host:port/path (the path picks a chat room), or for echo
-tcp://host:port for a raw TCP echo server. RATE is messages per second per
+URL is ws://host:port/path (the path picks a chat room), wss://host:port/path
+(TLS), or for echo tcp://host:port for a raw TCP echo server. RATE is messages per second per
 sender. Each run prints one JSON line on stdout; exit status 1 means no
 connection could be made, 2 a bad command line.
 ";
@@ -121,7 +128,7 @@ enum Mode {
 #[derive(Debug)]
 enum Command {
     Help,
-    Run(Mode, Target, Common),
+    Run(Mode, Box<Target>, Common),
 }
 
 fn main() -> ExitCode {
@@ -185,6 +192,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         return Err(format!("unknown mode '{mode}': echo, broadcast or idle"));
     }
     let (mut url, mut connect_concurrency, mut threads) = (None, 200, 1);
+    let mut ca = None;
     let mut rest = args[1..].iter();
     while let Some(arg) = rest.next() {
         if !arg.starts_with('-') {
@@ -206,6 +214,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         match (mode.as_str(), arg.as_str()) {
             (_, "--connect-concurrency") => connect_concurrency = count(1, MAX_COUNT)?,
             (_, "--threads") => threads = count(1, 256)?,
+            (_, "--ca") => ca = Some(value.as_str()),
             ("echo", "-c") => echo.connections = count(1, MAX_COUNT)?,
             ("echo", "-s") => echo.size = count(0, MAX_BYTES)?,
             ("echo", "-d") => echo.depth = count(1, MAX_COUNT)?,
@@ -223,7 +232,15 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
     }
     let url = url.ok_or("missing <URL>")?;
-    let target = url::parse(url)?;
+    let mut target = url::parse(url)?;
+    match (target.scheme, ca) {
+        (Scheme::Wss, Some(ca)) => target.tls = Some(TlsTarget::new(ca, target.hostname())?),
+        (Scheme::Wss, None) => {
+            return Err("wss:// needs --ca PEM: the certificate(s) to trust".into())
+        }
+        (_, Some(_)) => return Err("--ca is for wss:// URLs".into()),
+        (_, None) => {}
+    }
     let mode = match mode.as_str() {
         "echo" => {
             if target.scheme == Scheme::Tcp && echo.size == 0 {
@@ -245,7 +262,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         _ => Mode::Idle(idle),
     };
     if target.scheme == Scheme::Tcp && !matches!(mode, Mode::Echo(_)) {
-        return Err("tcp:// URLs are for echo only; this mode needs ws://".into());
+        return Err("tcp:// URLs are for echo only; this mode needs ws:// or wss://".into());
     }
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -257,7 +274,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         threads,
         seed,
     };
-    Ok(Command::Run(mode, target, common))
+    Ok(Command::Run(mode, Box::new(target), common))
 }
 
 /// A whole number in `min..=max`.
@@ -368,6 +385,16 @@ mod tests {
             ("broadcast ws://127.0.0.1:1/ -n 10000 -k 10000", "within"),
             ("idle tcp://127.0.0.1:1", "echo only"),
             ("idle ws://127.0.0.1:1/ --threads 0", "whole number"),
+            ("echo wss://127.0.0.1:1/", "needs --ca"),
+            ("echo ws://127.0.0.1:1/ --ca x.pem", "for wss://"),
+            (
+                "echo wss://127.0.0.1:1/ --ca /nonexistent.pem",
+                "--ca '/nonexistent.pem'",
+            ),
+            (
+                "echo wss://127.0.0.1:1/ --ca Cargo.toml",
+                "no PEM certificate",
+            ),
             ("idle http://127.0.0.1:1/", "expected ws://"),
         ] {
             let error = run(line).expect_err(line);

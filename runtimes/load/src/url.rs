@@ -1,13 +1,17 @@
-//! The target of a run: `ws://host:port/path`, or `tcp://host:port` for a
-//! raw TCP echo server (no handshake, no framing).
+//! The target of a run: `ws://host:port/path`, `wss://host:port/path`, or
+//! `tcp://host:port` for a raw TCP echo server (no handshake, no framing).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use crate::tls::TlsTarget;
 
 /// How to talk to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// WebSocket over TCP.
     Ws,
+    /// WebSocket over TLS.
+    Wss,
     /// Raw TCP: bytes out, the same bytes back.
     Tcp,
 }
@@ -23,19 +27,33 @@ pub struct Target {
     pub path: String,
     /// Where to connect.
     pub addr: SocketAddr,
+    /// For `wss://`: the TLS configuration, set once the command line's
+    /// `--ca` is read ([`parse`] leaves it `None`).
+    pub tls: Option<TlsTarget>,
 }
 
-/// Parses `ws://host[:port][/path]` or `tcp://host:port` and resolves the host.
+impl Target {
+    /// The host without the port (an IPv6 address keeps its brackets).
+    pub fn hostname(&self) -> &str {
+        match self.host.rsplit_once(':') {
+            Some((name, port)) if !port.contains(']') => name,
+            _ => &self.host,
+        }
+    }
+}
+
+/// Parses `ws[s]://host[:port][/path]` or `tcp://host:port` and resolves
+/// the host.
 pub fn parse(url: &str) -> Result<Target, String> {
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("ws://") {
         (Scheme::Ws, rest)
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        (Scheme::Wss, rest)
     } else if let Some(rest) = url.strip_prefix("tcp://") {
         (Scheme::Tcp, rest)
-    } else if url.starts_with("wss://") {
-        return Err(format!("'{url}': wss:// (TLS) is not supported"));
     } else {
         return Err(format!(
-            "'{url}': expected ws://host:port/path or tcp://host:port"
+            "'{url}': expected ws://host:port/path, wss://host:port/path or tcp://host:port"
         ));
     };
     let (authority, path) = match rest.find(['/', '?']) {
@@ -56,6 +74,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
             authority.to_owned()
         }
         (Scheme::Ws, _) => format!("{authority}:80"),
+        (Scheme::Wss, _) => format!("{authority}:443"),
         (Scheme::Tcp, _) => return Err(format!("'{url}': tcp:// needs a port")),
     };
     let addr = with_port
@@ -68,6 +87,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
         host: authority.to_owned(),
         path,
         addr,
+        tls: None,
     })
 }
 
@@ -96,13 +116,18 @@ mod tests {
         );
         let t = parse("ws://[::1]:9/x").expect("IPv6");
         assert_eq!((t.host.as_str(), t.addr.port()), ("[::1]:9", 9));
+        assert_eq!(t.hostname(), "[::1]");
+        let t = parse("wss://127.0.0.1/x").expect("wss");
+        assert_eq!((t.scheme, t.addr.port()), (Scheme::Wss, 443));
+        assert_eq!(t.hostname(), "127.0.0.1");
+        let t = parse("wss://localhost:8443").expect("wss with a port");
+        assert_eq!((t.hostname(), t.addr.port()), ("localhost", 8443));
     }
 
     #[test]
     fn bad_urls_say_why() {
         for (url, why) in [
             ("http://x:1/", "expected ws://"),
-            ("wss://x:1/", "TLS"),
             ("ws://:1/", "cannot resolve"),
             ("ws:///", "no host"),
             ("ws://127.0.0.1:99999/", "invalid port"),

@@ -97,6 +97,22 @@ struct Server {
 }
 
 impl Server {
+    /// `name` serving wss with a certificate (and key) for 127.0.0.1 made
+    /// here; also returns the certificate's PEM file, for `--ca`.
+    fn start_tls(name: &str, args: &[&str]) -> (Self, PathBuf) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("load-tls-{name}"));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("make a certificate");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("write the certificate");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write the key");
+        let (cert_arg, key_arg) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+        let mut args = args.to_vec();
+        args.extend(["--tls-cert", cert_arg, "--tls-key", key_arg]);
+        (Self::start(name, &args), cert)
+    }
+
     fn start(name: &str, args: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(server_binary(name))
@@ -205,6 +221,43 @@ fn echo_on(name: &str) {
             field(&line, "max_us"),
         );
         assert!(p50 <= p99 && p99 <= max && max > 0.0, "{name}: {line}");
+    }
+}
+
+#[test]
+fn echo_over_tls() {
+    for name in SERVERS {
+        let (server, cert) = Server::start_tls(name, &["--echo", "-q"]);
+        let url = format!("wss://127.0.0.1:{}/", server.port);
+        let ca = cert.to_str().expect("utf-8");
+        for size in ["20", "20000"] {
+            let args = [
+                "echo", &url, "--ca", ca, "-c", "4", "-s", size, "-t", "0.5", "--warmup", "0.2",
+            ];
+            let line = json_line(&load(&args));
+            assert_eq!(field(&line, "connected"), 4.0, "{name}: {line}");
+            assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");
+            assert!(field(&line, "messages") > 0.0, "{name}: {line}");
+        }
+        // A certificate the server does not have is refused: no connection.
+        let other = cert.with_file_name("other.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("make a certificate");
+        std::fs::write(&other, made.cert.pem()).expect("write it");
+        let args = [
+            "echo",
+            &url,
+            "--ca",
+            other.to_str().expect("utf-8"),
+            "-c",
+            "2",
+            "-t",
+            "0.1",
+        ];
+        let output = load(&args);
+        assert_eq!(output.status.code(), Some(1), "{name}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("certificate"), "{name}: {stderr}");
     }
 }
 
@@ -442,6 +495,8 @@ fn bad_command_lines_exit_2() {
         &["echo", "ws://127.0.0.1:1/", "--threads", "0"],
         &["idle", "tcp://127.0.0.1:1", "-n", "1"],
         &["broadcast", "ws://127.0.0.1:1/", "--warmup", "1"],
+        &["echo", "wss://127.0.0.1:1/"],
+        &["echo", "wss://127.0.0.1:1/", "--ca", "/nonexistent.pem"],
     ] {
         let output = load(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");

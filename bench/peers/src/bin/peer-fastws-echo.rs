@@ -33,7 +33,8 @@ async fn server_upgrade(
 }
 
 fn main() {
-    tincan_peers::run(|listener| async move {
+    tincan_peers::run(|listener, tls| async move {
+        tincan_peers::no_tls(tls);
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {

@@ -3,7 +3,8 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn main() {
-    tincan_peers::run(|listener| async move {
+    tincan_peers::run(|listener, tls| async move {
+        tincan_peers::no_tls(tls);
         while let Ok((mut stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {

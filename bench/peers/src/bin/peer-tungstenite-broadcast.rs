@@ -1,6 +1,7 @@
 //! A tokio-tungstenite chat server, as its examples/server.rs does it: a peer
 //! map behind a mutex, an unbounded channel per peer, and every text message
-//! sent to every other peer.
+//! sent to every other peer. Over TLS (a tokio-rustls stream under the
+//! WebSocket) with `--tls-cert` and `--tls-key`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::{future, pin_mut, StreamExt, TryStreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 
 type PeerMap = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<Message>>>>;
 
-async fn handle(peers: PeerMap, stream: TcpStream, addr: SocketAddr) {
+async fn handle(peers: PeerMap, stream: impl AsyncRead + AsyncWrite + Unpin, addr: SocketAddr) {
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
@@ -36,11 +37,21 @@ async fn handle(peers: PeerMap, stream: TcpStream, addr: SocketAddr) {
 }
 
 fn main() {
-    tincan_peers::run(|listener| async move {
+    tincan_peers::run(|listener, tls| async move {
         let peers = PeerMap::default();
         while let Ok((stream, addr)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
-            tokio::spawn(handle(peers.clone(), stream, addr));
+            let (peers, tls) = (peers.clone(), tls.clone());
+            tokio::spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            handle(peers, stream, addr).await;
+                        }
+                    }
+                    None => handle(peers, stream, addr).await,
+                }
+            });
         }
     });
 }
