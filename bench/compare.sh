@@ -5,6 +5,7 @@
 #   bench/compare.sh                     # echo, broadcast and idle; 5 runs each
 #   bench/compare.sh echo                # some scenarios only
 #   bench/compare.sh tls                 # echo and broadcast over wss (not in the default set)
+#   bench/compare.sh deflate fairness    # permessage-deflate on/off; echo p99 beside ping flooders
 #   bench/compare.sh --quick             # 1 run of 3 s each: a smoke test
 #   RUNS=5 SECS=10 bench/compare.sh      # the defaults
 #
@@ -20,8 +21,8 @@ scenarios=()
 for arg in "$@"; do
   case "$arg" in
     --quick) RUNS=1 SECS=3 ;;
-    echo | broadcast | idle | tls) scenarios+=("$arg") ;;
-    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls]" >&2; exit 2 ;;
+    echo | broadcast | idle | tls | deflate | fairness) scenarios+=("$arg") ;;
+    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls] [deflate] [fairness]" >&2; exit 2 ;;
   esac
 done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast idle)
@@ -34,6 +35,11 @@ BC_RATE=${BC_RATE:-400}
 # (1 M deliveries/s) is what it takes whole beside the server on 2 cores.
 TLS_BC_RATE=${TLS_BC_RATE:-100}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+# Deflate: senders' rate and message size (chat-sized text).
+DEFLATE_BC_RATE=${DEFLATE_BC_RATE:-100}
+DEFLATE_SIZE=${DEFLATE_SIZE:-200}
+# Fairness: ping flooders beside the measured client.
+FLOODERS=${FLOODERS:-2}
 
 say() { printf '[compare] %s\n' "$*" >&2; }
 
@@ -217,41 +223,45 @@ tls_scenario() {
 
 # Idle: server RSS before and while the tool holds IDLE_CONNS connections
 # (over 100 rooms, so a chat server's presence notices stay small).
-idle_scenario() {
-  local -A per_conn=()
-  run_idle() { # label, server command...
-    local label=$1
-    shift
-    : >"$scratch/idle-$label.txt"
-    for run in $(seq "$RUNS"); do
-      start_server "$@"
-      local before fifo="$scratch/idle.out"
-      before=$(rss_kib "$server_pid")
-      "$LOAD" idle "ws://127.0.0.1:$port/idle" -n "$IDLE_CONNS" --rooms 100 -t 600 >"$fifo" &
-      local load_pid=$! deadline=$((SECONDS + 180))
-      until grep -q '}$' "$fifo" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
-          echo "compare.sh: idle run against $label printed nothing" >&2
-          exit 1
-        fi
-        sleep 0.1
-      done
-      local line after connected
-      line=$(head -1 "$fifo")
-      after=$(rss_kib "$server_pid")
-      kill "$load_pid" 2>/dev/null || true
-      wait "$load_pid" 2>/dev/null || true
-      stop_server
-      connected=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["connected"])' "$line")
-      local kib
-      kib=$(python3 -c "print(round(($after - $before) / max($connected, 1), 2))")
-      echo "$kib" >>"$scratch/idle-$label.txt"
-      python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], rss_before_kib=int(sys.argv[3]), rss_after_kib=int(sys.argv[4]), rss_per_conn_kib=float(sys.argv[5])); print(json.dumps(d))' \
-        "$line" "idle-$label" "$before" "$after" "$kib" >>"$results"
-      say "idle $label run $run: $connected connections, RSS $before -> $after KiB, $kib KiB each"
+# Idle: server RSS per connection while the tool holds IDLE_CONNS of them
+# (over 100 rooms); the load tool gets the extra arguments in $idle_extra.
+declare -A per_conn=()
+idle_extra=()
+run_idle() { # label, server command...
+  local label=$1
+  shift
+  : >"$scratch/idle-$label.txt"
+  for run in $(seq "$RUNS"); do
+    start_server "$@"
+    local before fifo="$scratch/idle.out"
+    before=$(rss_kib "$server_pid")
+    "$LOAD" idle "ws://127.0.0.1:$port/idle" -n "$IDLE_CONNS" --rooms 100 -t 600 "${idle_extra[@]}" >"$fifo" &
+    local load_pid=$! deadline=$((SECONDS + 180))
+    until grep -q '}$' "$fifo" 2>/dev/null; do
+      if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
+        echo "compare.sh: idle run against $label printed nothing" >&2
+        exit 1
+      fi
+      sleep 0.1
     done
-    per_conn[$label]=$(python3 -c 'import statistics,sys; print(round(statistics.median(float(l) for l in open(sys.argv[1])), 2))' "$scratch/idle-$label.txt")
-  }
+    local line after connected
+    line=$(head -1 "$fifo")
+    after=$(rss_kib "$server_pid")
+    kill "$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+    stop_server
+    connected=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["connected"])' "$line")
+    local kib
+    kib=$(python3 -c "print(round(($after - $before) / max($connected, 1), 2))")
+    echo "$kib" >>"$scratch/idle-$label.txt"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], rss_before_kib=int(sys.argv[3]), rss_after_kib=int(sys.argv[4]), rss_per_conn_kib=float(sys.argv[5])); print(json.dumps(d))' \
+      "$line" "idle-$label" "$before" "$after" "$kib" >>"$results"
+    say "idle $label run $run: $connected connections, RSS $before -> $after KiB, $kib KiB each"
+  done
+  per_conn[$label]=$(python3 -c 'import statistics,sys; print(round(statistics.median(float(l) for l in open(sys.argv[1])), 2))' "$scratch/idle-$label.txt")
+}
+
+idle_scenario() {
   run_idle tincan-smol target/release/tincan-smol "${CHAT[@]}"
   run_idle tincan-async-std target/release/tincan-async-std "${CHAT[@]}"
   run_idle tokio-tungstenite "$PEERS/peer-tungstenite-broadcast"
@@ -262,12 +272,77 @@ idle_scenario() {
   done
 }
 
+# permessage-deflate (RFC 7692) on tincan-smol: a broadcast of chat-sized
+# messages (DEFLATE_SIZE bytes of chat-like text) with receivers that do and
+# do not negotiate it, for the server CPU per delivery; and idle connections
+# that negotiated it, for the memory per connection.
+deflate_scenario() {
+  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$DEFLATE_BC_RATE" -t "$SECS"
+    -s "$DEFLATE_SIZE")
+  measure deflate-off ws "${args[@]}" -- target/release/tincan-smol "${CHAT[@]}"
+  measure deflate-on ws "${args[@]}" --deflate -- target/release/tincan-smol "${CHAT[@]}"
+  local off on
+  off=$(median "$scratch/deflate-off.jsonl" server_cpu_us_per_msg)
+  on=$(median "$scratch/deflate-on.jsonl" server_cpu_us_per_msg)
+  for mode in off on; do
+    local f="$scratch/deflate-$mode.jsonl" note=
+    [ $mode = on ] && note="CPU per delivery $(ratio "$on" "$off") of deflate off"
+    row "broadcast ${BC_SENDERS}x${DEFLATE_BC_RATE}/s of $DEFLATE_SIZE B to $BC_RECEIVERS, deflate $mode" \
+      tincan-smol "$(median "$f" delivered_per_sec) delivered/s" "p50 $(median "$f" p50_us) us" \
+      "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" \
+      "lost $(median "$f" lost), errors $(median "$f" errors); $note"
+  done
+  idle_extra=()
+  run_idle deflate-off target/release/tincan-smol "${CHAT[@]}"
+  idle_extra=(--deflate)
+  run_idle deflate-on target/release/tincan-smol "${CHAT[@]}"
+  idle_extra=()
+  row "idle x$IDLE_CONNS, deflate off" tincan-smol "${per_conn[deflate-off]} KiB RSS/conn" "" "" "" ""
+  row "idle x$IDLE_CONNS, deflate negotiated" tincan-smol "${per_conn[deflate-on]} KiB RSS/conn" "" "" "" \
+    "$(ratio "${per_conn[deflate-on]}" "${per_conn[deflate-off]}") of deflate off (target at most 1.5x)"
+}
+
+# Fairness: a fresh client's echo round trips (10 connections, depth 1)
+# alone, and beside FLOODERS clients that send pings as fast as they can
+# read the pongs (bench/flood.py). The p99 is the figure to watch.
+fairness_scenario() {
+  local bin flooders
+  for bin in tincan-smol tincan-async-std; do
+    for flooders in 0 "$FLOODERS"; do
+      local label="fairness-$bin-$flooders"
+      : >"$scratch/$label.jsonl"
+      for run in $(seq "$RUNS"); do
+        start_server "target/release/$bin" "${ECHO[@]}"
+        local pids=() i
+        for i in $(seq "$flooders"); do
+          bench/flood.py 127.0.0.1 "$port" $((SECS + 5)) &
+          pids+=($!)
+        done
+        local line
+        line=$(timeout $((SECS * 3 + 120)) "$LOAD" echo "ws://127.0.0.1:$port/bench" -c 10 -d 1 -t "$SECS")
+        [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+        wait "${pids[@]}" 2>/dev/null || true
+        stop_server
+        echo "$line" >>"$scratch/$label.jsonl"
+        python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
+          "$line" "$label" >>"$results"
+        say "$label run $run: $line"
+      done
+      local f="$scratch/$label.jsonl"
+      row "echo x10 depth 1 beside $flooders ping flooders" "$bin" "$(median "$f" msgs_per_sec) msg/s" \
+        "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "" "errors $(median "$f" errors)"
+    done
+  done
+}
+
 for scenario in "${scenarios[@]}"; do
   case $scenario in
     echo) echo_scenario 20; echo_scenario 16384 ;;
     broadcast) broadcast_scenario ;;
     idle) idle_scenario ;;
     tls) tls_scenario ;;
+    deflate) deflate_scenario ;;
+    fairness) fairness_scenario ;;
   esac
 done
 

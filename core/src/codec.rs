@@ -399,6 +399,17 @@ impl MessageDecoder {
         self.assembler.recycle(message.into_bytes());
     }
 
+    /// Frees the inflate state between messages when the peer compresses
+    /// each message on its own (RFC 7692 `*_no_context_takeover`): a
+    /// connection that has gone quiet then holds nothing for it. Returns
+    /// whether there was state to free.
+    pub fn release_inflate_state(&mut self) -> bool {
+        match &mut self.inflater {
+            Some(inflater) if !self.assembler.in_message() => inflater.release(),
+            _ => false,
+        }
+    }
+
     /// Whether a data message has begun and not ended (§5.4).
     pub fn in_message(&self) -> bool {
         self.assembler.in_message()

@@ -850,6 +850,8 @@ impl Connection {
             self.ping_outstanding = false;
             self.timer = Timer::Due(self.now + interval);
         } else if !self.ping_outstanding {
+            // Quiet for a whole interval: what only traffic needs goes.
+            self.decoder.release_inflate_state();
             self.ping_outstanding = true;
             self.queue_frame(OpCode::Ping, b"tincan", true);
             self.emit(Event::PingSent);

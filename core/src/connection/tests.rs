@@ -910,3 +910,35 @@ fn a_broadcast_to_a_thousand_is_compressed_once_and_shared() {
         assert_eq!(slices[0].as_ptr(), deflated);
     }
 }
+
+#[test]
+fn inflate_state_is_kept_while_busy_and_released_when_quiet() {
+    // The client compresses each message on its own: nothing refers back.
+    let (mut client, mut server) = deflate_pair("permessage-deflate; client_no_context_takeover");
+    assert_eq!(
+        server.buffered_incoming(),
+        0,
+        "nothing before a compressed message"
+    );
+    server.handle_timeout(Duration::ZERO);
+    client.send_text(&chat_text(10)).expect("open");
+    server.receive(&drain(&mut client));
+    assert_eq!(events(&mut server).len(), 1);
+    assert!(
+        server.buffered_incoming() > 32 * 1024,
+        "kept for the next message"
+    );
+    // One interval with traffic in it keeps it; a quiet one releases it.
+    server.handle_timeout(Duration::from_secs(31));
+    assert!(server.buffered_incoming() > 32 * 1024);
+    server.handle_timeout(Duration::from_secs(62));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    assert_eq!(server.buffered_incoming(), 0, "released while quiet");
+    // And made again for the next compressed message.
+    client.send_text(&chat_text(10)).expect("open");
+    server.receive(&drain(&mut client));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text(chat_text(10)))]
+    );
+}

@@ -37,7 +37,13 @@ pub struct BroadcastArgs {
     pub seconds: f64,
     /// How long to wait for stragglers after sending stops.
     pub drain: f64,
+    /// Pad each message with chat-like words to at least this many bytes
+    /// (0: the marker alone), so compression has text to work on.
+    pub size: usize,
 }
+
+/// Words the padding repeats: chat-like text, which compresses as chat does.
+const FILLER: &str = " the quick brown fox jumps over the lazy dog and says hello to the room";
 
 /// The marker a message carries.
 const MARK: &str = "#tl ";
@@ -361,6 +367,10 @@ async fn send(
         while *sent < due {
             text.clear();
             let _ = write!(text, "{MARK}{me} {sent} {t_us}");
+            while text.len() < args.size {
+                let room = args.size - text.len();
+                text.push_str(&FILLER[..room.min(FILLER.len())]);
+            }
             client
                 .conn
                 .send_text(&text)

@@ -286,6 +286,7 @@ impl WsClient {
             // Pings are answered (the core queues pongs), never sent.
             ping_interval: None,
             mask_seed: seed,
+            deflate: target.deflate,
             ..Config::default()
         };
         let mut conn = Connection::new(Role::Client, config);

@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
-//! tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5]
+//! tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
 //! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
-//! common: [--connect-concurrency N=200] [--threads N=1] [--ca PEM]
+//! common: [--connect-concurrency N=200] [--threads N=1] [--ca PEM] [--deflate]
 //! ```
 //!
 //! `URL` is `ws://host[:port][/path]`, `wss://host[:port][/path]` (TLS, on
@@ -81,7 +81,7 @@ use url::{Scheme, Target};
 const USAGE: &str = "\
 Usage:
   tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
-  tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5]
+  tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
   tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 
 Options for every mode:
@@ -89,6 +89,9 @@ Options for every mode:
   --threads N               threads running the connections (default 1)
   --ca PEM                  for wss://: trust the certificates in this file
                             (and no others); wss:// needs it
+  --deflate                 offer permessage-deflate (RFC 7692): messages the
+                            server compresses are inflated, and those sent
+                            are compressed when that makes them smaller
 
 URL is ws://host:port/path (the path picks a chat room), wss://host:port/path
 (TLS), or for echo tcp://host:port for a raw TCP echo server. RATE is messages per second per
@@ -182,6 +185,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         rate: 100.0,
         seconds: 10.0,
         drain: 5.0,
+        size: 0,
     };
     let mut idle = IdleArgs {
         connections: 10_000,
@@ -193,6 +197,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }
     let (mut url, mut connect_concurrency, mut threads) = (None, 200, 1);
     let mut ca = None;
+    let mut deflate = false;
     let mut rest = args[1..].iter();
     while let Some(arg) = rest.next() {
         if !arg.starts_with('-') {
@@ -204,6 +209,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
         if (mode.as_str(), arg.as_str()) == ("echo", "--text") {
             echo.text = true;
+            continue;
+        }
+        if arg == "--deflate" {
+            deflate = true;
             continue;
         }
         let value = rest
@@ -225,6 +234,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             ("broadcast", "-r") => bc.rate = positive(arg, value, 1e7)?,
             ("broadcast", "-t") => bc.seconds = secs(0.001)?,
             ("broadcast", "--drain") => bc.drain = secs(0.0)?,
+            ("broadcast", "-s") => bc.size = count(0, 1 << 20)?,
             ("idle", "-n") => idle.connections = count(1, MAX_COUNT)?,
             ("idle", "-t") => idle.hold = secs(0.0)?,
             ("idle", "--rooms") => idle.rooms = count(1, MAX_COUNT)?,
@@ -233,6 +243,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }
     let url = url.ok_or("missing <URL>")?;
     let mut target = url::parse(url)?;
+    if deflate && target.scheme == Scheme::Tcp {
+        return Err("--deflate is for ws:// and wss:// URLs".into());
+    }
+    target.deflate = deflate;
     match (target.scheme, ca) {
         (Scheme::Wss, Some(ca)) => target.tls = Some(TlsTarget::new(ca, target.hostname())?),
         (Scheme::Wss, None) => {
@@ -345,7 +359,8 @@ mod tests {
                 senders: 2,
                 rate: 0.5,
                 seconds: 3.0,
-                drain: 1.0
+                drain: 1.0,
+                size: 0
             })
         );
         assert_eq!((common.connect_concurrency, common.threads), (7, 2));

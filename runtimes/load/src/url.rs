@@ -30,6 +30,9 @@ pub struct Target {
     /// For `wss://`: the TLS configuration, set once the command line's
     /// `--ca` is read ([`parse`] leaves it `None`).
     pub tls: Option<TlsTarget>,
+    /// Offer permessage-deflate (RFC 7692), from the command line's
+    /// `--deflate` ([`parse`] leaves it off).
+    pub deflate: bool,
 }
 
 impl Target {
@@ -88,6 +91,7 @@ pub fn parse(url: &str) -> Result<Target, String> {
         path,
         addr,
         tls: None,
+        deflate: false,
     })
 }
 

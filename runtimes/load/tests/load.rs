@@ -200,6 +200,8 @@ fn echo_on(name: &str) {
         &["-t", "1"][..],
         &["-t", "0.5", "--text", "-d", "4"],
         &["-t", "0.5", "--threads", "2", "-s", "20000"],
+        // Compressed both ways (RFC 7692): the echoes inflate to their size.
+        &["-t", "0.5", "--text", "-s", "5000", "--deflate"],
     ] {
         let mut args = vec!["echo", &url, "-c", "4", "-s", "100", "--warmup", "0.2"];
         args.extend(extra);
@@ -282,34 +284,39 @@ fn broadcast_on(name: &str) {
         ],
     );
     let url = server.url("/bench");
-    let line = json_line(&load(&[
-        "broadcast",
-        &url,
-        "-n",
-        "20",
-        "-k",
-        "2",
-        "-r",
-        "200",
-        "-t",
-        "1",
-        "--threads",
-        "2",
-    ]));
-    assert_eq!(field(&line, "connected"), 20.0, "{name}: {line}");
-    assert_eq!(field(&line, "sent"), 400.0, "{name}: {line}");
-    assert_eq!(field(&line, "expected"), 8000.0, "{name}: {line}");
-    assert_eq!(field(&line, "delivered"), 8000.0, "{name}: {line}");
-    assert_eq!(field(&line, "lost"), 0.0, "{name}: {line}");
-    assert_eq!(field(&line, "out_of_order"), 0.0, "{name}: {line}");
-    assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");
-    let (p50, p99, max) = (
-        field(&line, "p50_us"),
-        field(&line, "p99_us"),
-        field(&line, "max_us"),
-    );
-    assert!(p50 <= p99 && p99 <= max && max > 0.0, "{name}: {line}");
-    assert!(field(&line, "delivered_per_sec") > 0.0, "{name}: {line}");
+    // Plain, then chat-sized messages compressed both ways (RFC 7692).
+    for extra in [&[][..], &["-s", "300", "--deflate"]] {
+        let mut args = vec![
+            "broadcast",
+            &url,
+            "-n",
+            "20",
+            "-k",
+            "2",
+            "-r",
+            "200",
+            "-t",
+            "1",
+            "--threads",
+            "2",
+        ];
+        args.extend(extra);
+        let line = json_line(&load(&args));
+        assert_eq!(field(&line, "connected"), 20.0, "{name}: {line}");
+        assert_eq!(field(&line, "sent"), 400.0, "{name}: {line}");
+        assert_eq!(field(&line, "expected"), 8000.0, "{name}: {line}");
+        assert_eq!(field(&line, "delivered"), 8000.0, "{name}: {line}");
+        assert_eq!(field(&line, "lost"), 0.0, "{name}: {line}");
+        assert_eq!(field(&line, "out_of_order"), 0.0, "{name}: {line}");
+        assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");
+        let (p50, p99, max) = (
+            field(&line, "p50_us"),
+            field(&line, "p99_us"),
+            field(&line, "max_us"),
+        );
+        assert!(p50 <= p99 && p99 <= max && max > 0.0, "{name}: {line}");
+        assert!(field(&line, "delivered_per_sec") > 0.0, "{name}: {line}");
+    }
 }
 
 #[test]
