@@ -76,6 +76,9 @@ pub struct Share {
     marks: VecDeque<(u64, u64)>,
 }
 
+/// Backlogs under this many bytes are closed only after every larger one.
+const SMALL_BACKLOG: usize = 64 * 1024;
+
 /// Marks kept per connection. Past it, the second oldest is dropped and its
 /// bytes count as the next one's: the first mark (a client that does not
 /// read keeps it for ever) and the newest stay exact, and the error, bytes
@@ -196,13 +199,19 @@ impl Budget {
         if self.total() <= limit {
             return;
         }
-        let mut by_age: Vec<(u64, ClientId)> = members
+        // Backlogs smaller than a socket buffer go last: a reader that is
+        // merely behind (a loaded machine, a burst) holds little, while one
+        // that stopped reading fills its queue.
+        let mut by_age: Vec<(bool, u64, ClientId)> = members
             .iter()
-            .map(|(id, m)| (m.backlog.since_ms.load(Ordering::Relaxed), *id))
-            .filter(|(since, _)| *since != u64::MAX)
+            .map(|(id, m)| {
+                let small = m.backlog.bytes.load(Ordering::Relaxed) < SMALL_BACKLOG;
+                (small, m.backlog.since_ms.load(Ordering::Relaxed), *id)
+            })
+            .filter(|&(_, since, _)| since != u64::MAX)
             .collect();
         by_age.sort_unstable();
-        for (_, id) in by_age {
+        for (_, _, id) in by_age {
             if self.total() <= limit {
                 break;
             }
@@ -232,6 +241,22 @@ mod tests {
                 (budget.join(ClientId(i), tx), rx)
             })
             .unzip()
+    }
+
+    #[test]
+    fn a_small_backlog_goes_after_every_large_one() {
+        let budget = Budget::new(Some(3 * SMALL_BACKLOG));
+        let (mut shares, inboxes) = members(&budget, 3);
+        // Client 0 is behind by a little since 10 ms (a busy reader);
+        // clients 1 and 2 stopped reading later, with full queues.
+        budget.update(&mut shares[0], 1000, 0, 10);
+        budget.update(&mut shares[1], 2 * SMALL_BACKLOG, 0, 20);
+        budget.update(&mut shares[2], 2 * SMALL_BACKLOG, 0, 30);
+        assert!(inboxes[1].is_closed(), "the oldest large backlog");
+        assert!(!inboxes[0].is_closed() && !inboxes[2].is_closed());
+        for share in shares {
+            budget.leave(share);
+        }
     }
 
     #[test]

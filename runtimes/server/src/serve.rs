@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -291,11 +291,16 @@ async fn connection<R: Runtime>(
             } else {
                 None
             };
+            // Boxed: a TLS connection's futures (rustls' state, the TLS
+            // socket's) are large, and inline they would size every plain
+            // connection's task too.
             if let Some(reason) = refused {
                 let peer = peer.to_string();
                 shared.log(Log::TlsRefused { peer, reason });
-            } else if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
-                drive(socket, peer, &shared, Door::Public).await;
+            } else if let Some(socket) =
+                Box::pin(tls_handshake(&shared, &acceptor, socket, peer)).await
+            {
+                Box::pin(drive(socket, peer, &shared, Door::Public)).await;
             }
         }
     }
@@ -407,11 +412,10 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             }
         };
         let write = async {
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            match session.poll_transmit_vectored(&mut slices) {
+            match session.buffered_amount() {
                 0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
                 0 => future::pending().await,
-                n => Wake::Wrote(socket.write_vectored(&slices[..n]).await),
+                _ => Wake::Wrote(write_queued(&socket, &session).await),
             }
         };
         let message = async {
@@ -508,6 +512,20 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
         log::print(config.log_level, config.log_format, &line);
     }
     shared.budget.leave(share);
+}
+
+/// One vectored write of what `session` has queued. Boxed: the slices (a
+/// kilobyte) then live on the heap while a write is in flight, instead of in
+/// every connection's task, idle ones included.
+fn write_queued<'a, S: Socket>(
+    socket: &'a S,
+    session: &'a Session,
+) -> Pin<Box<dyn Future<Output = io::Result<usize>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let n = session.poll_transmit_vectored(&mut slices);
+        socket.write_vectored(&slices[..n]).await
+    })
 }
 
 impl<R> Shared<R> {
