@@ -322,8 +322,11 @@ fairness_scenario() {
         done
         local line
         line=$(timeout $((SECS * 3 + 120)) "$LOAD" echo "ws://127.0.0.1:$port/bench" -c 10 -d 1 -t "$SECS")
-        [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-        wait "${pids[@]}" 2>/dev/null || true
+        # (Only the flooders: a bare `wait` would wait for the server too.)
+        if [ ${#pids[@]} -gt 0 ]; then
+          kill "${pids[@]}" 2>/dev/null || true
+          wait "${pids[@]}" 2>/dev/null || true
+        fi
         stop_server
         echo "$line" >>"$scratch/$label.jsonl"
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
