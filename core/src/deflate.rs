@@ -163,8 +163,11 @@ fn params(list: &[(&str, Option<&str>)]) -> Option<Params> {
                 p.server_max_window_bits = Some(window_bits(v)?)
             }
             ("client_max_window_bits", v) if p.client_max_window_bits.is_none() => {
-                p.client_max_window_bits =
-                    Some(v.map(window_bits).map(|b| b.ok_or(())).transpose().ok()?)
+                // Named alone, or with a valid value.
+                p.client_max_window_bits = Some(match v {
+                    None => None,
+                    Some(v) => Some(window_bits(v)?),
+                })
             }
             _ => return None,
         }

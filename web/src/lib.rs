@@ -109,6 +109,15 @@ impl From<ProtocolError> for CodecError {
     }
 }
 
+/// A masking key from JavaScript: 4 bytes, or none.
+fn mask_key(mask: Option<Vec<u8>>) -> Result<Option<[u8; 4]>, CodecError> {
+    mask.map(|key| {
+        <[u8; 4]>::try_from(key.as_slice())
+            .map_err(|_| usage("BadMask", "a masking key has 4 bytes"))
+    })
+    .transpose()
+}
+
 fn usage(kind: &str, message: &str) -> CodecError {
     CodecError {
         kind: kind.to_owned(),
@@ -221,13 +230,7 @@ pub fn encode_frame(
     mask: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, CodecError> {
     let opcode = OpCode::from_u8(opcode)?;
-    let mask = match mask {
-        None => None,
-        Some(key) => Some(
-            <[u8; 4]>::try_from(key.as_slice())
-                .map_err(|_| usage("BadMask", "a masking key has 4 bytes"))?,
-        ),
-    };
+    let mask = mask_key(mask)?;
     let mut out = Vec::new();
     frame::encode_frame(&mut out, fin, opcode, mask, payload);
     Ok(out)
@@ -253,13 +256,7 @@ pub fn encode_compressed(
     if !(8..=15).contains(&window_bits) {
         return Err(usage("BadWindow", "window bits are 8 to 15"));
     }
-    let mask = match mask {
-        None => None,
-        Some(key) => Some(
-            <[u8; 4]>::try_from(key.as_slice())
-                .map_err(|_| usage("BadMask", "a masking key has 4 bytes"))?,
-        ),
-    };
+    let mask = mask_key(mask)?;
     let mut compressed = Vec::new();
     deflate::compress(payload, window_bits, &mut compressed);
     let header = FrameHeader {
