@@ -96,6 +96,8 @@ fn metrics_move_with_real_traffic() {
     let before = scrape(server.port);
     // The scrape's own connection is the one open.
     assert_eq!(value(&before, "tincan_connections_open", &[]), Some(1.0));
+    // ... and it is no WebSocket.
+    assert_eq!(value(&before, "tincan_websockets_open", &[]), Some(0.0));
     assert_eq!(value(&before, "tincan_messages_in_total", &[]), Some(0.0));
     assert_eq!(
         value(&before, "tincan_queued_bytes_limit", &[]),
@@ -128,6 +130,7 @@ fn metrics_move_with_real_traffic() {
     let during = scrape_until(server.port, "3 connections open", |s| {
         value(s, "tincan_connections_open", &[]) == Some(3.0)
     });
+    assert_eq!(value(&during, "tincan_websockets_open", &[]), Some(2.0));
     assert_eq!(value(&during, "tincan_rooms", &[]), Some(1.0));
     assert_eq!(
         value(&during, "tincan_largest_room_clients", &[]),
@@ -165,6 +168,9 @@ fn metrics_move_with_real_traffic() {
     let accepted = value(&after, "tincan_connections_accepted_total", &[]).expect("accepted");
     assert!(accepted >= 6.0, "{accepted}");
     assert_eq!(value(&after, "tincan_largest_room_clients", &[]), Some(1.0));
+    scrape_until(server.port, "b's session gone", |s| {
+        value(s, "tincan_websockets_open", &[]) == Some(1.0)
+    });
     assert_eq!(
         histogram_count(&before, "tincan_message_latency_seconds"),
         0.0

@@ -205,7 +205,7 @@ pub enum Log {
     /// SIGTERM: `/readyz` answers 503 and new clients are refused; the
     /// clients there get a 1001 close when the grace ends.
     Draining {
-        /// How many clients are connected.
+        /// How many WebSocket clients get the 1001 when the grace ends.
         clients: usize,
         /// The grace, in seconds.
         grace: u64,

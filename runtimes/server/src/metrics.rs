@@ -53,6 +53,7 @@ pub struct Metrics {
     /// or closing).
     pub(crate) connections_open: Gauge,
     connections_accepted: Counter,
+    websockets_open: Gauge,
     handshakes_refused: Family<StatusLabel, Counter>,
     closes: Family<CodeLabel, Counter>,
     pub(crate) messages_in: Counter,
@@ -74,6 +75,7 @@ impl Metrics {
         let metrics = Self {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
+            websockets_open: Gauge::default(),
             handshakes_refused: Family::default(),
             closes: Family::default(),
             messages_in: Counter::default(),
@@ -100,6 +102,11 @@ impl Metrics {
             "connections_accepted",
             "TCP connections accepted on the public port",
             m.connections_accepted.clone(),
+        );
+        r.register(
+            "websockets_open",
+            "WebSocket connections open (past the handshake) on the public port",
+            m.websockets_open.clone(),
         );
         r.register(
             "handshakes_refused",
@@ -169,9 +176,19 @@ impl Metrics {
         self.connections_open.dec();
     }
 
-    /// Connections open on the public port.
-    pub fn connections(&self) -> usize {
-        usize::try_from(self.connections_open.get()).unwrap_or(0)
+    /// An upgrade was accepted.
+    pub fn websocket_opened(&self) {
+        self.websockets_open.inc();
+    }
+
+    /// A WebSocket connection ended (its session was dropped).
+    pub fn websocket_ended(&self) {
+        self.websockets_open.dec();
+    }
+
+    /// WebSocket connections open now: the ones a shutdown closes with 1001.
+    pub fn websockets(&self) -> usize {
+        usize::try_from(self.websockets_open.get()).unwrap_or(0)
     }
 
     /// A WebSocket connection closed with `code`.

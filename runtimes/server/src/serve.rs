@@ -190,7 +190,9 @@ pub async fn serve<R: Runtime>(
                 lock(&shared.hub).drain();
                 let grace = shared.config.drain_grace;
                 drain = Some(shared.runtime.timer_at(Instant::now() + grace));
-                let clients = shared.metrics.connections();
+                // The WebSocket connections, the ones the 1001 is for; a
+                // plain HTTP request still open is not one of them.
+                let clients = shared.metrics.websockets();
                 shared.log(Log::Draining {
                     clients,
                     grace: grace.as_secs(),
@@ -218,7 +220,7 @@ pub async fn serve<R: Runtime>(
             Accept::Stop => break,
         }
     }
-    let clients = shared.metrics.connections();
+    let clients = shared.metrics.websockets();
     shared.log(Log::ShuttingDown { clients });
     // No chat input is taken from here on, and what was taken is in the
     // outboxes (the gate waits for sessions between the two). Each session,

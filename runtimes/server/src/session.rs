@@ -63,6 +63,9 @@ pub struct Session {
     /// 503.
     over_address_limit: bool,
     joined: bool,
+    /// The handshake completed: counted in the open WebSocket connections
+    /// until the session is dropped.
+    upgraded: bool,
     idle_timeout: Option<Duration>,
     /// Monotonic time of the last chat message (or of joining).
     last_input: Duration,
@@ -96,6 +99,7 @@ impl Session {
             origins: config.origins.clone(),
             over_address_limit: false,
             joined: false,
+            upgraded: false,
             idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
             log_level: config.log_level,
@@ -389,9 +393,7 @@ impl Session {
         }
         if self.echo {
             if self.conn.accept(None).is_ok() {
-                self.log(Log::HandshakeComplete {
-                    peer: self.peer.clone(),
-                });
+                self.upgraded();
             }
             return Output::default();
         }
@@ -414,9 +416,7 @@ impl Session {
         if self.conn.accept(protocol).is_err() {
             return Output::default();
         }
-        self.log(Log::HandshakeComplete {
-            peer: self.peer.clone(),
-        });
+        self.upgraded();
         match hub.chat.join(self.id, self.address, room, format, now) {
             Ok(out) => {
                 hub.chat.set_deflate(self.id, self.conn.deflate().is_some());
@@ -502,6 +502,15 @@ impl Session {
         }
     }
 
+    /// The upgrade was accepted: the connection is a WebSocket now.
+    fn upgraded(&mut self) {
+        self.upgraded = true;
+        self.metrics.websocket_opened();
+        self.log(Log::HandshakeComplete {
+            peer: self.peer.clone(),
+        });
+    }
+
     fn log(&mut self, line: Log) {
         self.metrics.record(&line);
         if line.level() <= self.log_level {
@@ -538,6 +547,14 @@ impl Session {
             let _ = self
                 .conn
                 .close(CloseCode::PolicyViolation, "too slow: send queue full");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.upgraded {
+            self.metrics.websocket_ended();
         }
     }
 }
