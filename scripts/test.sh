@@ -56,6 +56,10 @@ stage "cargo clippy (fuzz, peers)" sh -c 'cargo clippy --manifest-path fuzz/Carg
   cargo clippy --manifest-path bench/peers/Cargo.toml --all-targets -q -- -D warnings'
 stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 stage "cargo test" cargo test --workspace
+# The workspace turns the protocol crate's deflate feature on; built alone it
+# is off, and the crate must build, lint and pass without it too.
+stage "core without deflate" sh -c 'cargo clippy -p tincan-core --all-targets -q -- -D warnings &&
+  cargo test -p tincan-core -q'
 if ! $quick; then
   stage "release build" cargo build --release -q -p tincan-smol -p tincan-async-std
   stage "autobahn setup" scripts/setup.sh autobahn

@@ -278,7 +278,8 @@ impl MessageDecoder {
     /// Inflates messages whose first frame has RSV1 set (RFC 7692 §6.2), once
     /// permessage-deflate is negotiated. `keep_context`: the peer may refer
     /// back to earlier messages (no `*_no_context_takeover` for it), so the
-    /// window is kept between them.
+    /// window is kept between them. Needs the `deflate` feature.
+    #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, keep_context: bool) {
         self.frames.allow_rsv1();
         self.inflater = Some(Inflater::new(keep_context));

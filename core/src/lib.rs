@@ -42,7 +42,15 @@
 //! Modules, one concept each, follow the RFC: [`handshake`] (§4),
 //! [`role`] (§5.1), [`frame`] (§5.2), [`mask`] (§5.3), [`utf8`] (§8.1),
 //! [`message`] (§5.4), [`close`] (§5.5.1, §7), and [`connection`], the state
-//! machine that puts them together.
+//! machine that puts them together. [`codec`] decodes frames and messages
+//! without a connection; [`deflate`] is permessage-deflate (RFC 7692).
+//!
+//! ## Features
+//!
+//! - `deflate` (off by default): compressing and inflating for
+//!   permessage-deflate, on miniz_oxide. Without it the crate links only
+//!   sha1, base64 and thiserror, and a connection declines every
+//!   permessage-deflate offer (negotiation still parses them).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

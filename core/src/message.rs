@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "deflate")]
 use crate::deflate;
 use crate::error::ProtocolError;
-use crate::frame::{encode_frame, encode_frame_header, FrameHeader, OpCode};
+#[cfg(feature = "deflate")]
+use crate::frame::encode_frame_header;
+use crate::frame::{encode_frame, FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
@@ -101,7 +104,9 @@ impl PreparedMessage {
 
     /// Also compresses the message, once, for every recipient that negotiated
     /// permessage-deflate with a full window (each message on its own, as the
-    /// server always does: §7.1.1.1). Kept only if it is smaller.
+    /// server always does: §7.1.1.1). Kept only if it is smaller. Needs the
+    /// `deflate` feature.
+    #[cfg(feature = "deflate")]
     pub fn with_deflate(mut self) -> Self {
         let (header, len) = match FrameHeader::decode(&self.frame) {
             Ok(Some(found)) => found,

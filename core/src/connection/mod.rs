@@ -19,7 +19,9 @@ use crate::close::{close_payload, CloseCode};
 use crate::codec::{Decoded, Limits, MessageDecoder};
 use crate::deflate::{self, DeflateParams};
 use crate::error::{Error, ProtocolError, SendError};
-use crate::frame::{encode_frame, encode_frame_header, FrameHeader, OpCode};
+use crate::frame::{encode_frame, OpCode};
+#[cfg(feature = "deflate")]
+use crate::frame::{encode_frame_header, FrameHeader};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::message::{Message, MessageKind, PreparedMessage};
 pub use crate::role::Role;
@@ -37,6 +39,7 @@ const MAX_PENDING_PONGS: usize = 16;
 
 /// Messages shorter than this are sent uncompressed even with
 /// permessage-deflate: they would not shrink.
+#[cfg(feature = "deflate")]
 const COMPRESS_FROM: usize = 64;
 
 /// Reads in a row that brought pings left unanswered, while nothing queued
@@ -74,6 +77,7 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Negotiate permessage-deflate (RFC 7692): a server accepts a client's
     /// offer, a client makes one. See [`crate::deflate`] for the parameters.
+    /// Needs the crate's `deflate` feature; without it this is ignored.
     pub deflate: bool,
     /// Seed of the masking keys of a client (§5.3 wants them unpredictable:
     /// take the seed from a random source).
@@ -290,7 +294,7 @@ impl Connection {
         if self.role != Role::Client || self.client_request.is_some() {
             return Err(SendError::InvalidState);
         }
-        if self.config.deflate && request.extensions.is_none() {
+        if self.offers_deflate() && request.extensions.is_none() {
             request.extensions = Some(deflate::CLIENT_OFFER.to_owned());
         }
         self.push_owned(&request.to_bytes());
@@ -597,10 +601,17 @@ impl Connection {
         self.deflate
     }
 
+    /// [`Config::deflate`], if this build can compress (the crate's
+    /// `deflate` feature): otherwise offers are declined and none is made.
+    fn offers_deflate(&self) -> bool {
+        self.config.deflate && cfg!(feature = "deflate")
+    }
+
     fn use_deflate(&mut self, params: DeflateParams) {
         self.deflate = Some(params);
-        let keep_context = !params.receive_without_context(self.role);
-        self.decoder.enable_deflate(keep_context);
+        #[cfg(feature = "deflate")]
+        self.decoder
+            .enable_deflate(!params.receive_without_context(self.role));
     }
 
     /// Whether messages can be sent (open, and no close sent).
@@ -624,7 +635,7 @@ impl Connection {
         match self.role {
             Role::Server => match Request::parse(head) {
                 Ok(request) => {
-                    let deflate = match self.config.deflate && request.is_upgrade {
+                    let deflate = match self.offers_deflate() && request.is_upgrade {
                         true => deflate::negotiate(request.extensions()),
                         false => None,
                     };
@@ -647,6 +658,7 @@ impl Connection {
                 let checked = checked.and_then(|accepted| match &accepted.extensions {
                     None => Ok((accepted.protocol, None)),
                     Some(values) => deflate::check_response(std::iter::once(values.as_str()))
+                        .filter(|_| self.offers_deflate())
                         .map(|params| (accepted.protocol, Some(params)))
                         .ok_or(HandshakeError::UnexpectedExtension),
                 });
@@ -887,6 +899,7 @@ impl Connection {
         }
         self.check_send(payload.len())?;
         match self.deflate {
+            #[cfg(feature = "deflate")]
             Some(params) if payload.len() >= COMPRESS_FROM => {
                 let mut compressed = Vec::new();
                 deflate::compress(payload, params.send_window_bits(self.role), &mut compressed);
@@ -903,6 +916,7 @@ impl Connection {
 
     /// Queues a whole message as one frame with RSV1 set: its payload is
     /// compressed (RFC 7692 §6).
+    #[cfg(feature = "deflate")]
     fn queue_compressed(&mut self, opcode: OpCode, compressed: &[u8]) {
         let header = FrameHeader {
             rsv: 0b100,
