@@ -187,6 +187,20 @@ pub struct Output {
     pub broadcast: Option<usize>,
     /// The sender must be closed (persistent flooding).
     pub close: Option<(CloseCode, String)>,
+    /// The entry this input appended to a room's history, for a server that
+    /// keeps history outside the process (on disk, in a shared broker): the
+    /// chat itself stays sans-io, so it hands the entry out rather than
+    /// writing it anywhere.
+    pub appended: Option<Appended>,
+}
+
+/// An entry appended to a room's history (see [`Output::appended`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The room.
+    pub room: String,
+    /// The entry.
+    pub entry: Entry,
 }
 
 #[derive(Debug)]
@@ -248,6 +262,12 @@ impl Default for Chat {
     }
 }
 
+/// The room of a member (empty if it is not one: never, for a caller that
+/// found it before).
+fn member_room(members: &HashMap<ClientId, Member>, id: ClientId) -> String {
+    members.get(&id).map(|m| m.room.clone()).unwrap_or_default()
+}
+
 /// The room that a request path names: `/` is the lobby.
 pub fn room_for_path(path: &str) -> Result<&str, Refusal> {
     match path.strip_prefix('/') {
@@ -300,6 +320,22 @@ impl Chat {
     /// A client's nickname.
     pub fn nick(&self, id: ClientId) -> Option<&str> {
         self.members.get(&id).map(|m| m.nick.as_str())
+    }
+
+    /// Restores a room's history kept elsewhere (a store read at start),
+    /// oldest first: the newest `history` entries are kept. A room that does
+    /// not exist yet is made if there is space for it (`max_rooms`), else
+    /// the history is not restored and `false` is returned.
+    pub fn restore(&mut self, room: &str, entries: impl IntoIterator<Item = Entry>) -> bool {
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
+            return false;
+        }
+        let limit = self.config.history;
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        for entry in entries {
+            r.push_history(entry, limit);
+        }
+        true
     }
 
     /// Checks that a client may join `room` now.
@@ -493,6 +529,12 @@ impl Chat {
         let everyone = room.members.clone();
         out.broadcast = Some(everyone.len());
         self.notify(out, &everyone, &Notice::Said(&entry), now);
+        if self.config.history > 0 {
+            out.appended = Some(Appended {
+                room: member_room(&self.members, id),
+                entry,
+            });
+        }
     }
 
     /// A `/nick`, checked against [`nick`]'s rules.
@@ -640,6 +682,7 @@ mod tests {
 
     mod deflate;
     mod history_cache;
+    mod history_store;
     mod nicknames;
     mod reconnects;
     mod text_rules;

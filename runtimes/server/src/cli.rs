@@ -185,6 +185,11 @@ struct Args {
     )]
     tls_key: Option<PathBuf>,
 
+    /// Keep room history in this directory (an embedded redb store), so a
+    /// restart loses nothing
+    #[arg(long, env = "TINCAN_DATA_DIR", value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+
     /// After SIGTERM, /readyz answers 503 and new clients get 503 for this
     /// long while the clients there chat on; then they get a 1001 close
     #[arg(long, env = "TINCAN_DRAIN_GRACE", value_name = "SECS",
@@ -261,6 +266,7 @@ where
         .tls_cert
         .zip(args.tls_key)
         .map(|(cert, key)| TlsFiles { cert, key });
+    config.data_dir = args.data_dir;
     Ok(config)
 }
 

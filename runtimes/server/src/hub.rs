@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tincan_chat::{Chat, ChatConfig, ClientId, Now, Output};
+use tincan_chat::{Appended, Chat, ChatConfig, ClientId, Now, Output};
+
+use crate::store::Writer;
 
 /// State shared by all sessions: the chat and each client's outbox, where `T`
 /// is the runtime's sending half of a channel.
@@ -18,6 +20,8 @@ pub struct Hub<T> {
     /// SIGTERM arrived: `/readyz` answers 503 and new upgrades are refused,
     /// while the clients there chat on until the drain grace ends.
     pub(crate) draining: bool,
+    /// `--data-dir`: where appended history entries go.
+    pub(crate) store: Option<Writer>,
     next_id: u64,
 }
 
@@ -29,6 +33,7 @@ impl<T: Clone> Hub<T> {
             outboxes: HashMap::new(),
             stopping: false,
             draining: false,
+            store: None,
             next_id: 1,
         }
     }
@@ -81,6 +86,13 @@ impl<T: Clone> Hub<T> {
             Err(NotReady::Draining)
         } else {
             Ok(())
+        }
+    }
+
+    /// Hands what a chat output appended to history to the store, if any.
+    pub(crate) fn keep(&self, appended: Option<Appended>) {
+        if let (Some(store), Some(appended)) = (&self.store, appended) {
+            store.record(appended);
         }
     }
 

@@ -16,7 +16,8 @@
 //! - [`read_buffer`]: the per-connection read buffer;
 //! - [`runtime`]: the trait a runtime implements;
 //! - [`serve`]: the accept loop and the connection task;
-//! - [`tls`]: https and wss on rustls, and the certificate reload.
+//! - [`tls`]: https and wss on rustls, and the certificate reload;
+//! - [`store`]: `--data-dir`, room history on disk (redb).
 //!
 //! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
 //! crates under it; this crate adds the sockets, the clock, the threads and
@@ -45,6 +46,7 @@ pub mod read_buffer;
 pub mod runtime;
 pub mod serve;
 pub mod session;
+pub mod store;
 pub mod tls;
 
 use std::process::ExitCode;

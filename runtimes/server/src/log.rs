@@ -215,6 +215,34 @@ pub enum Log {
         /// How many clients get a 1001 close.
         clients: usize,
     },
+    /// `--data-dir`: the history store is open and its rooms restored.
+    StoreOpened {
+        /// The database file.
+        path: String,
+        /// Rooms restored.
+        rooms: usize,
+        /// Entries restored, all rooms together.
+        entries: usize,
+    },
+    /// A history write failed (logged once per run of failures): the
+    /// server keeps serving, and the entries of that batch are not kept.
+    StoreWriteFailed {
+        /// The database file.
+        path: String,
+        /// Why.
+        error: String,
+    },
+    /// History writes succeed again after [`Log::StoreWriteFailed`].
+    StoreWriteRecovered {
+        /// The database file.
+        path: String,
+    },
+    /// The history writer fell behind and its bounded queue was full: these
+    /// entries were served live but not kept.
+    StoreDropped {
+        /// Entries dropped since the last such line.
+        count: u64,
+    },
 }
 
 impl Log {
@@ -228,7 +256,9 @@ impl Log {
             | Self::Flooding { .. }
             | Self::TlsRefused { .. }
             | Self::TlsHandshakeFailed { .. }
-            | Self::TlsReloadFailed { .. } => LogLevel::Warn,
+            | Self::TlsReloadFailed { .. }
+            | Self::StoreDropped { .. } => LogLevel::Warn,
+            Self::StoreWriteFailed { .. } => LogLevel::Error,
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
         }
@@ -263,6 +293,10 @@ impl Log {
             Self::OpsListening { .. } => "ops_listening",
             Self::Draining { .. } => "draining",
             Self::ShuttingDown { .. } => "shutting_down",
+            Self::StoreOpened { .. } => "store_opened",
+            Self::StoreWriteFailed { .. } => "store_write_failed",
+            Self::StoreWriteRecovered { .. } => "store_write_recovered",
+            Self::StoreDropped { .. } => "store_dropped",
         }
     }
 
@@ -318,6 +352,14 @@ impl Log {
             Self::TlsReloadFailed { error } => json!({ "error": error }),
             Self::OpsListening { addr } => json!({ "addr": addr }),
             Self::Draining { clients, grace } => json!({ "clients": clients, "grace": grace }),
+            Self::StoreOpened {
+                path,
+                rooms,
+                entries,
+            } => json!({ "path": path, "rooms": rooms, "entries": entries }),
+            Self::StoreWriteFailed { path, error } => json!({ "path": path, "error": error }),
+            Self::StoreWriteRecovered { path } => json!({ "path": path }),
+            Self::StoreDropped { count } => json!({ "count": count }),
         };
         if let Value::Object(fields) = fields {
             object.extend(fields);
@@ -428,6 +470,25 @@ impl fmt::Display for Log {
                     "Shutting down: closing {clients} connection(s) with 1001"
                 )
             }
+            Self::StoreOpened {
+                path,
+                rooms,
+                entries,
+            } => write!(
+                f,
+                "History store {path}: restored {entries} message(s) in {rooms} room(s)"
+            ),
+            Self::StoreWriteFailed { path, error } => write!(
+                f,
+                "History store {path}: write failed, history is not being kept: {error}"
+            ),
+            Self::StoreWriteRecovered { path } => {
+                write!(f, "History store {path}: writes succeed again")
+            }
+            Self::StoreDropped { count } => write!(
+                f,
+                "History store behind: {count} message(s) dropped from its queue, not kept"
+            ),
         }
     }
 }

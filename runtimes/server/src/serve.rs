@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Forward, Outgoing, Session};
+use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
 /// How much a connection may do without waiting before it yields to the
@@ -129,11 +130,41 @@ pub async fn serve<R: Runtime>(
     let (alive, all_done) = async_channel::bounded::<()>(1);
     let budget = Budget::new(config.max_queued_bytes);
     let limit = config.max_queued_bytes.unwrap_or(0);
+    let metrics = Arc::new(Metrics::new(budget.total_gauge(), limit));
+    let mut hub = Hub::new(config.chat.clone());
+    if let Some(dir) = &config.data_dir {
+        let (store, histories) =
+            Store::open(dir, config.chat.history).map_err(|e| e.to_string())?;
+        let path = store.path().display().to_string();
+        let mut opened = Log::StoreOpened {
+            path,
+            rooms: 0,
+            entries: 0,
+        };
+        for (room, entries) in histories {
+            let count = entries.len();
+            if hub.chat.restore(&room, entries) {
+                if let Log::StoreOpened { rooms, entries, .. } = &mut opened {
+                    *rooms += 1;
+                    *entries += count;
+                }
+            }
+        }
+        log::print(level, format, &opened);
+        let metrics = metrics.clone();
+        let writer = store
+            .spawn_writer(config.chat.history, move |line| {
+                metrics.record(&line);
+                log::print(level, format, &line);
+            })
+            .map_err(|e| e.to_string())?;
+        hub.store = Some(writer);
+    }
     let shared = Arc::new(Shared {
         runtime,
-        hub: Mutex::new(Hub::new(config.chat.clone())),
+        hub: Mutex::new(hub),
         gate: RwLock::new(()),
-        metrics: Arc::new(Metrics::new(budget.total_gauge(), limit)),
+        metrics,
         budget,
         config,
         start: Instant::now(),
@@ -226,10 +257,12 @@ pub async fn serve<R: Runtime>(
     // outboxes (the gate waits for sessions between the two). Each session,
     // told to stop, delivers its outbox before its 1001, so every message
     // taken reaches the whole room, and none taken later reaches a part.
-    {
+    let store = {
         let _gate = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
-        lock(&shared.hub).stop();
-    }
+        let mut hub = lock(&shared.hub);
+        hub.stop();
+        hub.store.take()
+    };
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
@@ -241,6 +274,10 @@ pub async fn serve<R: Runtime>(
             Ok(())
         })
         .await;
+    // Every entry taken is written before the process ends.
+    if let Some(store) = store {
+        store.finish();
+    }
     Ok(())
 }
 

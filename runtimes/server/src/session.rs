@@ -466,6 +466,7 @@ impl Session {
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
         }
+        hub.keep(out.appended);
         // Counted once per chat output, not once per recipient: a broadcast
         // to a thousand is one atomic add.
         let deliveries: usize = out.deliveries.iter().map(|d| d.to.len()).sum();
