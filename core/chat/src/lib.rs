@@ -194,9 +194,10 @@ pub struct Output {
     /// chat itself stays sans-io, so it hands the entry out rather than
     /// writing it anywhere.
     pub appended: Option<Appended>,
-    /// A change of presence in a room (a join, a leave, a new nickname), for
-    /// a server that shares its rooms with other nodes.
-    pub presence: Option<Presence>,
+    /// A change of presence in a room (a join, a leave, a new nickname) and
+    /// the local client it is about, for a server that shares its rooms with
+    /// other nodes.
+    pub presence: Option<(ClientId, Presence)>,
 }
 
 /// A change of presence (see [`Output::presence`]).
@@ -365,6 +366,14 @@ impl Chat {
             .fold((0, 0), |(rooms, largest), n| (rooms + 1, largest.max(n)))
     }
 
+    /// Every local member: its id, room and nickname (what a node tells the
+    /// others it has).
+    pub fn local_members(&self) -> impl Iterator<Item = (ClientId, &str, &str)> {
+        self.members
+            .iter()
+            .map(|(id, m)| (*id, m.room.as_str(), m.nick.as_str()))
+    }
+
     /// A client's nickname.
     pub fn nick(&self, id: ClientId) -> Option<&str> {
         self.members.get(&id).map(|m| m.nick.as_str())
@@ -454,10 +463,13 @@ impl Chat {
             let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
             self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
         }
-        out.presence = Some(Presence::Joined {
-            room: room.to_owned(),
-            nick,
-        });
+        out.presence = Some((
+            id,
+            Presence::Joined {
+                room: room.to_owned(),
+                nick,
+            },
+        ));
         Ok(out)
     }
 
@@ -467,10 +479,13 @@ impl Chat {
         let Some(member) = self.members.remove(&id) else {
             return out;
         };
-        out.presence = Some(Presence::Left {
-            room: member.room.clone(),
-            nick: member.nick.clone(),
-        });
+        out.presence = Some((
+            id,
+            Presence::Left {
+                room: member.room.clone(),
+                nick: member.nick.clone(),
+            },
+        ));
         if let Some(room) = self.rooms.get_mut(&member.room) {
             let announced = room.members.len() + room.remote.len() <= self.config.presence_limit;
             room.members.retain(|&m| m != id);
@@ -669,11 +684,14 @@ impl Chat {
             },
             now,
         );
-        out.presence = Some(Presence::Renamed {
-            room,
-            old,
-            new: nick,
-        });
+        out.presence = Some((
+            id,
+            Presence::Renamed {
+                room,
+                old,
+                new: nick,
+            },
+        ));
     }
 
     /// The next `guest-N` nickname: numbered in join order, from the

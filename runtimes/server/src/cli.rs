@@ -187,8 +187,18 @@ struct Args {
 
     /// Keep room history in this directory (an embedded redb store), so a
     /// restart loses nothing
-    #[arg(long, env = "TINCAN_DATA_DIR", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "TINCAN_DATA_DIR",
+        value_name = "PATH",
+        conflicts_with = "redis"
+    )]
     data_dir: Option<PathBuf>,
+
+    /// Share rooms, history and presence with every node connected to this
+    /// Redis, e.g. redis://127.0.0.1:6379
+    #[arg(long, env = "TINCAN_REDIS", value_name = "URL")]
+    redis: Option<String>,
 
     /// After SIGTERM, /readyz answers 503 and new clients get 503 for this
     /// long while the clients there chat on; then they get a 1001 close
@@ -267,6 +277,7 @@ where
         .zip(args.tls_key)
         .map(|(cert, key)| TlsFiles { cert, key });
     config.data_dir = args.data_dir;
+    config.redis = args.redis;
     Ok(config)
 }
 

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// Keep room history in an embedded store in this directory, so that a
     /// restart loses nothing; `None`: in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Share rooms with every node connected to this Redis; `None`: alone.
+    pub redis: Option<String>,
 }
 
 /// Where the TLS certificate and key are: PEM files, read at start and again
@@ -100,6 +102,7 @@ impl ServerConfig {
         socket_send_buffer: 64 << 10,
         tls: None,
         data_dir: None,
+        redis: None,
     };
 
     /// The connection limits of one client. In chat mode no message can be

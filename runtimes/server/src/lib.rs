@@ -17,7 +17,8 @@
 //! - [`runtime`]: the trait a runtime implements;
 //! - [`serve`]: the accept loop and the connection task;
 //! - [`tls`]: https and wss on rustls, and the certificate reload;
-//! - [`store`]: `--data-dir`, room history on disk (redb).
+//! - [`store`]: `--data-dir`, room history on disk (redb);
+//! - [`broker`]: `--redis`, rooms shared by several nodes through Redis.
 //!
 //! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
 //! crates under it; this crate adds the sockets, the clock, the threads and
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod budget;
 pub mod cli;
 pub mod config;

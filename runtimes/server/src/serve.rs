@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
 use tincan_chat::Now;
 
+use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
@@ -160,6 +161,37 @@ pub async fn serve<R: Runtime>(
             .map_err(|e| e.to_string())?;
         hub.store = Some(writer);
     }
+    let broker = match &config.redis {
+        Some(url) => {
+            let (broker, snapshot) = Broker::connect(url, config.chat.history)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (first, count) = snapshot.guests;
+            hub.chat.reserve_guests(first, count);
+            let members = snapshot.presence.len();
+            let rooms = snapshot.histories.len();
+            for (room, entries) in snapshot.histories {
+                hub.chat.restore(&room, entries);
+            }
+            let start = now(Instant::now());
+            for event in snapshot.presence {
+                if let Inbound::Remote(who, event) = event {
+                    hub.chat.remote(who, event, start);
+                }
+            }
+            let url = url.clone();
+            let node = broker.node();
+            let line = Log::BrokerConnected {
+                url,
+                node,
+                members,
+                rooms,
+            };
+            log::print(level, format, &line);
+            Some(broker)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(hub),
@@ -171,6 +203,12 @@ pub async fn serve<R: Runtime>(
         stop: stopped,
         per_address: Mutex::new(HashMap::new()),
         _alive: alive,
+    });
+    let link = broker.map(|broker| {
+        let side = Arc::new(BrokerSide(Arc::downgrade(&shared)));
+        let link = broker.run(&shared.runtime, side);
+        lock(&shared.hub).broker = Some(link.clone());
+        link
     });
     // Set by the first SIGTERM when there is a drain grace: when it ends.
     let mut drain: Option<R::Timer> = None;
@@ -266,6 +304,7 @@ pub async fn serve<R: Runtime>(
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
+    let runtime = shared.runtime.clone();
     drop(shared);
     let _ = all_done
         .recv()
@@ -277,6 +316,15 @@ pub async fn serve<R: Runtime>(
     // Every entry taken is written before the process ends.
     if let Some(store) = store {
         store.finish();
+    }
+    // And the other nodes hear of every leave (bounded: Redis may be gone).
+    if let Some(link) = link {
+        let timer = runtime.timer_at(Instant::now() + Duration::from_secs(2));
+        link.flush()
+            .or(async {
+                timer.await;
+            })
+            .await;
     }
     Ok(())
 }
@@ -598,6 +646,90 @@ impl<R> Shared<R> {
             counts.remove(&ip);
         }
         now
+    }
+}
+
+/// The broker's view of the server: applies what other nodes did to the
+/// chat and hands the deliveries to the outboxes, as a session does. Holds
+/// the server weakly, so that its tasks never keep shutdown waiting.
+struct BrokerSide<R>(Weak<Shared<R>>);
+
+impl<R: Runtime> Side for BrokerSide<R> {
+    fn apply(&self, events: Vec<Inbound>) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let _gate = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let mut forwards = Vec::new();
+        {
+            let mut hub = lock(&shared.hub);
+            if hub.stopping {
+                return;
+            }
+            let now = now(shared.start);
+            for event in events {
+                let out = match event {
+                    Inbound::Remote(who, event) => hub.chat.remote(who, event, now),
+                    Inbound::Lost(node) => hub.chat.drop_node(node, now),
+                    Inbound::Confirmed(id, nick) => {
+                        hub.chat.confirm_nick(id, &nick);
+                        continue;
+                    }
+                };
+                // A local member that lost a nickname race is renamed: the
+                // other nodes are told.
+                if out.presence.is_some() {
+                    hub.share(None, out.presence.as_ref());
+                }
+                for delivery in out.deliveries {
+                    for recipient in delivery.to {
+                        if let Some(outbox) = hub.outboxes.get(&recipient) {
+                            let message = delivery.message.clone();
+                            let outgoing = Outgoing {
+                                message,
+                                sample: None,
+                            };
+                            forwards.push((outbox.clone(), outgoing));
+                        }
+                    }
+                }
+            }
+        }
+        shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
+        forward(forwards, shared.config.outbox_capacity);
+    }
+
+    fn members(&self) -> Vec<(u64, String, String)> {
+        let Some(shared) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let hub = lock(&shared.hub);
+        hub.chat
+            .local_members()
+            .map(|(id, room, nick)| (id.0, room.to_owned(), nick.to_owned()))
+            .collect()
+    }
+
+    fn wants_guests(&self) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return false;
+        };
+        let wants = lock(&shared.hub)
+            .chat
+            .wants_guests(crate::broker::GUEST_BLOCK);
+        wants
+    }
+
+    fn reserve_guests(&self, first: u64, count: u64) {
+        if let Some(shared) = self.0.upgrade() {
+            lock(&shared.hub).chat.reserve_guests(first, count);
+        }
+    }
+
+    fn log(&self, line: Log) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.log(line);
+        }
     }
 }
 

@@ -71,7 +71,7 @@ fn local_events_are_reported_for_the_other_nodes() {
     let mut chat = Chat::default();
     let joined = join(&mut chat, 1, "lobby");
     assert_eq!(
-        joined.presence,
+        joined.presence.map(|(_, p)| p),
         Some(Presence::Joined {
             room: "lobby".into(),
             nick: "guest-1".into()
@@ -79,7 +79,7 @@ fn local_events_are_reported_for_the_other_nodes() {
     );
     let renamed = chat.input(ClientId(1), "/nick al", at(1));
     assert_eq!(
-        renamed.presence,
+        renamed.presence.map(|(_, p)| p),
         Some(Presence::Renamed {
             room: "lobby".into(),
             old: "guest-1".into(),
@@ -87,7 +87,7 @@ fn local_events_are_reported_for_the_other_nodes() {
         })
     );
     assert_eq!(
-        chat.leave(ClientId(1), at(2)).presence,
+        chat.leave(ClientId(1), at(2)).presence.map(|(_, p)| p),
         Some(Presence::Left {
             room: "lobby".into(),
             nick: "al".into()
@@ -113,7 +113,9 @@ fn the_first_claim_in_the_shared_order_wins() {
         "! nickname 'bob' was claimed on another server first; you are now guest-3"
     );
     assert_eq!(told[2], "* guest-100 is now known as Bob");
-    assert!(matches!(lost.presence, Some(Presence::Renamed { ref new, .. }) if new == "guest-3"));
+    assert!(
+        matches!(lost.presence, Some((ClientId(1), Presence::Renamed { ref new, .. })) if new == "guest-3")
+    );
     // Local 2 claims carol and the order confirms it: a later remote claim
     // is ignored here (its node renames its member).
     chat.input(ClientId(2), "/nick carol", at(4));
