@@ -34,7 +34,7 @@
 //!   resumes from the last id.
 //!
 //! The redis crate runs here on async-io (its `smol-comp` feature), which
-//! works under every runtime binary of this project; only [`connect`] names
+//! works under every runtime binary of this project; only `connect` names
 //! the connection type, the seam for another runtime's feature.
 
 use std::collections::{HashMap, HashSet};
