@@ -338,6 +338,18 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_and_redis_each_alone_not_together() {
+        let config = run(&["--data-dir", "/var/lib/tincan", "1"]).expect("runs");
+        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/tincan")));
+        let config = run(&["--redis", "redis://127.0.0.1:6379", "1"]).expect("runs");
+        assert_eq!(config.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            kind(&["--data-dir", "d", "--redis", "redis://x", "1"]),
+            ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
     fn options_in_both_forms() {
         let config = run(&[
             "--echo",
