@@ -6,6 +6,7 @@
 #   bench/compare.sh echo                # some scenarios only
 #   bench/compare.sh tls                 # echo and broadcast over wss (not in the default set)
 #   bench/compare.sh deflate fairness    # permessage-deflate on/off; echo p99 beside ping flooders
+#   bench/compare.sh cross-node          # two tincan-smol nodes sharing a room through Redis
 #   bench/compare.sh --quick             # 1 run of 3 s each: a smoke test
 #   RUNS=5 SECS=10 bench/compare.sh      # the defaults
 #
@@ -21,8 +22,8 @@ scenarios=()
 for arg in "$@"; do
   case "$arg" in
     --quick) RUNS=1 SECS=3 ;;
-    echo | broadcast | idle | tls | deflate | fairness) scenarios+=("$arg") ;;
-    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls] [deflate] [fairness]" >&2; exit 2 ;;
+    echo | broadcast | idle | tls | deflate | fairness | cross-node) scenarios+=("$arg") ;;
+    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls] [deflate] [fairness] [cross-node]" >&2; exit 2 ;;
   esac
 done
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast idle)
@@ -40,6 +41,11 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 # server, falls behind.
 DEFLATE_BC_RATE=${DEFLATE_BC_RATE:-30}
 DEFLATE_SIZE=${DEFLATE_SIZE:-200}
+# Cross-node: receivers and senders dealt over two nodes sharing one Redis;
+# CROSS_SENDERS x CROSS_RATE messages/s offered in total.
+CROSS_RECEIVERS=${CROSS_RECEIVERS:-1000}
+CROSS_SENDERS=${CROSS_SENDERS:-10}
+CROSS_RATE=${CROSS_RATE:-100}
 # Fairness: ping flooders beside the measured client.
 FLOODERS=${FLOODERS:-2}
 
@@ -63,8 +69,10 @@ mkdir -p bench/results
 results=bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl
 scratch=$(mktemp -d)
 server_pid=
+cross_pids=()
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  for pid in "${cross_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -340,6 +348,55 @@ fairness_scenario() {
   done
 }
 
+# Cross-node broadcast: a redis-server (nothing on disk) and two tincan-smol
+# nodes on it, fresh for each run; CROSS_RECEIVERS receivers and
+# CROSS_SENDERS senders dealt over the two (the load tool's several URLs), so
+# half of every delivery crosses Redis. Server CPU is both nodes' together;
+# Redis's own is in the raw lines (redis_cpu_ms).
+cross_node_scenario() {
+  local label=cross-node-tincan-smol f="$scratch/cross-node-tincan-smol.jsonl"
+  : >"$f"
+  # CHAT's limits, with a history: the Lua script writes each message's
+  # history stream too, as in production.
+  local node_args=(-q --rate 1000000 --burst 1000000 --max-clients 100000 --max-room-clients 100000
+    --history 50 --idle-timeout 0 --ping-interval 0 --max-connections-per-ip 0)
+  for run in $(seq "$RUNS"); do
+    local redis_port=$next_port
+    next_port=$((next_port + 1))
+    redis-server --port "$redis_port" --save '' --appendonly no --daemonize no >"$scratch/redis.log" 2>&1 &
+    local redis_pid=$!
+    cross_pids=("$redis_pid")
+    local deadline=$((SECONDS + 30))
+    until [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ]; do
+      if [ $SECONDS -ge $deadline ]; then echo "compare.sh: redis-server did not start" >&2; exit 1; fi
+      sleep 0.05
+    done
+    local ports=() pids=()
+    for _ in 1 2; do
+      start_server target/release/tincan-smol "${node_args[@]}" --redis "redis://127.0.0.1:$redis_port"
+      ports+=("$port") pids+=("$server_pid")
+      cross_pids+=("$server_pid")
+      server_pid=
+    done
+    local line cpu_a cpu_b redis_cpu
+    line=$(timeout $((SECS * 3 + 120)) "$LOAD" broadcast "ws://127.0.0.1:${ports[0]}/bench" \
+      "ws://127.0.0.1:${ports[1]}/bench" -n "$CROSS_RECEIVERS" -k "$CROSS_SENDERS" -r "$CROSS_RATE" -t "$SECS")
+    cpu_a=$(cpu_ms "${pids[0]}") cpu_b=$(cpu_ms "${pids[1]}") redis_cpu=$(cpu_ms "$redis_pid")
+    for pid in "${pids[@]}" "$redis_pid"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    cross_pids=()
+    line=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); n=d["delivered"]; c=int(sys.argv[2]); d["server_cpu_ms"]=c; d["redis_cpu_ms"]=int(sys.argv[3]); d["server_cpu_us_per_msg"]=round(c*1000/n, 3) if n else None; print(json.dumps(d))' \
+      "$line" $((cpu_a + cpu_b)) "$redis_cpu")
+    echo "$line" >>"$f"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
+      "$line" "$label" >>"$results"
+    say "$label run $run: $line"
+  done
+  row "cross-node broadcast ${CROSS_SENDERS}x${CROSS_RATE}/s to $CROSS_RECEIVERS over 2 nodes + Redis" tincan-smol \
+    "$(median "$f" delivered_per_sec) delivered/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
+    "$(median "$f" server_cpu_us_per_msg) us (both nodes)" \
+    "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); Redis CPU $(median "$f" redis_cpu_ms) ms"
+}
+
 for scenario in "${scenarios[@]}"; do
   case $scenario in
     echo) echo_scenario 20; echo_scenario 16384 ;;
@@ -348,6 +405,7 @@ for scenario in "${scenarios[@]}"; do
     tls) tls_scenario ;;
     deflate) deflate_scenario ;;
     fairness) fairness_scenario ;;
+    cross-node) cross_node_scenario ;;
   esac
 done
 

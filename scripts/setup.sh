@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine, skipping
-# whatever is already there. Sections: autobahn, browser, wasm, fuzz; no
-# argument means all of them.
+# whatever is already there. Sections: redis, autobahn, browser, wasm, fuzz;
+# no argument means all of them.
 #
 #   scripts/setup.sh            # everything
 #   scripts/setup.sh autobahn   # just Autobahn|Testsuite
@@ -47,6 +47,13 @@ setup_autobahn() {
   .autobahn/venv/bin/wstest --help >/dev/null
 }
 
+setup_redis() {
+  # runtimes/tests/redis.rs, scripts/e2e.sh and bench/compare.sh start their
+  # own redis-server on a free port (nothing kept on disk); the package's
+  # service is not used (no init system here).
+  apt_install redis-server
+}
+
 setup_browser() {
   # openssl makes the browser test's certificate (web/e2e/chat.test.mjs).
   apt_install chromium chromium-driver openssl
@@ -77,11 +84,11 @@ setup_fuzz() {
 }
 
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(autobahn browser wasm fuzz)
+[ ${#sections[@]} -eq 0 ] && sections=(redis autobahn browser wasm fuzz)
 for section in "${sections[@]}"; do
   case "$section" in
-    autobahn | browser | wasm | fuzz) "setup_$section" ;;
-    *) echo "setup.sh: unknown section '$section' (autobahn, browser, wasm, fuzz)" >&2; exit 2 ;;
+    redis | autobahn | browser | wasm | fuzz) "setup_$section" ;;
+    *) echo "setup.sh: unknown section '$section' (redis, autobahn, browser, wasm, fuzz)" >&2; exit 2 ;;
   esac
 done
 say "done: ${sections[*]}"

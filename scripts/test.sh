@@ -55,6 +55,8 @@ stage "cargo clippy" cargo clippy --workspace --all-targets -q -- -D warnings
 stage "cargo clippy (fuzz, peers)" sh -c 'cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -q -- -D warnings &&
   cargo clippy --manifest-path bench/peers/Cargo.toml --all-targets -q -- -D warnings'
 stage "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+# runtimes/tests/redis.rs starts redis-server (quick mode too).
+stage "redis setup" scripts/setup.sh redis
 stage "cargo test" cargo test --workspace
 # The workspace turns the protocol crate's deflate feature on; built alone it
 # is off, and the crate must build, lint and pass without it too.

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -218,5 +218,68 @@ test('two pages chat over https and wss', { timeout: 120_000 }, async () => {
     await browser.close();
     assert.equal(await stopServer(server), 0, 'SIGTERM exits 0');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Starts a redis-server of the test's own on `port` (nothing kept on disk)
+ * and resolves once it answers PING. */
+function startRedis(port) {
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no',
+    '--daemonize', 'no'], { stdio: 'ignore' });
+  const deadline = Date.now() + WAIT;
+  const ping = (ok, fail) => {
+    const probe = connect(port, '127.0.0.1', () => probe.write('PING\r\n'));
+    probe.once('data', (data) => {
+      probe.destroy();
+      if (String(data).startsWith('+PONG')) ok(child); else retry(ok, fail);
+    });
+    probe.once('error', () => retry(ok, fail));
+  };
+  const retry = (ok, fail) => {
+    if (Date.now() > deadline) return fail(new Error(`redis-server on ${port} never answered PING`));
+    setTimeout(() => ping(ok, fail), 50);
+  };
+  return new Promise((ok, fail) => {
+    child.once('error', fail);
+    ping(ok, fail);
+  });
+}
+
+test('two pages on two nodes sharing one Redis chat and see each other', { timeout: 120_000 }, async () => {
+  const redis = await startRedis(await freePort());
+  const url = `redis://127.0.0.1:${redis.spawnargs[2]}`;
+  const [portA, portB] = [await freePort(), await freePort()];
+  const nodeA = await startServer(portA, ['--redis', url]);
+  let nodeB = await startServer(portB, ['--redis', url]);
+  const browser = await launch();
+  try {
+    const alice = await openChat(browser, portA, 'nodes', 'alice');
+    const bob = await openChat(browser, portB, 'nodes', 'bob');
+    // Presence across the nodes: each sees the other in the list.
+    await line(alice, 'is now known as bob').waitFor({ timeout: WAIT });
+    await alice.locator('#people li', { hasText: 'bob' }).waitFor({ timeout: WAIT });
+    await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
+    await say(alice, 'hello from node A');
+    await line(bob, 'hello from node A').waitFor({ timeout: WAIT });
+    await say(bob, 'hello from node B');
+    await line(alice, 'hello from node B').waitFor({ timeout: WAIT });
+    mkdirSync(artifacts, { recursive: true });
+    await alice.screenshot({ path: join(artifacts, 'chat-two-nodes.png'), fullPage: true });
+
+    // Node B restarts: alice sees bob leave, bob's page reconnects by itself
+    // and gets the room's history from Redis.
+    assert.equal(await stopServer(nodeB), 0, 'SIGTERM exits 0');
+    await line(alice, / left$/).first().waitFor({ timeout: WAIT });
+    nodeB = await startServer(portB, ['--redis', url]);
+    await bob.waitForFunction(() => document.getElementById('status').dataset.state === 'open', null, { timeout: 30_000 });
+    await line(bob, /Welcome to #nodes, guest-/).nth(1).waitFor({ timeout: WAIT });
+    await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: WAIT });
+    await say(alice, 'after node B restarted');
+    await line(bob, 'after node B restarted').waitFor({ timeout: WAIT });
+  } finally {
+    await browser.close();
+    await stopServer(nodeB);
+    await stopServer(nodeA);
+    redis.kill('SIGKILL');
   }
 });

@@ -59,6 +59,7 @@
 pub mod format;
 pub mod nick;
 pub mod rate;
+pub mod remote;
 pub mod text;
 
 use std::collections::{HashMap, VecDeque};
@@ -67,6 +68,7 @@ use std::time::Duration;
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
 pub use nick::{skeleton, NickError};
 pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
+pub use remote::{RemoteEvent, RemoteId};
 pub use text::TextError;
 use tincan_core::CloseCode;
 use tincan_core::PreparedMessage;
@@ -187,6 +189,52 @@ pub struct Output {
     pub broadcast: Option<usize>,
     /// The sender must be closed (persistent flooding).
     pub close: Option<(CloseCode, String)>,
+    /// The entry this input appended to a room's history, for a server that
+    /// keeps history outside the process (on disk, in a shared broker): the
+    /// chat itself stays sans-io, so it hands the entry out rather than
+    /// writing it anywhere.
+    pub appended: Option<Appended>,
+    /// A change of presence in a room (a join, a leave, a new nickname) and
+    /// the local client it is about, for a server that shares its rooms with
+    /// other nodes.
+    pub presence: Option<(ClientId, Presence)>,
+}
+
+/// A change of presence (see [`Output::presence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// A member joined `room` as `nick`.
+    Joined {
+        /// The room.
+        room: String,
+        /// Its nickname.
+        nick: String,
+    },
+    /// A member left.
+    Left {
+        /// The room.
+        room: String,
+        /// Its nickname.
+        nick: String,
+    },
+    /// A member took a new nickname.
+    Renamed {
+        /// The room.
+        room: String,
+        /// The nickname it had.
+        old: String,
+        /// The nickname it has.
+        new: String,
+    },
+}
+
+/// An entry appended to a room's history (see [`Output::appended`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The room.
+    pub room: String,
+    /// The entry.
+    pub entry: Entry,
 }
 
 #[derive(Debug)]
@@ -202,12 +250,18 @@ struct Member {
     address: Address,
     bucket: TokenBucket,
     strikes: u32,
+    /// The nickname was changed here and other nodes have not yet seen the
+    /// change in the shared order (see [`remote`]): it may still lose to a
+    /// concurrent claim of the same name on another node.
+    unconfirmed: bool,
 }
 
 #[derive(Debug, Default)]
 struct Room {
     /// In join order.
     members: Vec<ClientId>,
+    /// Members on other nodes, in join order (see [`remote`]).
+    remote: Vec<RemoteId>,
     history: VecDeque<Entry>,
     /// The history encoded for each format (plain, JSON), made when a client
     /// of that format first joins and dropped when the history changes, so
@@ -237,6 +291,12 @@ pub struct Chat {
     members: HashMap<ClientId, Member>,
     addresses: AddressTable,
     guests: u64,
+    /// The guest numbers this node may use, when they are shared with other
+    /// nodes: the last of the current block, and the next block reserved.
+    guest_block: Option<u64>,
+    next_guest_block: Option<(u64, u64)>,
+    /// Members on other nodes.
+    remote_members: HashMap<RemoteId, remote::RemoteMember>,
     /// How many times a history was encoded (for the tests of the cache).
     #[cfg(test)]
     history_encodings: usize,
@@ -246,6 +306,12 @@ impl Default for Chat {
     fn default() -> Self {
         Self::new(ChatConfig::DEFAULT)
     }
+}
+
+/// The room of a member (empty if it is not one: never, for a caller that
+/// found it before).
+fn member_room(members: &HashMap<ClientId, Member>, id: ClientId) -> String {
+    members.get(&id).map(|m| m.room.clone()).unwrap_or_default()
 }
 
 /// The room that a request path names: `/` is the lobby.
@@ -273,6 +339,9 @@ impl Chat {
             rooms: HashMap::new(),
             members: HashMap::new(),
             guests: 0,
+            guest_block: None,
+            next_guest_block: None,
+            remote_members: HashMap::new(),
             #[cfg(test)]
             history_encodings: 0,
         }
@@ -297,9 +366,33 @@ impl Chat {
             .fold((0, 0), |(rooms, largest), n| (rooms + 1, largest.max(n)))
     }
 
+    /// Every local member: its id, room and nickname (what a node tells the
+    /// others it has).
+    pub fn local_members(&self) -> impl Iterator<Item = (ClientId, &str, &str)> {
+        self.members
+            .iter()
+            .map(|(id, m)| (*id, m.room.as_str(), m.nick.as_str()))
+    }
+
     /// A client's nickname.
     pub fn nick(&self, id: ClientId) -> Option<&str> {
         self.members.get(&id).map(|m| m.nick.as_str())
+    }
+
+    /// Restores a room's history kept elsewhere (a store read at start),
+    /// oldest first: the newest `history` entries are kept. A room that does
+    /// not exist yet is made if there is space for it (`max_rooms`), else
+    /// the history is not restored and `false` is returned.
+    pub fn restore(&mut self, room: &str, entries: impl IntoIterator<Item = Entry>) -> bool {
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
+            return false;
+        }
+        let limit = self.config.history;
+        let r = self.rooms.entry(room.to_owned()).or_default();
+        for entry in entries {
+            r.push_history(entry, limit);
+        }
+        true
     }
 
     /// Checks that a client may join `room` now.
@@ -339,8 +432,7 @@ impl Chat {
         if !self.rooms.contains_key(room) && self.rooms.len() >= self.config.max_rooms {
             self.forget_an_empty_room();
         }
-        self.guests += 1;
-        let nick = format!("guest-{}", self.guests);
+        let nick = self.next_guest();
         let member = Member {
             room: room.to_owned(),
             skeleton: skeleton(&nick),
@@ -352,6 +444,7 @@ impl Chat {
                 .addresses
                 .bucket_for(address, self.config.rate, now.mono),
             strikes: 0,
+            unconfirmed: false,
         };
         self.members.insert(id, member);
         let r = self.rooms.entry(room.to_owned()).or_default();
@@ -366,10 +459,17 @@ impl Chat {
             });
         }
         let r = &self.rooms[room];
-        if r.members.len() <= self.config.presence_limit {
+        if r.members.len() + r.remote.len() <= self.config.presence_limit {
             let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
             self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
         }
+        out.presence = Some((
+            id,
+            Presence::Joined {
+                room: room.to_owned(),
+                nick,
+            },
+        ));
         Ok(out)
     }
 
@@ -379,8 +479,15 @@ impl Chat {
         let Some(member) = self.members.remove(&id) else {
             return out;
         };
+        out.presence = Some((
+            id,
+            Presence::Left {
+                room: member.room.clone(),
+                nick: member.nick.clone(),
+            },
+        ));
         if let Some(room) = self.rooms.get_mut(&member.room) {
-            let announced = room.members.len() <= self.config.presence_limit;
+            let announced = room.members.len() + room.remote.len() <= self.config.presence_limit;
             room.members.retain(|&m| m != id);
             room.last_active = now.mono;
             if !announced {
@@ -446,6 +553,12 @@ impl Chat {
                     .members
                     .iter()
                     .map(|m| self.members[m].nick.as_str())
+                    .chain(
+                        room.remote
+                            .iter()
+                            .filter_map(|r| self.remote_members.get(r))
+                            .map(|r| r.nick.as_str()),
+                    )
                     .collect();
                 self.notify(&mut out, &[id], &Notice::Who(&nicks), now);
             }
@@ -493,6 +606,10 @@ impl Chat {
         let everyone = room.members.clone();
         out.broadcast = Some(everyone.len());
         self.notify(out, &everyone, &Notice::Said(&entry), now);
+        out.appended = Some(Appended {
+            room: member_room(&self.members, id),
+            entry,
+        });
     }
 
     /// A `/nick`, checked against [`nick`]'s rules.
@@ -504,23 +621,32 @@ impl Chat {
         }
         let new_skeleton = skeleton(nick);
         let room = &self.rooms[&member.room];
+        // Every other nickname in the room, here and on other nodes, with
+        // its skeleton.
         let others = || {
             room.members
                 .iter()
                 .filter(|&&m| m != id)
                 .filter_map(|m| self.members.get(m))
+                .map(|m| (m.nick.as_str(), m.skeleton.as_str()))
+                .chain(
+                    room.remote
+                        .iter()
+                        .filter_map(|r| self.remote_members.get(r))
+                        .map(|r| (r.nick.as_str(), r.skeleton.as_str())),
+                )
         };
         let checked = nick::check_nick(nick).and_then(|()| {
-            if others().any(|m| m.nick.eq_ignore_ascii_case(nick)) {
+            if others().any(|(other, _)| other.eq_ignore_ascii_case(nick)) {
                 return Err(NickError::Taken {
                     nick: nick.to_owned(),
                     room: member.room.clone(),
                 });
             }
-            match others().find(|m| m.skeleton == new_skeleton) {
-                Some(other) => Err(NickError::Confusable {
+            match others().find(|(_, skeleton)| *skeleton == new_skeleton) {
+                Some((other, _)) => Err(NickError::Confusable {
                     nick: nick.to_owned(),
-                    other: other.nick.clone(),
+                    other: other.to_owned(),
                     room: member.room.clone(),
                 }),
                 None => Ok(()),
@@ -529,21 +655,82 @@ impl Chat {
         if let Err(error) = checked {
             return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
-        let everyone = room.members.clone();
-        let old = self.members.get_mut(&id).map(|m| {
-            m.skeleton = new_skeleton;
-            std::mem::replace(&mut m.nick, nick.to_owned())
-        });
-        let old = old.unwrap_or_default();
+        self.set_nick(out, id, nick.to_owned(), now);
+        if let Some(member) = self.members.get_mut(&id) {
+            member.unconfirmed = true;
+        }
+    }
+
+    /// Gives a member a new nickname (already checked), tells its room, and
+    /// reports the change.
+    fn set_nick(&mut self, out: &mut Output, id: ClientId, nick: String, now: Now) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        member.skeleton = skeleton(&nick);
+        let old = std::mem::replace(&mut member.nick, nick.clone());
+        let room = member.room.clone();
+        let everyone = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         self.notify(
             out,
             &everyone,
             &Notice::Nick {
                 old: &old,
-                new: nick,
+                new: &nick,
             },
             now,
         );
+        out.presence = Some((
+            id,
+            Presence::Renamed {
+                room,
+                old,
+                new: nick,
+            },
+        ));
+    }
+
+    /// The next `guest-N` nickname: numbered in join order, from the
+    /// reserved blocks when there are some (see [`Chat::reserve_guests`]).
+    fn next_guest(&mut self) -> String {
+        if let Some(last) = self.guest_block {
+            if self.guests >= last {
+                if let Some((first, count)) = self.next_guest_block.take() {
+                    self.guests = first.saturating_sub(1);
+                    self.guest_block = Some(first.saturating_add(count).saturating_sub(1));
+                }
+            }
+        }
+        self.guests += 1;
+        format!("guest-{}", self.guests)
+    }
+
+    /// Reserves `count` guest numbers from `first` on for this node, when
+    /// several nodes share rooms and must not hand out the same `guest-N`.
+    /// The first block is used at once; a later one when the current block
+    /// runs out.
+    pub fn reserve_guests(&mut self, first: u64, count: u64) {
+        if self.guest_block.is_none() {
+            self.guests = first.saturating_sub(1);
+            self.guest_block = Some(first.saturating_add(count).saturating_sub(1));
+        } else {
+            self.next_guest_block = Some((first, count));
+        }
+    }
+
+    /// Whether the chat wants another block of guest numbers: its current
+    /// block is at most half left and none is waiting.
+    pub fn wants_guests(&self, count: u64) -> bool {
+        match self.guest_block {
+            Some(last) => {
+                self.next_guest_block.is_none() && last.saturating_sub(self.guests) <= count / 2
+            }
+            None => false,
+        }
     }
 
     /// Marks a member whose connection negotiated permessage-deflate (RFC
@@ -624,7 +811,7 @@ impl Chat {
         let oldest = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.members.is_empty())
+            .filter(|(_, r)| r.members.is_empty() && r.remote.is_empty())
             .min_by_key(|(_, r)| r.last_active)
             .map(|(name, _)| name.clone());
         if let Some(name) = oldest {
@@ -640,8 +827,10 @@ mod tests {
 
     mod deflate;
     mod history_cache;
+    mod history_store;
     mod nicknames;
     mod reconnects;
+    mod remote_members;
     mod text_rules;
 
     fn at(secs: u64) -> Now {

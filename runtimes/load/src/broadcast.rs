@@ -40,6 +40,10 @@ pub struct BroadcastArgs {
     /// Pad each message with chat-like words to at least this many bytes
     /// (0: the marker alone), so compression has text to work on.
     pub size: usize,
+    /// More URLs (nodes sharing the room): receiver `r` and sender `s`
+    /// connect to URL `r % U` and `s % U` of the first and these, so each
+    /// node gets its share of both.
+    pub more: Vec<Target>,
 }
 
 /// Words the padding repeats: chat-like text, which compresses as chat does.
@@ -76,6 +80,16 @@ struct Run<'a> {
     /// The next sequence number receiver `r` expects from sender `s`, at
     /// `r * senders + s`: written by the receiver alone, read by the drain.
     progress: Box<[AtomicU64]>,
+}
+
+impl Run<'_> {
+    /// The URL of connection `i` among the receivers (or the senders).
+    fn target_of(&self, i: usize) -> &Target {
+        match i % (self.args.more.len() + 1) {
+            0 => self.target,
+            n => &self.args.more[n - 1],
+        }
+    }
 }
 
 /// One thread's counts.
@@ -245,7 +259,7 @@ async fn receiver(run: &Run<'_>, tally: &Tally, r: usize) {
     let k = run.args.senders;
     let progress = &run.progress[r * k..(r + 1) * k];
     let permit = run.limit.acquire().await;
-    let connected = WsClient::connect(run.target, run.common.seed(r)).await;
+    let connected = WsClient::connect(run.target_of(r), run.common.seed(r)).await;
     drop(permit);
     let _ = run.ready.try_send(connected.is_ok());
     let result = match connected {
@@ -308,7 +322,8 @@ async fn sender(run: &Run<'_>, tally: &Tally, s: usize) {
         return; // no receiver: no run
     }
     let permit = run.limit.acquire().await;
-    let connected = WsClient::connect(run.target, run.common.seed(run.args.receivers + s)).await;
+    let target = run.target_of(s);
+    let connected = WsClient::connect(target, run.common.seed(run.args.receivers + s)).await;
     drop(permit);
     let _ = run.ready.try_send(connected.is_ok());
     let mut client = match connected {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
-//! tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
+//! tincan-load broadcast <URL> [URL...] [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
 //! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 //! common: [--connect-concurrency N=200] [--threads N=1] [--ca PEM] [--deflate]
 //! ```
@@ -34,7 +34,8 @@
 //!   "errors"}`. N receivers join the URL (one room); once all are open, K
 //!   senders connect and each sends R text messages a second for T seconds,
 //!   `#tl <sender> <seq> <t_us>`. Receivers find the marker anywhere in a text
-//!   message and ignore messages without one. `expected` is `sent *
+//!   message and ignore messages without one. With several URLs (nodes that
+//!   share the room), receivers and senders are dealt to them in turn. `expected` is `sent *
 //!   connected`; `delivered` counts marked messages received; `lost` is
 //!   `expected - delivered` (or the sum of sequence gaps, if larger);
 //!   `out_of_order` counts sequence numbers below the one expected.
@@ -81,7 +82,7 @@ use url::{Scheme, Target};
 const USAGE: &str = "\
 Usage:
   tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
-  tincan-load broadcast <URL> [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
+  tincan-load broadcast <URL> [URL...] [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
   tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 
 Options for every mode:
@@ -186,6 +187,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         seconds: 10.0,
         drain: 5.0,
         size: 0,
+        more: Vec::new(),
     };
     let mut idle = IdleArgs {
         connections: 10_000,
@@ -196,12 +198,17 @@ fn parse(args: &[String]) -> Result<Command, String> {
         return Err(format!("unknown mode '{mode}': echo, broadcast or idle"));
     }
     let (mut url, mut connect_concurrency, mut threads) = (None, 200, 1);
+    let mut more_urls = Vec::new();
     let mut ca = None;
     let mut deflate = false;
     let mut rest = args[1..].iter();
     while let Some(arg) = rest.next() {
         if !arg.starts_with('-') {
             if url.is_some() {
+                if mode == "broadcast" {
+                    more_urls.push(arg.as_str());
+                    continue;
+                }
                 return Err(format!("unexpected argument '{arg}'"));
             }
             url = Some(arg.as_str());
@@ -242,18 +249,13 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
     }
     let url = url.ok_or("missing <URL>")?;
-    let mut target = url::parse(url)?;
-    if deflate && target.scheme == Scheme::Tcp {
-        return Err("--deflate is for ws:// and wss:// URLs".into());
-    }
-    target.deflate = deflate;
-    match (target.scheme, ca) {
-        (Scheme::Wss, Some(ca)) => target.tls = Some(TlsTarget::new(ca, target.hostname())?),
-        (Scheme::Wss, None) => {
-            return Err("wss:// needs --ca PEM: the certificate(s) to trust".into())
-        }
-        (_, Some(_)) => return Err("--ca is for wss:// URLs".into()),
-        (_, None) => {}
+    let target = target(url, deflate, ca)?;
+    bc.more = more_urls
+        .into_iter()
+        .map(|url| self::target(url, deflate, ca))
+        .collect::<Result<_, _>>()?;
+    if bc.more.iter().any(|more| more.scheme == Scheme::Tcp) {
+        return Err("tcp:// URLs are for echo only; this mode needs ws:// or wss://".into());
     }
     let mode = match mode.as_str() {
         "echo" => {
@@ -289,6 +291,24 @@ fn parse(args: &[String]) -> Result<Command, String> {
         seed,
     };
     Ok(Command::Run(mode, Box::new(target), common))
+}
+
+/// A parsed URL with the options that apply to it.
+fn target(url: &str, deflate: bool, ca: Option<&str>) -> Result<Target, String> {
+    let mut target = url::parse(url)?;
+    if deflate && target.scheme == Scheme::Tcp {
+        return Err("--deflate is for ws:// and wss:// URLs".into());
+    }
+    target.deflate = deflate;
+    match (target.scheme, ca) {
+        (Scheme::Wss, Some(ca)) => target.tls = Some(TlsTarget::new(ca, target.hostname())?),
+        (Scheme::Wss, None) => {
+            return Err("wss:// needs --ca PEM: the certificate(s) to trust".into())
+        }
+        (_, Some(_)) => return Err("--ca is for wss:// URLs".into()),
+        (_, None) => {}
+    }
+    Ok(target)
 }
 
 /// A whole number in `min..=max`.
@@ -360,7 +380,8 @@ mod tests {
                 rate: 0.5,
                 seconds: 3.0,
                 drain: 1.0,
-                size: 0
+                size: 0,
+                more: Vec::new(),
             })
         );
         assert_eq!((common.connect_concurrency, common.threads), (7, 2));

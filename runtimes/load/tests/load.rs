@@ -515,3 +515,32 @@ fn bad_command_lines_exit_2() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn broadcast_deals_connections_to_several_urls_in_turn() {
+    // Two servers that share nothing: each receiver hears only the sender
+    // on its own server, so exactly half of what is expected arrives.
+    let a = Server::start(SERVERS[0], &["-q", "--history", "0"]);
+    let b = Server::start(SERVERS[0], &["-q", "--history", "0"]);
+    let (url_a, url_b) = (a.url("/bench"), b.url("/bench"));
+    let line = json_line(&load(&[
+        "broadcast",
+        &url_a,
+        &url_b,
+        "-n",
+        "4",
+        "-k",
+        "2",
+        "-r",
+        "20",
+        "-t",
+        "0.5",
+        "--drain",
+        "0.2",
+    ]));
+    assert_eq!(field(&line, "connected"), 4.0, "{line}");
+    let expected = field(&line, "expected");
+    assert_eq!(field(&line, "sent"), 20.0, "{line}");
+    assert_eq!(field(&line, "delivered"), expected / 2.0, "{line}");
+    assert_eq!(field(&line, "out_of_order"), 0.0, "{line}");
+}

@@ -185,6 +185,21 @@ struct Args {
     )]
     tls_key: Option<PathBuf>,
 
+    /// Keep room history in this directory (an embedded redb store), so a
+    /// restart loses nothing
+    #[arg(
+        long,
+        env = "TINCAN_DATA_DIR",
+        value_name = "PATH",
+        conflicts_with = "redis"
+    )]
+    data_dir: Option<PathBuf>,
+
+    /// Share rooms, history and presence with every node connected to this
+    /// Redis, e.g. redis://127.0.0.1:6379
+    #[arg(long, env = "TINCAN_REDIS", value_name = "URL")]
+    redis: Option<String>,
+
     /// After SIGTERM, /readyz answers 503 and new clients get 503 for this
     /// long while the clients there chat on; then they get a 1001 close
     #[arg(long, env = "TINCAN_DRAIN_GRACE", value_name = "SECS",
@@ -261,6 +276,8 @@ where
         .tls_cert
         .zip(args.tls_key)
         .map(|(cert, key)| TlsFiles { cert, key });
+    config.data_dir = args.data_dir;
+    config.redis = args.redis;
     Ok(config)
 }
 
@@ -317,6 +334,18 @@ mod tests {
                 port: 8080,
                 ..ServerConfig::DEFAULT
             }
+        );
+    }
+
+    #[test]
+    fn data_dir_and_redis_each_alone_not_together() {
+        let config = run(&["--data-dir", "/var/lib/tincan", "1"]).expect("runs");
+        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/tincan")));
+        let config = run(&["--redis", "redis://127.0.0.1:6379", "1"]).expect("runs");
+        assert_eq!(config.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            kind(&["--data-dir", "d", "--redis", "redis://x", "1"]),
+            ErrorKind::ArgumentConflict
         );
     }
 

@@ -61,6 +61,11 @@ pub struct ServerConfig {
     /// Serve https and wss with this certificate and key; `None`: plain
     /// http and ws.
     pub tls: Option<TlsFiles>,
+    /// Keep room history in an embedded store in this directory, so that a
+    /// restart loses nothing; `None`: in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Share rooms with every node connected to this Redis; `None`: alone.
+    pub redis: Option<String>,
 }
 
 /// Where the TLS certificate and key are: PEM files, read at start and again
@@ -96,6 +101,8 @@ impl ServerConfig {
         max_queued_bytes: Some(64 << 20),
         socket_send_buffer: 64 << 10,
         tls: None,
+        data_dir: None,
+        redis: None,
     };
 
     /// The connection limits of one client. In chat mode no message can be

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tincan_chat::{Chat, ChatConfig, ClientId, Now, Output};
+use tincan_chat::{Appended, Chat, ChatConfig, ClientId, Now, Output, Presence};
+
+use crate::broker::Link;
+use crate::store::Writer;
 
 /// State shared by all sessions: the chat and each client's outbox, where `T`
 /// is the runtime's sending half of a channel.
@@ -18,6 +21,10 @@ pub struct Hub<T> {
     /// SIGTERM arrived: `/readyz` answers 503 and new upgrades are refused,
     /// while the clients there chat on until the drain grace ends.
     pub(crate) draining: bool,
+    /// `--data-dir`: where appended history entries go.
+    pub(crate) store: Option<Writer>,
+    /// `--redis`: where events for the other nodes go.
+    pub(crate) broker: Option<std::sync::Arc<Link>>,
     next_id: u64,
 }
 
@@ -29,6 +36,8 @@ impl<T: Clone> Hub<T> {
             outboxes: HashMap::new(),
             stopping: false,
             draining: false,
+            store: None,
+            broker: None,
             next_id: 1,
         }
     }
@@ -79,8 +88,25 @@ impl<T: Clone> Hub<T> {
             Err(NotReady::Stopping)
         } else if self.draining {
             Err(NotReady::Draining)
+        } else if self.broker.as_ref().is_some_and(|b| !b.is_connected()) {
+            Err(NotReady::BrokerLost)
         } else {
             Ok(())
+        }
+    }
+
+    /// Hands what a local client's chat output means beyond this process
+    /// to the other nodes (`--redis`) and to the store (`--data-dir`).
+    pub(crate) fn share(
+        &self,
+        appended: Option<Appended>,
+        presence: Option<&(ClientId, Presence)>,
+    ) {
+        if let Some(broker) = &self.broker {
+            broker.publish(appended.as_ref(), presence);
+        }
+        if let (Some(store), Some(appended)) = (&self.store, appended) {
+            store.record(appended);
         }
     }
 
@@ -89,8 +115,12 @@ impl<T: Clone> Hub<T> {
         let out = self.chat.leave(id, now);
         if self.stopping {
             // Everyone is leaving: "X left" would reach only those not yet
-            // closed, and costs O(N^2) in a full room.
-            return Output::default();
+            // closed, and costs O(N^2) in a full room. The other nodes are
+            // still told.
+            return Output {
+                presence: out.presence,
+                ..Output::default()
+            };
         }
         out
     }
@@ -106,6 +136,10 @@ pub enum NotReady {
     /// The clients are being closed with 1001.
     #[error("the server is shutting down")]
     Stopping,
+    /// `--redis`: Redis is lost; local members chat on, but a new client
+    /// is better served by a node that reaches the others.
+    #[error("Redis is unreachable: rooms are not shared now")]
+    BrokerLost,
 }
 
 /// Locks the hub only for the chat operation at hand, never across I/O or a

@@ -16,7 +16,9 @@
 //! - [`read_buffer`]: the per-connection read buffer;
 //! - [`runtime`]: the trait a runtime implements;
 //! - [`serve`]: the accept loop and the connection task;
-//! - [`tls`]: https and wss on rustls, and the certificate reload.
+//! - [`tls`]: https and wss on rustls, and the certificate reload;
+//! - [`store`]: `--data-dir`, room history on disk (redb);
+//! - [`broker`]: `--redis`, rooms shared by several nodes through Redis.
 //!
 //! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
 //! crates under it; this crate adds the sockets, the clock, the threads and
@@ -33,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod budget;
 pub mod cli;
 pub mod config;
@@ -45,6 +48,7 @@ pub mod read_buffer;
 pub mod runtime;
 pub mod serve;
 pub mod session;
+pub mod store;
 pub mod tls;
 
 use std::process::ExitCode;

@@ -215,6 +215,71 @@ pub enum Log {
         /// How many clients get a 1001 close.
         clients: usize,
     },
+    /// `--data-dir`: the history store is open and its rooms restored.
+    StoreOpened {
+        /// The database file.
+        path: String,
+        /// Rooms restored.
+        rooms: usize,
+        /// Entries restored, all rooms together.
+        entries: usize,
+    },
+    /// A history write failed (logged once per run of failures): the
+    /// server keeps serving, and the entries of that batch are not kept.
+    StoreWriteFailed {
+        /// The database file.
+        path: String,
+        /// Why.
+        error: String,
+    },
+    /// History writes succeed again after [`Log::StoreWriteFailed`].
+    StoreWriteRecovered {
+        /// The database file.
+        path: String,
+    },
+    /// The history writer fell behind and its bounded queue was full: these
+    /// entries were served live but not kept.
+    StoreDropped {
+        /// Entries dropped since the last such line.
+        count: u64,
+    },
+    /// `--redis`: connected, and the shared rooms loaded.
+    BrokerConnected {
+        /// The Redis URL.
+        url: String,
+        /// This node's id.
+        node: u64,
+        /// Members on the other nodes.
+        members: usize,
+        /// Rooms whose history was loaded.
+        rooms: usize,
+    },
+    /// Redis stopped answering (logged once per outage): local members
+    /// chat on, events for the other nodes wait in a bounded queue.
+    BrokerLost {
+        /// The Redis URL.
+        url: String,
+        /// Why.
+        error: String,
+    },
+    /// Redis answers again: the queue is flushed, reading resumes.
+    BrokerBack {
+        /// The Redis URL.
+        url: String,
+    },
+    /// The queue for the other nodes was full: these events were dropped.
+    BrokerDropped {
+        /// Events dropped since the last such line.
+        count: u64,
+    },
+    /// After a reconnect, entries of the shared log after the last one read
+    /// were gone (trimmed, or lost with a restarted Redis).
+    BrokerGap {
+        /// The last entry read.
+        after: String,
+        /// The oldest entry there now.
+        resumed: String,
+    },
 }
 
 impl Log {
@@ -228,7 +293,12 @@ impl Log {
             | Self::Flooding { .. }
             | Self::TlsRefused { .. }
             | Self::TlsHandshakeFailed { .. }
-            | Self::TlsReloadFailed { .. } => LogLevel::Warn,
+            | Self::TlsReloadFailed { .. }
+            | Self::StoreDropped { .. }
+            | Self::BrokerDropped { .. }
+            | Self::BrokerGap { .. } => LogLevel::Warn,
+            Self::BrokerLost { .. } => LogLevel::Error,
+            Self::StoreWriteFailed { .. } => LogLevel::Error,
             Self::HttpRequest { .. } => LogLevel::Debug,
             _ => LogLevel::Info,
         }
@@ -263,6 +333,15 @@ impl Log {
             Self::OpsListening { .. } => "ops_listening",
             Self::Draining { .. } => "draining",
             Self::ShuttingDown { .. } => "shutting_down",
+            Self::StoreOpened { .. } => "store_opened",
+            Self::StoreWriteFailed { .. } => "store_write_failed",
+            Self::StoreWriteRecovered { .. } => "store_write_recovered",
+            Self::StoreDropped { .. } => "store_dropped",
+            Self::BrokerConnected { .. } => "broker_connected",
+            Self::BrokerLost { .. } => "broker_lost",
+            Self::BrokerBack { .. } => "broker_back",
+            Self::BrokerDropped { .. } => "broker_dropped",
+            Self::BrokerGap { .. } => "broker_gap",
         }
     }
 
@@ -318,6 +397,25 @@ impl Log {
             Self::TlsReloadFailed { error } => json!({ "error": error }),
             Self::OpsListening { addr } => json!({ "addr": addr }),
             Self::Draining { clients, grace } => json!({ "clients": clients, "grace": grace }),
+            Self::StoreOpened {
+                path,
+                rooms,
+                entries,
+            } => json!({ "path": path, "rooms": rooms, "entries": entries }),
+            Self::StoreWriteFailed { path, error } => json!({ "path": path, "error": error }),
+            Self::StoreWriteRecovered { path } => json!({ "path": path }),
+            Self::StoreDropped { count } | Self::BrokerDropped { count } => {
+                json!({ "count": count })
+            }
+            Self::BrokerConnected {
+                url,
+                node,
+                members,
+                rooms,
+            } => json!({ "url": url, "node": node, "members": members, "rooms": rooms }),
+            Self::BrokerLost { url, error } => json!({ "url": url, "error": error }),
+            Self::BrokerBack { url } => json!({ "url": url }),
+            Self::BrokerGap { after, resumed } => json!({ "after": after, "resumed": resumed }),
         };
         if let Value::Object(fields) = fields {
             object.extend(fields);
@@ -428,6 +526,55 @@ impl fmt::Display for Log {
                     "Shutting down: closing {clients} connection(s) with 1001"
                 )
             }
+            Self::StoreOpened {
+                path,
+                rooms,
+                entries,
+            } => write!(
+                f,
+                "History store {path}: restored {entries} message(s) in {rooms} room(s)"
+            ),
+            Self::StoreWriteFailed { path, error } => write!(
+                f,
+                "History store {path}: write failed, history is not being kept: {error}"
+            ),
+            Self::StoreWriteRecovered { path } => {
+                write!(f, "History store {path}: writes succeed again")
+            }
+            Self::StoreDropped { count } => write!(
+                f,
+                "History store behind: {count} message(s) dropped from its queue, not kept"
+            ),
+            Self::BrokerConnected {
+                url,
+                node,
+                members,
+                rooms,
+            } => write!(
+                f,
+                "Sharing rooms through Redis at {url} as node {node}: {members} member(s) on \
+                 other nodes, history of {rooms} room(s) loaded"
+            ),
+            Self::BrokerLost { url, error } => write!(
+                f,
+                "Lost Redis at {url}: {error}; serving local members, queueing events for the \
+                 other nodes, reconnecting"
+            ),
+            Self::BrokerBack { url } => {
+                write!(
+                    f,
+                    "Redis at {url} is back: sending queued events, reading on"
+                )
+            }
+            Self::BrokerDropped { count } => write!(
+                f,
+                "Queue for the other nodes full: {count} event(s) dropped"
+            ),
+            Self::BrokerGap { after, resumed } => write!(
+                f,
+                "Shared log entries after {after} were gone before they were read (resumed at \
+                 {resumed:?}): the other nodes' events between are lost here"
+            ),
         }
     }
 }

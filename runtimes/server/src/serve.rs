@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
 use tincan_chat::Now;
 
+use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Forward, Outgoing, Session};
+use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
 /// How much a connection may do without waiting before it yields to the
@@ -129,17 +131,84 @@ pub async fn serve<R: Runtime>(
     let (alive, all_done) = async_channel::bounded::<()>(1);
     let budget = Budget::new(config.max_queued_bytes);
     let limit = config.max_queued_bytes.unwrap_or(0);
+    let metrics = Arc::new(Metrics::new(budget.total_gauge(), limit));
+    let mut hub = Hub::new(config.chat.clone());
+    if let Some(dir) = &config.data_dir {
+        let (store, histories) =
+            Store::open(dir, config.chat.history).map_err(|e| e.to_string())?;
+        let path = store.path().display().to_string();
+        let mut opened = Log::StoreOpened {
+            path,
+            rooms: 0,
+            entries: 0,
+        };
+        for (room, entries) in histories {
+            let count = entries.len();
+            if hub.chat.restore(&room, entries) {
+                if let Log::StoreOpened { rooms, entries, .. } = &mut opened {
+                    *rooms += 1;
+                    *entries += count;
+                }
+            }
+        }
+        log::print(level, format, &opened);
+        let metrics = metrics.clone();
+        let writer = store
+            .spawn_writer(config.chat.history, move |line| {
+                metrics.record(&line);
+                log::print(level, format, &line);
+            })
+            .map_err(|e| e.to_string())?;
+        hub.store = Some(writer);
+    }
+    let broker = match &config.redis {
+        Some(url) => {
+            let (broker, snapshot) = Broker::connect(url, config.chat.history)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (first, count) = snapshot.guests;
+            hub.chat.reserve_guests(first, count);
+            let members = snapshot.presence.len();
+            let rooms = snapshot.histories.len();
+            for (room, entries) in snapshot.histories {
+                hub.chat.restore(&room, entries);
+            }
+            let start = now(Instant::now());
+            for event in snapshot.presence {
+                if let Inbound::Remote(who, event) = event {
+                    hub.chat.remote(who, event, start);
+                }
+            }
+            let url = url.clone();
+            let node = broker.node();
+            let line = Log::BrokerConnected {
+                url,
+                node,
+                members,
+                rooms,
+            };
+            log::print(level, format, &line);
+            Some(broker)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         runtime,
-        hub: Mutex::new(Hub::new(config.chat.clone())),
+        hub: Mutex::new(hub),
         gate: RwLock::new(()),
-        metrics: Arc::new(Metrics::new(budget.total_gauge(), limit)),
+        metrics,
         budget,
         config,
         start: Instant::now(),
         stop: stopped,
         per_address: Mutex::new(HashMap::new()),
         _alive: alive,
+    });
+    let link = broker.map(|broker| {
+        let side = Arc::new(BrokerSide(Arc::downgrade(&shared)));
+        let link = broker.run(&shared.runtime, side);
+        lock(&shared.hub).broker = Some(link.clone());
+        link
     });
     // Set by the first SIGTERM when there is a drain grace: when it ends.
     let mut drain: Option<R::Timer> = None;
@@ -226,13 +295,16 @@ pub async fn serve<R: Runtime>(
     // outboxes (the gate waits for sessions between the two). Each session,
     // told to stop, delivers its outbox before its 1001, so every message
     // taken reaches the whole room, and none taken later reaches a part.
-    {
+    let store = {
         let _gate = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
-        lock(&shared.hub).stop();
-    }
+        let mut hub = lock(&shared.hub);
+        hub.stop();
+        hub.store.take()
+    };
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
+    let runtime = shared.runtime.clone();
     drop(shared);
     let _ = all_done
         .recv()
@@ -241,6 +313,19 @@ pub async fn serve<R: Runtime>(
             Ok(())
         })
         .await;
+    // Every entry taken is written before the process ends.
+    if let Some(store) = store {
+        store.finish();
+    }
+    // And the other nodes hear of every leave (bounded: Redis may be gone).
+    if let Some(link) = link {
+        let timer = runtime.timer_at(Instant::now() + Duration::from_secs(2));
+        link.flush()
+            .or(async {
+                timer.await;
+            })
+            .await;
+    }
     Ok(())
 }
 
@@ -561,6 +646,90 @@ impl<R> Shared<R> {
             counts.remove(&ip);
         }
         now
+    }
+}
+
+/// The broker's view of the server: applies what other nodes did to the
+/// chat and hands the deliveries to the outboxes, as a session does. Holds
+/// the server weakly, so that its tasks never keep shutdown waiting.
+struct BrokerSide<R>(Weak<Shared<R>>);
+
+impl<R: Runtime> Side for BrokerSide<R> {
+    fn apply(&self, events: Vec<Inbound>) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let _gate = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let mut forwards = Vec::new();
+        {
+            let mut hub = lock(&shared.hub);
+            if hub.stopping {
+                return;
+            }
+            let now = now(shared.start);
+            for event in events {
+                let out = match event {
+                    Inbound::Remote(who, event) => hub.chat.remote(who, event, now),
+                    Inbound::Lost(node) => hub.chat.drop_node(node, now),
+                    Inbound::Confirmed(id, nick) => {
+                        hub.chat.confirm_nick(id, &nick);
+                        continue;
+                    }
+                };
+                // A local member that lost a nickname race is renamed: the
+                // other nodes are told.
+                if out.presence.is_some() {
+                    hub.share(None, out.presence.as_ref());
+                }
+                for delivery in out.deliveries {
+                    for recipient in delivery.to {
+                        if let Some(outbox) = hub.outboxes.get(&recipient) {
+                            let message = delivery.message.clone();
+                            let outgoing = Outgoing {
+                                message,
+                                sample: None,
+                            };
+                            forwards.push((outbox.clone(), outgoing));
+                        }
+                    }
+                }
+            }
+        }
+        shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
+        forward(forwards, shared.config.outbox_capacity);
+    }
+
+    fn members(&self) -> Vec<(u64, String, String)> {
+        let Some(shared) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let hub = lock(&shared.hub);
+        hub.chat
+            .local_members()
+            .map(|(id, room, nick)| (id.0, room.to_owned(), nick.to_owned()))
+            .collect()
+    }
+
+    fn wants_guests(&self) -> bool {
+        let Some(shared) = self.0.upgrade() else {
+            return false;
+        };
+        let wants = lock(&shared.hub)
+            .chat
+            .wants_guests(crate::broker::GUEST_BLOCK);
+        wants
+    }
+
+    fn reserve_guests(&self, first: u64, count: u64) {
+        if let Some(shared) = self.0.upgrade() {
+            lock(&shared.hub).chat.reserve_guests(first, count);
+        }
+    }
+
+    fn log(&self, line: Log) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.log(line);
+        }
     }
 }
 

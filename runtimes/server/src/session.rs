@@ -22,7 +22,7 @@ use tincan_core::{
 };
 
 use crate::config::ServerConfig;
-use crate::hub::{lock, Hub};
+use crate::hub::{lock, Hub, NotReady};
 use crate::log::{Log, LogLevel};
 use crate::metrics::{self, Metrics, Sample};
 use crate::origin::OriginPolicy;
@@ -368,8 +368,16 @@ impl Session {
             );
             return Output::default();
         }
-        if let Err(not_ready) = hub.readiness() {
-            // Draining or stopping: come back later, to another server.
+        // Draining or stopping: come back later, to another server. Without
+        // Redis a node still takes clients (its rooms are local for now):
+        // only `/readyz` steers new ones elsewhere.
+        if let Err(not_ready) = hub.readiness().or_else(|e| {
+            if e == NotReady::BrokerLost {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
             let headers = [("Retry-After", RETRY_AFTER)];
             self.refuse_with_headers(503, not_ready.to_string(), &headers);
             return Output::default();
@@ -466,6 +474,7 @@ impl Session {
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
         }
+        hub.share(out.appended, out.presence.as_ref());
         // Counted once per chat output, not once per recipient: a broadcast
         // to a thousand is one atomic add.
         let deliveries: usize = out.deliveries.iter().map(|d| d.to.len()).sum();
