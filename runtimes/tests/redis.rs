@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::metrics::*;
 use common::*;
 
 /// A `redis-server` of the test's own, killed on drop.
@@ -281,9 +282,17 @@ fn redis_restarted_mid_chat_local_members_chat_on_and_queued_events_arrive() {
         chat_line(&alice_nick, "before")
     );
 
+    assert_eq!(
+        value(&scrape(a.port), "tincan_redis_connected", &[]),
+        Some(1.0)
+    );
     redis.kill();
     a.wait_line("Lost Redis at");
     assert_eq!(http_get(a.port, "/readyz").status, 503);
+    assert_eq!(
+        value(&scrape(a.port), "tincan_redis_connected", &[]),
+        Some(0.0)
+    );
     ws_send_text(&mut alice, "during");
     assert_eq!(
         wait_text(&mut anna, "during"),
@@ -294,6 +303,12 @@ fn redis_restarted_mid_chat_local_members_chat_on_and_queued_events_arrive() {
     let _redis = Redis::start_on(port);
     a.wait_line("is back");
     b.wait_line("is back");
+    let back = scrape(a.port);
+    assert_eq!(value(&back, "tincan_redis_connected", &[]), Some(1.0));
+    assert_eq!(
+        value(&back, "tincan_redis_reconnects_total", &[]),
+        Some(1.0)
+    );
     assert_eq!(
         wait_text(&mut bob, "during"),
         chat_line(&alice_nick, "during")

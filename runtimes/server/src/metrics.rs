@@ -64,6 +64,10 @@ pub struct Metrics {
     rooms: Gauge,
     largest_room: Gauge,
     latency: Histogram,
+    redis_connected: Gauge,
+    redis_reconnects: Counter,
+    redis_dropped: Counter,
+    history_dropped: Counter,
 }
 
 impl Metrics {
@@ -87,6 +91,10 @@ impl Metrics {
             largest_room: Gauge::default(),
             // 100 µs to about 3.3 s.
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            redis_connected: Gauge::default(),
+            redis_reconnects: Counter::default(),
+            redis_dropped: Counter::default(),
+            history_dropped: Counter::default(),
             registry: Registry::default(),
         };
         let limit = Gauge::<i64>::default();
@@ -164,6 +172,39 @@ impl Metrics {
         }
     }
 
+    /// With `--redis`: also the broker's state, its reconnects and the
+    /// events dropped while it was lost.
+    pub fn with_redis(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "redis_connected",
+            "Whether Redis answers (1) or is lost (0)",
+            self.redis_connected.clone(),
+        );
+        r.register(
+            "redis_reconnects",
+            "Times Redis answered again after being lost",
+            self.redis_reconnects.clone(),
+        );
+        r.register(
+            "redis_dropped_events",
+            "Events for the other nodes dropped while Redis was lost (queue full)",
+            self.redis_dropped.clone(),
+        );
+        self
+    }
+
+    /// With `--data-dir`: also the history entries the store's writer
+    /// could not keep up with.
+    pub fn with_store(mut self) -> Self {
+        self.registry.register(
+            "history_dropped_entries",
+            "History entries served live but not kept (the writer's queue was full)",
+            self.history_dropped.clone(),
+        );
+        self
+    }
+
     /// A connection was accepted on the public port; returns how many are
     /// open now, this one included.
     pub fn connection_opened(&self) -> usize {
@@ -214,6 +255,27 @@ impl Metrics {
             Log::Idle { .. } => "idle",
             Log::NoPong { .. } => "no_pong",
             Log::TlsRefused { .. } => "over_limit",
+            Log::BrokerConnected { .. } => {
+                self.redis_connected.set(1);
+                return;
+            }
+            Log::BrokerLost { .. } => {
+                self.redis_connected.set(0);
+                return;
+            }
+            Log::BrokerBack { .. } => {
+                self.redis_connected.set(1);
+                self.redis_reconnects.inc();
+                return;
+            }
+            Log::BrokerDropped { count } => {
+                self.redis_dropped.inc_by(*count);
+                return;
+            }
+            Log::StoreDropped { count } => {
+                self.history_dropped.inc_by(*count);
+                return;
+            }
             _ => return,
         };
         self.clients_closed

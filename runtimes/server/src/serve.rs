@@ -131,7 +131,14 @@ pub async fn serve<R: Runtime>(
     let (alive, all_done) = async_channel::bounded::<()>(1);
     let budget = Budget::new(config.max_queued_bytes);
     let limit = config.max_queued_bytes.unwrap_or(0);
-    let metrics = Arc::new(Metrics::new(budget.total_gauge(), limit));
+    let mut metrics = Metrics::new(budget.total_gauge(), limit);
+    if config.redis.is_some() {
+        metrics = metrics.with_redis();
+    }
+    if config.data_dir.is_some() {
+        metrics = metrics.with_store();
+    }
+    let metrics = Arc::new(metrics);
     let mut hub = Hub::new(config.chat.clone());
     if let Some(dir) = &config.data_dir {
         let (store, histories) =
@@ -187,6 +194,7 @@ pub async fn serve<R: Runtime>(
                 members,
                 rooms,
             };
+            metrics.record(&line);
             log::print(level, format, &line);
             Some(broker)
         }

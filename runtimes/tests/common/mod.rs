@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
