@@ -12,14 +12,16 @@
 //! (see `tincan_server::serve`) only has to yield.
 
 use std::future::Future;
-use std::io::{self, ErrorKind, IoSlice};
+use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use socket2::SockRef;
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
@@ -90,17 +92,32 @@ impl Listener for TokioListener {
     }
 }
 
-/// A connection: `readable()`/`try_read` and `writable()`/`try_write_vectored`
+/// A connection: `readable()`/`try_io` and `writable()`/`try_write_vectored`
 /// take `&self`, as the serve loop wants.
 struct TokioSocket(TcpStream);
 
 impl Socket for TokioSocket {
+    /// A read that did not fill `buf` emptied the socket: it also clears
+    /// tokio's readiness (what a `WouldBlock` from `try_io` does), so the
+    /// next read waits for the next event instead of making a system call
+    /// that fails. Data that arrived meanwhile came with an event of its own,
+    /// which the clearing leaves in place.
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             self.0.readable().await?;
-            match self.0.try_read(buf) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                result => return result,
+            let mut emptied = None;
+            let read = self.0.try_io(Interest::READABLE, || {
+                let n = (&*SockRef::from(&self.0)).read(buf)?;
+                if n > 0 && n < buf.len() {
+                    emptied = Some(n);
+                    return Err(ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (read, emptied) {
+                (_, Some(n)) => return Ok(n),
+                (Err(e), None) if e.kind() == ErrorKind::WouldBlock => {}
+                (result, None) => return result,
             }
         }
     }
@@ -116,7 +133,7 @@ impl Socket for TokioSocket {
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        socket2::SockRef::from(&self.0).shutdown(Shutdown::Write)
+        SockRef::from(&self.0).shutdown(Shutdown::Write)
     }
 }
 
