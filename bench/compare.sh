@@ -110,6 +110,14 @@ stop_server() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # CPU time (user + system) a process has used so far, in milliseconds.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+# "<seconds> <cpu_ms>" every 0.5 s while process $1 lives.
+sample_cpu() {
+  local cpu
+  while cpu=$(cpu_ms "$1" 2>/dev/null); do
+    echo "$EPOCHREALTIME $cpu"
+    sleep 0.5
+  done
+}
 
 # The median of `field` over the JSON lines in a file.
 median() { # file field
@@ -133,6 +141,8 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
   for run in $(seq "$RUNS"); do
     local started=$EPOCHREALTIME
     start_server "$@"
+    sample_cpu "$server_pid" >"$scratch/cpu.samples" &
+    local sampler=$!
     local url
     case $scheme in
       tcp) url="tcp://127.0.0.1:$port" ;;
@@ -146,14 +156,21 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
     server_cpu=$(cpu_ms "$server_pid")
     wall_ms=$(python3 -c "print(int(($EPOCHREALTIME - $started) * 1000))")
     stop_server
+    wait "$sampler" 2>/dev/null || true
     # The server's CPU time over the whole run (connecting included), per
     # message delivered (broadcast) or echoed (echo): what a message costs
     # the server, whoever the bottleneck was; its inverse, deliveries per
-    # CPU-second; and the cores' worth it used over the run's wall time.
-    line=$(python3 - "$line" "$server_cpu" "$wall_ms" <<'PY'
+    # CPU-second; the cores' worth it used over the run's wall time, and at
+    # most over any 1 s of it (sampled every 0.5 s).
+    line=$(python3 - "$line" "$server_cpu" "$wall_ms" "$scratch/cpu.samples" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
 cpu, wall = int(sys.argv[2]), int(sys.argv[3])
+samples = [tuple(map(float, l.split())) for l in open(sys.argv[4]) if len(l.split()) == 2]
+d["server_peak_cores"] = max(((c2 - c1) / 1000 / (t2 - t1) for (t1, c1), (t2, c2)
+                              in zip(samples, samples[2:]) if t2 > t1), default=None)
+if d["server_peak_cores"] is not None:
+    d["server_peak_cores"] = round(d["server_peak_cores"], 2)
 n = d.get("delivered", d.get("messages", 0))
 d.update(server_cpu_ms=cpu, server_wall_ms=wall,
          server_cpu_us_per_msg=round(cpu * 1000 / n, 3) if n else None,
@@ -449,7 +466,7 @@ threads_scenario() {
     done
     for threads in 1 2; do
       local f="$scratch/threads$threads-$bin.jsonl" note
-      note="$(median "$f" server_cores) cores; lost $(median "$f" lost), errors $(median "$f" errors)"
+      note="$(median "$f" server_cores) cores over the run, $(median "$f" server_peak_cores) at most over 1 s; lost $(median "$f" lost), errors $(median "$f" errors)"
       [ "$threads" = 2 ] && note+="; CPU per delivery $(ratio "$(median "$f" server_cpu_us_per_msg)" \
         "$(median "$scratch/threads1-$bin.jsonl" server_cpu_us_per_msg)") of 1 thread"
       row "broadcast ${BC_SENDERS}x${BC_RATE}/s to $BC_RECEIVERS, --threads $threads" "$bin" \
