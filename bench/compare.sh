@@ -84,7 +84,9 @@ CHAT=(-q --rate 1000000 --burst 1000000 --max-clients 100000 --max-room-clients 
   --history 0 --idle-timeout 0 --ping-interval 0 --max-connections-per-ip 0)
 ECHO=(-q --echo --max-connections-per-ip 0)
 
-next_port=19100
+# Servers listen on ports from BASE_PORT up (another run beside this one
+# needs other ports).
+next_port=${BASE_PORT:-19100}
 start_server() { # command...; sets $port and $server_pid
   port=$next_port
   next_port=$((next_port + 1))
@@ -275,6 +277,9 @@ tls_scenario() {
 hold() { # label, path, idle args...
   local label=$1 path=$2 fifo="$scratch/idle.out"
   shift 2
+  # Emptied here, not by the redirection below: that runs in the child,
+  # maybe after the loop has read the last run's line.
+  : >"$fifo"
   "$LOAD" idle "ws://127.0.0.1:$port$path" -t 600 "$@" >"$fifo" &
   load_pid=$!
   local deadline=$((SECONDS + 180))
