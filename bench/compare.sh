@@ -459,12 +459,13 @@ rate_scenario() {
   done
 }
 
-# Threads: the saturating broadcast (BC_SENDERS x BC_RATE to BC_RECEIVERS)
-# with --threads 1 and 2: CPU per delivery (target: within 10%) and the
-# cores' worth of CPU the server used over the run (target: above 1 with 2).
+# Threads: the saturating broadcast (BC_SENDERS x THREADS_BC_RATE, by
+# default BC_RATE, to BC_RECEIVERS) with --threads 1 and 2: CPU per delivery
+# (target: within 10%) and the cores' worth of CPU the server used over the
+# run and at most over 1 s (target: above 1 with 2).
 threads_scenario() {
-  local bin threads
-  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$BC_RATE" -t "$SECS")
+  local bin threads rate=${THREADS_BC_RATE:-$BC_RATE}
+  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$rate" -t "$SECS")
   for bin in "${TINCAN[@]}"; do
     for threads in 1 2; do
       measure "threads$threads-$bin" ws "${args[@]}" -- "target/release/$bin" "${CHAT[@]}" --threads "$threads"
@@ -474,7 +475,7 @@ threads_scenario() {
       note="$(median "$f" server_cores) cores over the run, $(median "$f" server_peak_cores) at most over 1 s; lost $(median "$f" lost), errors $(median "$f" errors)"
       [ "$threads" = 2 ] && note+="; CPU per delivery $(ratio "$(median "$f" server_cpu_us_per_msg)" \
         "$(median "$scratch/threads1-$bin.jsonl" server_cpu_us_per_msg)") of 1 thread"
-      row "broadcast ${BC_SENDERS}x${BC_RATE}/s to $BC_RECEIVERS, --threads $threads" "$bin" \
+      row "broadcast ${BC_SENDERS}x${rate}/s to $BC_RECEIVERS, --threads $threads" "$bin" \
         "$(median "$f" delivered_per_sec) delivered/s" "p50 $(median "$f" p50_us) us" \
         "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" "$note"
     done
