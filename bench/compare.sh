@@ -2,7 +2,7 @@
 # Runs the same load against tincan and its peers and prints medians and our
 # ratio to each peer. See bench/README.md.
 #
-#   bench/compare.sh                     # echo, broadcast and idle; 5 runs each
+#   bench/compare.sh                     # echo, broadcast, rate, joining, threads, idle; 5 runs each
 #   bench/compare.sh echo                # some scenarios only
 #   bench/compare.sh tls                 # echo and broadcast over wss (not in the default set)
 #   bench/compare.sh deflate fairness    # permessage-deflate on/off; echo p99 beside ping flooders
@@ -22,11 +22,14 @@ scenarios=()
 for arg in "$@"; do
   case "$arg" in
     --quick) RUNS=1 SECS=3 ;;
-    echo | broadcast | idle | tls | deflate | fairness | cross-node) scenarios+=("$arg") ;;
-    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [idle] [tls] [deflate] [fairness] [cross-node]" >&2; exit 2 ;;
+    echo | broadcast | rate | joining | threads | idle | tls | deflate | fairness | cross-node) scenarios+=("$arg") ;;
+    *) echo "usage: bench/compare.sh [--quick] [echo] [broadcast] [rate] [joining] [threads] [idle] [tls] [deflate] [fairness] [cross-node]" >&2; exit 2 ;;
   esac
 done
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast idle)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(echo broadcast rate joining threads idle)
+
+# The tincan binaries, each measured in every scenario that compares servers.
+TINCAN=(tincan-smol tincan-async-std tincan-tokio)
 
 # Broadcast load: K senders at R messages/s each, to N receivers.
 BC_RECEIVERS=${BC_RECEIVERS:-1000}
@@ -36,6 +39,12 @@ BC_RATE=${BC_RATE:-400}
 # (1 M deliveries/s) is what it takes whole beside the server on 2 cores.
 TLS_BC_RATE=${TLS_BC_RATE:-100}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+# Joining: this many clients join one room at once (the load tool's
+# --connect-concurrency 200 at a time).
+JOIN_CONNS=${JOIN_CONNS:-1000}
+# Rate: broadcasts offered at these total rates (senders x 100/s) to
+# BC_RECEIVERS, below saturation: the cost per delivery and the latency.
+RATES=${RATES:-100 1000}
 # Deflate: senders' rate and message size (chat-sized text). The load tool
 # inflates on one thread: past about 300k deliveries a second it, not the
 # server, falls behind.
@@ -52,7 +61,7 @@ FLOODERS=${FLOODERS:-2}
 say() { printf '[compare] %s\n' "$*" >&2; }
 
 say "building (release)"
-cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-load
+cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-tokio -p tincan-load
 cargo build --release -q --manifest-path bench/peers/Cargo.toml
 
 # 10,000 connections need more descriptors than the usual 1024 (each process
@@ -83,7 +92,9 @@ CHAT=(-q --rate 1000000 --burst 1000000 --max-clients 100000 --max-room-clients 
   --history 0 --idle-timeout 0 --ping-interval 0 --max-connections-per-ip 0)
 ECHO=(-q --echo --max-connections-per-ip 0)
 
-next_port=19100
+# Servers listen on ports from BASE_PORT up (another run beside this one
+# needs other ports).
+next_port=${BASE_PORT:-19100}
 start_server() { # command...; sets $port and $server_pid
   port=$next_port
   next_port=$((next_port + 1))
@@ -109,6 +120,14 @@ stop_server() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # CPU time (user + system) a process has used so far, in milliseconds.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+# "<seconds> <cpu_ms>" every 0.5 s while process $1 lives.
+sample_cpu() {
+  local cpu
+  while cpu=$(cpu_ms "$1" 2>/dev/null); do
+    echo "$EPOCHREALTIME $cpu"
+    sleep 0.5
+  done
+}
 
 # The median of `field` over the JSON lines in a file.
 median() { # file field
@@ -130,7 +149,10 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
   shift
   : >"$scratch/$label.jsonl"
   for run in $(seq "$RUNS"); do
+    local started=$EPOCHREALTIME
     start_server "$@"
+    sample_cpu "$server_pid" >"$scratch/cpu.samples" &
+    local sampler=$!
     local url
     case $scheme in
       tcp) url="tcp://127.0.0.1:$port" ;;
@@ -139,14 +161,34 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
     local args=("${load_args[@]/@URL@/$url}")
     # wss: trust the certificate tls_scenario made (and nothing else).
     [ "$scheme" = wss ] && args+=(--ca "$scratch/cert.pem")
-    local line server_cpu
+    local line server_cpu wall_ms
     line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}")
     server_cpu=$(cpu_ms "$server_pid")
+    wall_ms=$(python3 -c "print(int(($EPOCHREALTIME - $started) * 1000))")
     stop_server
+    wait "$sampler" 2>/dev/null || true
     # The server's CPU time over the whole run (connecting included), per
     # message delivered (broadcast) or echoed (echo): what a message costs
-    # the server, whoever the bottleneck was.
-    line=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); n=d.get("delivered", d.get("messages", 0)); d["server_cpu_ms"]=int(sys.argv[2]); d["server_cpu_us_per_msg"]=round(int(sys.argv[2])*1000/n, 3) if n else None; print(json.dumps(d))' "$line" "$server_cpu")
+    # the server, whoever the bottleneck was; its inverse, deliveries per
+    # CPU-second; the cores' worth it used over the run's wall time, and at
+    # most over any 1 s of it (sampled every 0.5 s).
+    line=$(python3 - "$line" "$server_cpu" "$wall_ms" "$scratch/cpu.samples" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+cpu, wall = int(sys.argv[2]), int(sys.argv[3])
+samples = [tuple(map(float, l.split())) for l in open(sys.argv[4]) if len(l.split()) == 2]
+d["server_peak_cores"] = max(((c2 - c1) / 1000 / (t2 - t1) for (t1, c1), (t2, c2)
+                              in zip(samples, samples[2:]) if t2 > t1), default=None)
+if d["server_peak_cores"] is not None:
+    d["server_peak_cores"] = round(d["server_peak_cores"], 2)
+n = d.get("delivered", d.get("messages", 0))
+d.update(server_cpu_ms=cpu, server_wall_ms=wall,
+         server_cpu_us_per_msg=round(cpu * 1000 / n, 3) if n else None,
+         msgs_per_server_cpu_s=round(n * 1000 / cpu) if cpu else None,
+         server_cores=round(cpu / wall, 2) if wall else None)
+print(json.dumps(d))
+PY
+)
     echo "$line" >>"$scratch/$label.jsonl"
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' \
       "$line" "$label" >>"$results"
@@ -163,17 +205,21 @@ row() { # cells...
   table+=("$line")
 }
 
-# Echo at one size; over wss (against the TLS peer alone) when $2 is "tls".
-echo_scenario() { # size [tls]
-  local size=$1 tls=${2:-} args=(echo @URL@ -c 100 -s "$1" -d 1 -t "$SECS")
+# Echo at one size and depth (messages in flight per connection); over wss
+# (against the TLS peer alone) when $3 is "tls".
+echo_scenario() { # size depth [tls]
+  local size=$1 depth=$2 tls=${3:-} args=(echo @URL@ -c 100 -s "$1" -d "$2" -t "$SECS")
   local label=echo-$size scheme=ws name="echo ${size} B x100" extra=()
-  local servers=(tincan-smol tincan-async-std fastwebsockets tokio-tungstenite raw-tcp)
+  if [ "$depth" != 1 ]; then label+=-d$depth name+=" depth $depth"; fi
+  local servers=("${TINCAN[@]}" fastwebsockets tokio-tungstenite raw-tcp)
   if [ -n "$tls" ]; then
-    label=tls-echo-$size scheme=wss name="wss echo ${size} B x100" extra=("${TLS[@]}")
-    servers=(tincan-smol tincan-async-std tokio-tungstenite)
+    label=tls-$label scheme=wss name="wss $name" extra=("${TLS[@]}")
+    servers=("${TINCAN[@]}" tokio-tungstenite)
   fi
-  measure "$label-tincan-smol" $scheme "${args[@]}" -- target/release/tincan-smol "${ECHO[@]}" "${extra[@]}"
-  measure "$label-tincan-async-std" $scheme "${args[@]}" -- target/release/tincan-async-std "${ECHO[@]}" "${extra[@]}"
+  local bin
+  for bin in "${TINCAN[@]}"; do
+    measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${ECHO[@]}" "${extra[@]}"
+  done
   [ -z "$tls" ] && measure "$label-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
   measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-echo" "${extra[@]}"
   [ -z "$tls" ] && measure "$label-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
@@ -203,14 +249,16 @@ broadcast_scenario() { # [tls]
     rate=$TLS_BC_RATE label=tls-broadcast scheme=wss extra=("${TLS[@]}") name="wss broadcast"
   fi
   local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$rate" -t "$SECS")
-  measure "$label-tincan-smol" $scheme "${args[@]}" -- target/release/tincan-smol "${CHAT[@]}" "${extra[@]}"
-  measure "$label-tincan-async-std" $scheme "${args[@]}" -- target/release/tincan-async-std "${CHAT[@]}" "${extra[@]}"
+  local bin
+  for bin in "${TINCAN[@]}"; do
+    measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${CHAT[@]}" "${extra[@]}"
+  done
   measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast" "${extra[@]}"
   local peer
   peer=$(median "$scratch/$label-tokio-tungstenite.jsonl" delivered_per_sec)
   local peer_p99
   peer_p99=$(median "$scratch/$label-tokio-tungstenite.jsonl" p99_us)
-  for server in tincan-smol tincan-async-std tokio-tungstenite; do
+  for server in "${TINCAN[@]}" tokio-tungstenite; do
     local f="$scratch/$label-$server.jsonl" m note=
     m=$(median "$f" delivered_per_sec)
     [ "$server" != tokio-tungstenite ] && note="$(ratio "$m" "$peer") of tokio-tungstenite; p99 $(ratio "$(median "$f" p99_us)" "$peer_p99")"
@@ -227,12 +275,32 @@ tls_scenario() {
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
     -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
   TLS=(--tls-cert "$scratch/cert.pem" --tls-key "$scratch/key.pem")
-  echo_scenario 20 tls
+  echo_scenario 20 1 tls
   broadcast_scenario tls
 }
 
-# Idle: server RSS before and while the tool holds IDLE_CONNS connections
-# (over 100 rooms, so a chat server's presence notices stay small).
+# Starts the load tool's idle mode against the server on $port (its
+# connections held until it is killed) and waits (bounded) for its line, once
+# every connection is open: sets $line and $load_pid.
+hold() { # label, path, idle args...
+  local label=$1 path=$2 fifo="$scratch/idle.out"
+  shift 2
+  # Emptied here, not by the redirection below: that runs in the child,
+  # maybe after the loop has read the last run's line.
+  : >"$fifo"
+  "$LOAD" idle "ws://127.0.0.1:$port$path" -t 600 "$@" >"$fifo" &
+  load_pid=$!
+  local deadline=$((SECONDS + 180))
+  until grep -q '}$' "$fifo" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
+      echo "compare.sh: idle run against $label printed nothing" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  line=$(head -1 "$fifo")
+}
+
 # Idle: server RSS per connection while the tool holds IDLE_CONNS of them
 # (over 100 rooms); the load tool gets the extra arguments in $idle_extra.
 declare -A per_conn=()
@@ -243,19 +311,10 @@ run_idle() { # label, server command...
   : >"$scratch/idle-$label.txt"
   for run in $(seq "$RUNS"); do
     start_server "$@"
-    local before fifo="$scratch/idle.out"
+    local before
     before=$(rss_kib "$server_pid")
-    "$LOAD" idle "ws://127.0.0.1:$port/idle" -n "$IDLE_CONNS" --rooms 100 -t 600 "${idle_extra[@]}" >"$fifo" &
-    local load_pid=$! deadline=$((SECONDS + 180))
-    until grep -q '}$' "$fifo" 2>/dev/null; do
-      if [ $SECONDS -ge $deadline ] || ! kill -0 "$load_pid" 2>/dev/null; then
-        echo "compare.sh: idle run against $label printed nothing" >&2
-        exit 1
-      fi
-      sleep 0.1
-    done
-    local line after connected
-    line=$(head -1 "$fifo")
+    hold "$label" /idle -n "$IDLE_CONNS" --rooms 100 "${idle_extra[@]}"
+    local after connected
     after=$(rss_kib "$server_pid")
     kill "$load_pid" 2>/dev/null || true
     wait "$load_pid" 2>/dev/null || true
@@ -272,10 +331,12 @@ run_idle() { # label, server command...
 }
 
 idle_scenario() {
-  run_idle tincan-smol target/release/tincan-smol "${CHAT[@]}"
-  run_idle tincan-async-std target/release/tincan-async-std "${CHAT[@]}"
+  local bin
+  for bin in "${TINCAN[@]}"; do
+    run_idle "$bin" "target/release/$bin" "${CHAT[@]}"
+  done
   run_idle tokio-tungstenite "$PEERS/peer-tungstenite-broadcast"
-  for server in tincan-smol tincan-async-std tokio-tungstenite; do
+  for server in "${TINCAN[@]}" tokio-tungstenite; do
     local note=
     [ "$server" != tokio-tungstenite ] && note="$(ratio "${per_conn[$server]}" "${per_conn[tokio-tungstenite]}") of tokio-tungstenite"
     row "idle x$IDLE_CONNS" "$server" "${per_conn[$server]} KiB RSS/conn" "" "" "" "$note"
@@ -317,7 +378,7 @@ deflate_scenario() {
 # read the pongs (bench/flood.py). The p99 is the figure to watch.
 fairness_scenario() {
   local bin flooders
-  for bin in tincan-smol tincan-async-std; do
+  for bin in "${TINCAN[@]}"; do
     for flooders in 0 "$FLOODERS"; do
       local label="fairness-$bin-$flooders"
       : >"$scratch/$label.jsonl"
@@ -397,10 +458,94 @@ cross_node_scenario() {
     "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); Redis CPU $(median "$f" redis_cpu_ms) ms"
 }
 
+# Joining: JOIN_CONNS clients join one room at once (--connect-concurrency
+# 200); the server's CPU seconds from before the first connects to when the
+# last is open and the server has gone quiet (its CPU time unchanged over
+# 0.2 s, at most 5 s).
+joining_scenario() {
+  local server
+  for server in "${TINCAN[@]}" tokio-tungstenite; do
+    local f="$scratch/joining-$server.jsonl"
+    : >"$f"
+    for run in $(seq "$RUNS"); do
+      case $server in
+        tincan-*) start_server "target/release/$server" "${CHAT[@]}" ;;
+        *) start_server "$PEERS/peer-tungstenite-broadcast" ;;
+      esac
+      local before after=-1 quiet=$((SECONDS + 5))
+      before=$(cpu_ms "$server_pid")
+      hold "$server" /join -n "$JOIN_CONNS" --rooms 1
+      while [ "$after" != "$(cpu_ms "$server_pid")" ] && [ $SECONDS -lt $quiet ]; do
+        after=$(cpu_ms "$server_pid")
+        sleep 0.2
+      done
+      after=$(cpu_ms "$server_pid")
+      kill "$load_pid" 2>/dev/null || true
+      wait "$load_pid" 2>/dev/null || true
+      stop_server
+      line=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], server_cpu_s=int(sys.argv[3]) / 1000); print(json.dumps(d))' \
+        "$line" "joining-$server" $((after - before)))
+      echo "$line" >>"$f"
+      echo "$line" >>"$results"
+      say "joining $server run $run: $line"
+    done
+    local note=
+    [[ $server == tincan-* ]] && note="target at most 0.5 CPU-s"
+    row "$JOIN_CONNS clients join one room" "$server" "$(median "$f" connected) joined in $(median "$f" connect_secs) s" \
+      "" "" "$(median "$f" server_cpu_s) CPU-s" "$note"
+  done
+}
+
+# Broadcast at fixed offered rates (RATES, senders x 100/s) to BC_RECEIVERS:
+# what a delivery costs when the server is not saturated.
+rate_scenario() {
+  local total server
+  for total in $RATES; do
+    local senders=$(((total + 99) / 100)) label=rate-$total
+    local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$senders" -r $((total / senders)) -t "$SECS")
+    for server in "${TINCAN[@]}"; do
+      measure "$label-$server" ws "${args[@]}" -- "target/release/$server" "${CHAT[@]}"
+    done
+    measure "$label-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
+    for server in "${TINCAN[@]}" tokio-tungstenite; do
+      local f="$scratch/$label-$server.jsonl"
+      row "broadcast ${total}/s offered to $BC_RECEIVERS" "$server" "$(median "$f" delivered_per_sec) delivered/s" \
+        "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" \
+        "$(median "$f" msgs_per_server_cpu_s) deliveries per CPU-s; lost $(median "$f" lost), errors $(median "$f" errors)"
+    done
+  done
+}
+
+# Threads: the saturating broadcast (BC_SENDERS x THREADS_BC_RATE, by
+# default BC_RATE, to BC_RECEIVERS) with --threads 1 and 2: CPU per delivery
+# (target: within 10%) and the cores' worth of CPU the server used over the
+# run and at most over 1 s (target: above 1 with 2).
+threads_scenario() {
+  local bin threads rate=${THREADS_BC_RATE:-$BC_RATE}
+  local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$rate" -t "$SECS")
+  for bin in "${TINCAN[@]}"; do
+    for threads in 1 2; do
+      measure "threads$threads-$bin" ws "${args[@]}" -- "target/release/$bin" "${CHAT[@]}" --threads "$threads"
+    done
+    for threads in 1 2; do
+      local f="$scratch/threads$threads-$bin.jsonl" note
+      note="$(median "$f" server_cores) cores over the run, $(median "$f" server_peak_cores) at most over 1 s; lost $(median "$f" lost), errors $(median "$f" errors)"
+      [ "$threads" = 2 ] && note+="; CPU per delivery $(ratio "$(median "$f" server_cpu_us_per_msg)" \
+        "$(median "$scratch/threads1-$bin.jsonl" server_cpu_us_per_msg)") of 1 thread"
+      row "broadcast ${BC_SENDERS}x${rate}/s to $BC_RECEIVERS, --threads $threads" "$bin" \
+        "$(median "$f" delivered_per_sec) delivered/s" "p50 $(median "$f" p50_us) us" \
+        "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" "$note"
+    done
+  done
+}
+
 for scenario in "${scenarios[@]}"; do
   case $scenario in
-    echo) echo_scenario 20; echo_scenario 16384 ;;
+    echo) echo_scenario 20 1; echo_scenario 16384 1; echo_scenario 20 16 ;;
     broadcast) broadcast_scenario ;;
+    rate) rate_scenario ;;
+    joining) joining_scenario ;;
+    threads) threads_scenario ;;
     idle) idle_scenario ;;
     tls) tls_scenario ;;
     deflate) deflate_scenario ;;

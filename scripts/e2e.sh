@@ -15,10 +15,10 @@ if [ ! -d web/e2e/node_modules/playwright-core ]; then
   (cd web/e2e && npm ci --no-audit --no-fund --silent)
 fi
 scripts/setup.sh redis >/dev/null
-cargo build --release -q -p tincan-smol -p tincan-async-std
+cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-tokio
 
 status=0
-for bin in tincan-smol tincan-async-std; do
+for bin in tincan-smol tincan-async-std tincan-tokio; do
   echo "== e2e against $bin"
   if TINCAN_BIN="target/release/$bin" node --test --test-reporter=spec web/e2e/chat.test.mjs; then
     cp web/e2e/artifacts/chat.png "web/e2e/artifacts/chat-$bin.png"

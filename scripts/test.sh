@@ -27,12 +27,13 @@ stage() { # name, command...
   fi
 }
 
-# Autobahn against both release binaries at once (one Python process and one
-# server each: a core each); `wss` runs it over TLS. Fails if either fails;
-# each run's output is printed whole, in turn.
-autobahn_both() {
+# Autobahn against every release binary at once (one Python process and one
+# server each; wstest, the busier side, leaves the cores idle enough that
+# three side by side take about as long as two); `wss` runs it over TLS.
+# Fails if any fails; each run's output is printed whole, in turn.
+autobahn_all() {
   local tls=${1:-} pids=() logs=() status=0
-  for bin in tincan-smol tincan-async-std; do
+  for bin in tincan-smol tincan-async-std tincan-tokio; do
     logs+=("$(mktemp)")
     AUTOBAHN_TLS=${tls:+1} scripts/autobahn.sh "target/release/$bin" "${bin#tincan-}${tls:+-$tls}" \
       >"${logs[-1]}" 2>&1 &
@@ -63,12 +64,12 @@ stage "cargo test" cargo test --workspace
 stage "core without deflate" sh -c 'cargo clippy -p tincan-core --all-targets -q -- -D warnings &&
   cargo test -p tincan-core -q'
 if ! $quick; then
-  stage "release build" cargo build --release -q -p tincan-smol -p tincan-async-std
+  stage "release build" cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-tokio
   stage "autobahn setup" scripts/setup.sh autobahn
-  # Autobahn is one Python process against one server: the two binaries'
-  # runs go side by side, one per core.
-  stage "autobahn 1-13 (smol, async-std)" autobahn_both
-  stage "autobahn 1-11 over wss (smol, async-std)" autobahn_both wss
+  # Autobahn is one Python process against one server: the binaries' runs
+  # go side by side.
+  stage "autobahn 1-13 (smol, async-std, tokio)" autobahn_all
+  stage "autobahn 1-11 over wss (smol, async-std, tokio)" autobahn_all wss
   stage "browser setup" scripts/setup.sh browser
   stage "browser end-to-end" scripts/e2e.sh
   stage "wasm setup" scripts/setup.sh wasm

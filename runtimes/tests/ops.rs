@@ -292,3 +292,37 @@ fn json_logs_are_one_object_per_line_with_the_events_fields() {
     assert_eq!(rejected["level"], "warn");
     assert_eq!(rejected["status"], status);
 }
+
+/// The threads of process `pid` named `name` (`/proc/<pid>/task/*/comm`).
+fn threads_named(pid: u32, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/<pid>/task");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// `--threads 2`: two threads run the connections, each binary's way (smol
+/// runs its executor on the main thread and one `tincan-worker`; async-std
+/// and tokio on two `tincan-worker`s, the main thread running the accept
+/// loop), and the chat works across them.
+#[test]
+fn threads_starts_that_many_workers() {
+    let server = Server::start(&["--threads", "2"]);
+    let workers = if BIN.ends_with("tincan-smol") { 1 } else { 2 };
+    let deadline = deadline();
+    while threads_named(server.pid(), "tincan-worker") != workers {
+        assert!(
+            Instant::now() < deadline,
+            "{} tincan-worker threads, not {workers}",
+            threads_named(server.pid(), "tincan-worker")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (mut alice, _) = ws_connect(&server, "/");
+    let nick = expect_welcome(&mut alice);
+    let (mut bob, _) = ws_connect(&server, "/");
+    expect_welcome(&mut bob);
+    ws_send_text(&mut alice, "across threads");
+    assert_eq!(ws_chat(&mut bob), chat_line(&nick, "across threads"));
+}

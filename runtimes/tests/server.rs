@@ -549,6 +549,12 @@ fn bad_command_lines_exit_2_with_an_error() {
     assert_usage_error(&["8080", "8081"]);
     // A ping timeout of 0 would drop every client right after its first ping.
     assert_usage_error(&["--ping-timeout", "0", "8080"]);
+    for threads in ["0", "1025", "many"] {
+        assert_usage_error(&["--threads", threads, "8080"]);
+        let run = run(&["--threads", threads, "8080"]);
+        let expected = format!("invalid value '{threads}' for '--threads <N>'");
+        assert!(run.stderr.contains(&expected), "{:?}", run.stderr);
+    }
 }
 
 #[test]

@@ -23,6 +23,23 @@ use tincan_server::{IntoStream, Listener, Runtime, Socket};
 #[derive(Debug, Clone, Copy)]
 struct AsyncStd;
 
+impl AsyncStd {
+    /// Sets the thread count of the global executor that `task::spawn` runs
+    /// on, before anything starts it (async-std's own setup comes second and
+    /// keeps this one). Its variable `ASYNC_STD_THREAD_COUNT` still wins, as
+    /// async-std documents. The main thread runs only the accept loop.
+    fn new(threads: usize) -> io::Result<Self> {
+        async_global_executor::init_with_config(
+            async_global_executor::GlobalExecutorConfig::default()
+                .with_env_var("ASYNC_STD_THREAD_COUNT")
+                .with_min_threads(threads)
+                .with_max_threads(threads)
+                .with_thread_name_fn(|| "tincan-worker".into()),
+        );
+        Ok(AsyncStd)
+    }
+}
+
 impl Runtime for AsyncStd {
     type Listener = AsyncStdListener;
     type Timer = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -84,5 +101,5 @@ impl IntoStream for AsyncStdSocket {
 }
 
 fn main() -> ExitCode {
-    tincan_server::main("tincan-async-std", AsyncStd)
+    tincan_server::main("tincan-async-std", AsyncStd::new)
 }

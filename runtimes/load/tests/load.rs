@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const BUILD_WAIT: Duration = Duration::from_secs(900);
 
 /// Every server binary.
-const SERVERS: [&str; 2] = ["tincan-smol", "tincan-async-std"];
+const SERVERS: [&str; 3] = ["tincan-smol", "tincan-async-std", "tincan-tokio"];
 
 /// The server binary `name`, beside this one, built first (once, bounded,
 /// all of them) if a lone `cargo test -p tincan-load` has not built them:

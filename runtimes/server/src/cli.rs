@@ -18,6 +18,9 @@ const ABOUT: &str =
     "A WebSocket (RFC 6455) chat server. Open http://localhost:<PORT>/ in a browser,
 or connect a WebSocket client to ws://localhost:<PORT>/.";
 
+/// The most `--threads` accepted: more is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
+
 /// The defaults, as the command line shows them.
 const DEFAULT: ServerConfig = ServerConfig::DEFAULT;
 
@@ -37,6 +40,11 @@ struct Args {
     /// Address to listen on
     #[arg(long, env = "TINCAN_BIND", value_name = "ADDR", default_value_t = DEFAULT.bind)]
     bind: IpAddr,
+
+    /// Threads that run the connections [default: the number of cores]
+    #[arg(long, env = "TINCAN_THREADS", value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
+    threads: Option<usize>,
 
     /// Echo every message back to its sender instead of chatting (for
     /// conformance testing)
@@ -241,6 +249,7 @@ where
     config.port = args.port;
     config.bind = args.bind;
     config.echo = args.echo;
+    config.threads = args.threads;
     config.log_level = if args.quiet {
         LogLevel::Warn
     } else {
@@ -402,6 +411,15 @@ mod tests {
     }
 
     #[test]
+    fn threads_default_to_the_cores() {
+        assert_eq!(run(&["1"]).expect("runs").threads, None);
+        let config = run(&["--threads", "2", "1"]).expect("runs");
+        assert_eq!((config.threads, config.worker_threads()), (Some(2), 2));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(ServerConfig::DEFAULT.worker_threads(), cores);
+    }
+
+    #[test]
     fn tls_takes_both_files_or_neither() {
         let config = run(&["--tls-cert", "c.pem", "--tls-key=k.pem", "443"]).expect("runs");
         assert_eq!(
@@ -445,6 +463,8 @@ mod tests {
             ["--log-format", "xml", "1"],
             ["--drain-grace", "soon", "1"],
             ["--max-frame-size", "0", "1"],
+            ["--threads", "0", "1"],
+            ["--threads", "1025", "1"],
         ] {
             let kind = kind(&bad);
             assert!(

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub port: u16,
     /// The address to listen on.
     pub bind: IpAddr,
+    /// Threads that run the connections; `None`: one per core (see
+    /// [`ServerConfig::worker_threads`]).
+    pub threads: Option<usize>,
     /// Echo every message to its sender instead of chatting (for conformance
     /// testing).
     pub echo: bool,
@@ -83,6 +86,7 @@ impl ServerConfig {
     pub const DEFAULT: Self = Self {
         port: 8080,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        threads: None,
         echo: false,
         log_level: LogLevel::Info,
         log_format: LogFormat::Text,
@@ -104,6 +108,14 @@ impl ServerConfig {
         data_dir: None,
         redis: None,
     };
+
+    /// How many threads run the connections: `threads`, or else as many as
+    /// the machine has cores (`std::thread::available_parallelism`).
+    pub fn worker_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 
     /// The connection limits of one client. In chat mode no message can be
     /// longer than the longest chat message (4 bytes a character, and room

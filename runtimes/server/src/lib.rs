@@ -1,7 +1,7 @@
 //! # tincan-server
 //!
 //! The tincan chat server, written once for every runtime. A binary
-//! (`tincan-smol`, `tincan-async-std`) implements the small [`Runtime`] trait
+//! (`tincan-smol`, `tincan-async-std`, `tincan-tokio`) implements the small [`Runtime`] trait
 //! for its runtime and calls [`main`]; everything else lives here:
 //!
 //! - [`config`]: every setting and its default, written once;
@@ -26,8 +26,9 @@
 //!
 //! ```no_run
 //! # use tincan_server::runtime::Runtime;
-//! # fn run<R: Runtime>(runtime: R) -> std::process::ExitCode {
-//! // The whole `main` of a runtime binary:
+//! # fn run<R: Runtime>(runtime: fn(usize) -> std::io::Result<R>) -> std::process::ExitCode {
+//! // The whole `main` of a runtime binary: `runtime` makes the runtime for
+//! // the number of threads the command line asks for.
 //! tincan_server::main("tincan-example", runtime)
 //! # }
 //! ```
@@ -56,15 +57,28 @@ use std::process::ExitCode;
 pub use config::ServerConfig;
 pub use runtime::{IntoStream, Listener, Runtime, Socket};
 
-/// Parses the command line, then serves until SIGINT or SIGTERM. Exit status
-/// 0 after a clean shutdown or `--help`/`--version`, 2 for a bad command
-/// line, 1 when the server cannot run (the port is taken, say).
-pub fn main<R: Runtime>(program: &'static str, runtime: R) -> ExitCode {
+/// Parses the command line, makes the runtime with `runtime(threads)` (the
+/// `--threads` that run the connections, by default one per core), then
+/// serves until SIGINT or SIGTERM. Exit status 0 after a clean shutdown or
+/// `--help`/`--version`, 2 for a bad command line, 1 when the server cannot
+/// run (the port is taken, say).
+pub fn main<R: Runtime>(
+    program: &'static str,
+    runtime: impl FnOnce(usize) -> std::io::Result<R>,
+) -> ExitCode {
     let config = match cli::parse(program, std::env::args_os()) {
         Ok(config) => config,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let threads = config.worker_threads();
+    let runtime = match runtime(threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{program}: error: cannot start {threads} threads: {e}");
+            return ExitCode::from(1);
         }
     };
     let served = runtime.block_on(serve::serve(program, runtime.clone(), config));

@@ -15,12 +15,31 @@ use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Timer};
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
 
-/// One thread runs every connection and drives the reactor itself, so a
-/// socket event wakes its task without a thread switch.
+/// The executor of every connection, run by the main thread and by
+/// `--threads` - 1 more. Each of them drives the reactor itself when it runs
+/// out of tasks, so with one thread a socket event wakes its task without a
+/// thread switch. One executor on N threads rather than a thread per core
+/// with its own `SO_REUSEPORT` listener: the chat hub is shared by every
+/// connection anyway, and an idle thread steals work from a busy one, where
+/// the kernel's hash of the peer's address would pin a busy room's clients
+/// to whatever thread they landed on.
 static EXECUTOR: Executor<'static> = Executor::new();
 
 #[derive(Debug, Clone, Copy)]
 struct Smol;
+
+impl Smol {
+    /// Starts `threads` - 1 threads on the executor; the main thread is the
+    /// last (see [`Runtime::block_on`]).
+    fn new(threads: usize) -> io::Result<Self> {
+        for _ in 1..threads {
+            std::thread::Builder::new()
+                .name("tincan-worker".into())
+                .spawn(|| smol::block_on(EXECUTOR.run(smol::future::pending::<()>())))?;
+        }
+        Ok(Smol)
+    }
+}
 
 impl Runtime for Smol {
     type Listener = SmolListener;
@@ -110,5 +129,5 @@ impl IntoStream for SmolSocket {
 }
 
 fn main() -> ExitCode {
-    tincan_server::main("tincan-smol", Smol)
+    tincan_server::main("tincan-smol", Smol::new)
 }

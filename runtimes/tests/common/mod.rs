@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
 /// The server binary of the package whose tests these are. (`env!` in the
-/// second arm would be expanded, and fail, in the package that does not have
-/// that binary, so both are `option_env!`.)
+/// other arms would be expanded, and fail, in the packages that do not have
+/// that binary, so all are `option_env!`.)
 pub const BIN: &str = match option_env!("CARGO_BIN_EXE_tincan-smol") {
     Some(p) => p,
     None => match option_env!("CARGO_BIN_EXE_tincan-async-std") {
         Some(p) => p,
-        None => panic!("built as the test of neither tincan-smol nor tincan-async-std"),
+        None => match option_env!("CARGO_BIN_EXE_tincan-tokio") {
+            Some(p) => p,
+            None => panic!("built as the test of none of the tincan binaries"),
+        },
     },
 };
 

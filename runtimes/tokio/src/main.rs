@@ -1,0 +1,151 @@
+//! `tincan-tokio`: the tincan chat server on the tokio runtime.
+//!
+//! Only what differs between runtimes lives here: how to run and spawn, the
+//! timer, and the sockets. The serve loop, the protocol and the chat are in
+//! `tincan-server` and the sans-io crates under it.
+//!
+//! tokio's reactor is edge-triggered and remembers readiness: a read or a
+//! write tries the socket while the last event says it may succeed, and
+//! waits for the next event only after one would block. Its scheduler polls
+//! the reactor every 61 tasks and takes a task's turn away when its
+//! cooperative budget runs out, so a connection that used up its own budget
+//! (see `tincan_server::serve`) only has to yield.
+
+use std::future::Future;
+use std::io::{self, ErrorKind, IoSlice, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use socket2::SockRef;
+use tincan_server::{IntoStream, Listener, Runtime, Socket};
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+/// The runtime, made once from `--threads` and never dropped (a task that
+/// held the last handle would otherwise drop it on a worker, which panics).
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+#[derive(Debug, Clone, Copy)]
+struct Tokio;
+
+impl Tokio {
+    /// One thread: the current-thread scheduler, which runs every task on
+    /// the thread that drives the reactor. More: the multi-thread scheduler
+    /// with that many workers (the main thread runs only the accept loop).
+    fn new(threads: usize) -> io::Result<Self> {
+        let mut builder = match threads {
+            1 => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        };
+        let runtime = builder
+            .worker_threads(threads)
+            .thread_name("tincan-worker")
+            .enable_all()
+            .build()?;
+        let _ = RUNTIME.set(runtime);
+        Ok(Tokio)
+    }
+
+    fn runtime(self) -> &'static tokio::runtime::Runtime {
+        RUNTIME.get().expect("Tokio::new made the runtime")
+    }
+}
+
+impl Runtime for Tokio {
+    type Listener = TokioListener;
+    /// `Sleep` is `!Unpin`; the serve loop wants a timer it can move.
+    type Timer = Pin<Box<Sleep>>;
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime().block_on(future)
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.runtime().spawn(task);
+    }
+
+    fn listener(&self, listener: std::net::TcpListener) -> io::Result<TokioListener> {
+        let _context = self.runtime().enter();
+        TcpListener::from_std(listener).map(TokioListener)
+    }
+
+    fn timer_at(&self, at: Instant) -> Self::Timer {
+        let _context = self.runtime().enter();
+        Box::pin(tokio::time::sleep_until(at.into()))
+    }
+}
+
+struct TokioListener(TcpListener);
+
+impl Listener for TokioListener {
+    type Socket = TokioSocket;
+
+    async fn accept(&self) -> io::Result<(TokioSocket, SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((TokioSocket(stream), peer))
+    }
+}
+
+/// A connection: `readable()`/`try_io` and `writable()`/`try_write_vectored`
+/// take `&self`, as the serve loop wants.
+struct TokioSocket(TcpStream);
+
+impl Socket for TokioSocket {
+    /// A read that did not fill `buf` emptied the socket: it also clears
+    /// tokio's readiness (what a `WouldBlock` from `try_io` does), so the
+    /// next read waits for the next event instead of making a system call
+    /// that fails. Data that arrived meanwhile came with an event of its own,
+    /// which the clearing leaves in place.
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            self.0.readable().await?;
+            let mut emptied = None;
+            let read = self.0.try_io(Interest::READABLE, || {
+                let n = (&*SockRef::from(&self.0)).read(buf)?;
+                if n > 0 && n < buf.len() {
+                    emptied = Some(n);
+                    return Err(ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (read, emptied) {
+                (_, Some(n)) => return Ok(n),
+                (Err(e), None) if e.kind() == ErrorKind::WouldBlock => {}
+                (result, None) => return result,
+            }
+        }
+    }
+
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            self.0.writable().await?;
+            match self.0.try_write_vectored(slices) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        SockRef::from(&self.0).shutdown(Shutdown::Write)
+    }
+}
+
+/// For TLS: tokio's stream, seen through the futures-io traits.
+impl IntoStream for TokioSocket {
+    type Stream = Compat<TcpStream>;
+
+    fn into_stream(self) -> Compat<TcpStream> {
+        self.0.compat()
+    }
+}
+
+fn main() -> ExitCode {
+    tincan_server::main("tincan-tokio", Tokio::new)
+}
