@@ -98,10 +98,9 @@ struct TokioSocket(TcpStream);
 
 impl Socket for TokioSocket {
     /// A read that did not fill `buf` emptied the socket: it also clears
-    /// tokio's readiness (what a `WouldBlock` from `try_io` does), so the
-    /// next read waits for the next event instead of making a system call
-    /// that fails. Data that arrived meanwhile came with an event of its own,
-    /// which the clearing leaves in place.
+    /// tokio's readiness (as a `WouldBlock` from `try_io` does), so the next
+    /// read waits for an event instead of a system call that fails (data that
+    /// arrived meanwhile brought an event of its own, which stays).
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             self.0.readable().await?;
