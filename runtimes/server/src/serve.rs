@@ -351,7 +351,7 @@ enum Wake {
     Read(io::Result<usize>),
     Wrote(io::Result<usize>),
     Flushed(io::Result<()>),
-    Inbox(Result<Outgoing, async_channel::RecvError>),
+    Inbox(Option<Outgoing>),
     Stop,
     Timer,
 }
@@ -453,6 +453,11 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
     let config = &shared.config;
     // Unbounded, so that an idle client holds no queue; `forward` bounds it.
     let (outbox, inbox) = async_channel::unbounded();
+    // Both channels are waited on as streams: a receiver keeps its listener
+    // between turns, where `recv()` would make one and drop it on every
+    // turn another event wins (a sixth of the server's own CPU in echo).
+    let mut inbox = pin!(inbox);
+    let mut shutdown = pin!(shared.stop.clone());
     let id = lock(&shared.hub).next_id();
     let mut share = shared.budget.join(id, outbox.clone());
     let mut session = Session::new(id, peer, config, &shared.metrics);
@@ -515,14 +520,14 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
         };
         let message = async {
             match inbox_open {
-                true => Wake::Inbox(inbox.recv().await),
+                true => Wake::Inbox(inbox.next().await),
                 false => future::pending().await,
             }
         };
         let stop = async {
             match stopping {
                 false => {
-                    let _ = shared.stop.recv().await;
+                    let _ = shutdown.next().await;
                     Wake::Stop
                 }
                 true => future::pending().await,
@@ -570,7 +575,7 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             }
             Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
             Wake::Flushed(Ok(())) => {}
-            Wake::Inbox(Ok(message)) => {
+            Wake::Inbox(Some(message)) => {
                 // Take what else is waiting too (the outbox is bounded), so
                 // that it all leaves in one write.
                 session.deliver(message);
@@ -578,7 +583,7 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                     session.deliver(message);
                 }
             }
-            Wake::Inbox(Err(_)) => {
+            Wake::Inbox(None) => {
                 inbox_open = false;
                 // Closed for the budget, the connection ends above.
                 if !share.is_evicted() {
