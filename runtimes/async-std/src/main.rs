@@ -68,7 +68,6 @@ impl Listener for AsyncStdListener {
 
     async fn accept(&self) -> io::Result<(AsyncStdSocket, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        let _ = stream.set_nodelay(true);
         Ok((AsyncStdSocket(stream), peer))
     }
 }

@@ -120,16 +120,34 @@ pub trait IntoStream {
 
 /// A listening socket on `addr`, non-blocking, whose accepted sockets have a
 /// kernel send buffer of `send_buffer` bytes (`SO_SNDBUF`, inherited from the
-/// listener; Linux doubles it). An explicit size also turns off the kernel's
-/// autotuning, which would let each client that never reads park megabytes
-/// where no budget sees them.
+/// listener; Linux doubles it) and `TCP_NODELAY` (inherited too: chat
+/// messages leave at once, and no adapter sets it per connection). An
+/// explicit buffer size also turns off the kernel's autotuning, which would
+/// let each client that never reads park megabytes where no budget sees
+/// them.
 pub fn listen(addr: SocketAddr, send_buffer: usize) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket as RawSocket, Type};
     let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_send_buffer_size(send_buffer)?;
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = listen(([127, 0, 0, 1], 0).into(), 64 << 10).expect("listen");
+        listener.set_nonblocking(false).expect("blocking");
+        let addr = listener.local_addr().expect("address");
+        let _client = std::net::TcpStream::connect(addr).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        assert!(accepted.nodelay().expect("TCP_NODELAY"));
+    }
 }

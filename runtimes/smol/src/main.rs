@@ -69,7 +69,6 @@ impl Listener for SmolListener {
 
     async fn accept(&self) -> io::Result<(SmolSocket, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        let _ = stream.get_ref().set_nodelay(true);
         let may_read = AtomicBool::new(true);
         Ok((SmolSocket { stream, may_read }, peer))
     }

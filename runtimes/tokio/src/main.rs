@@ -87,7 +87,6 @@ impl Listener for TokioListener {
 
     async fn accept(&self) -> io::Result<(TokioSocket, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        let _ = stream.set_nodelay(true);
         Ok((TokioSocket(stream), peer))
     }
 }
