@@ -77,12 +77,19 @@ impl<T: Clone> Hub<T> {
         self.draining = true;
     }
 
-    /// Whether the server takes new clients: what `/readyz` answers (200 or
-    /// 503) and what refuses an upgrade with 503 and `Retry-After`.
-    ///
-    /// The hook for what else a server needs to take clients: with a shared
-    /// backend (a `--redis` to come), losing it is one more [`NotReady`]
-    /// variant, checked here.
+    /// Whether an upgrade is taken (else 503 with `Retry-After`): not while
+    /// draining or stopping. A lost broker does not refuse one: the node's
+    /// rooms work locally, and only `/readyz` ([`Hub::readiness`]) steers
+    /// new clients elsewhere.
+    pub fn admission(&self) -> Result<(), NotReady> {
+        match self.readiness() {
+            Err(NotReady::BrokerLost) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// What `/readyz` answers (200 or 503): [`Hub::admission`], and with
+    /// `--redis` whether Redis answers.
     pub fn readiness(&self) -> Result<(), NotReady> {
         if self.stopping {
             Err(NotReady::Stopping)

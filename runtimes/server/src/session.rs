@@ -22,7 +22,7 @@ use tincan_core::{
 };
 
 use crate::config::ServerConfig;
-use crate::hub::{lock, Hub, NotReady};
+use crate::hub::{lock, Hub};
 use crate::log::{Log, LogLevel};
 use crate::metrics::{self, Metrics, Sample};
 use crate::origin::OriginPolicy;
@@ -368,16 +368,8 @@ impl Session {
             );
             return Output::default();
         }
-        // Draining or stopping: come back later, to another server. Without
-        // Redis a node still takes clients (its rooms are local for now):
-        // only `/readyz` steers new ones elsewhere.
-        if let Err(not_ready) = hub.readiness().or_else(|e| {
-            if e == NotReady::BrokerLost {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }) {
+        // Draining or stopping: come back later, to another server.
+        if let Err(not_ready) = hub.admission() {
             let headers = [("Retry-After", RETRY_AFTER)];
             self.refuse_with_headers(503, not_ready.to_string(), &headers);
             return Output::default();
