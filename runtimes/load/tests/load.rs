@@ -3,7 +3,7 @@
 //! Every wait is for a condition, bounded.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
@@ -113,18 +113,53 @@ impl Server {
         (Self::start(name, &args), cert)
     }
 
+    /// Starts `name` on a port that was free a moment ago and waits for
+    /// its "listening" line (so the servers run at the info log level; the
+    /// rest of their output is read and dropped). Another process can take
+    /// the port in between: then the server says so and exits, and this
+    /// tries another port, as a port that merely answers may be theirs.
     fn start(name: &str, args: &[&str]) -> Self {
-        let port = free_port();
-        let child = Command::new(server_binary(name))
-            .arg(port.to_string())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("server starts");
-        // Quiet servers print nothing: wait for the port to accept.
-        wait_for_port(port);
-        Server { child, port }
+        let mut failures = Vec::new();
+        for _ in 0..10 {
+            let port = free_port();
+            let mut child = Command::new(server_binary(name))
+                .arg(port.to_string())
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("server starts");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let mut stderr = child.stderr.take().expect("piped stderr");
+            let errors = thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                text
+            });
+            let (tx, rx) = mpsc::channel();
+            let listening = format!("listening on port {port}");
+            thread::spawn(move || {
+                let mut said = false;
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if !said && line.contains(&listening) {
+                        said = true;
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            if rx.recv_timeout(WAIT).is_ok() {
+                return Server { child, port };
+            }
+            // No line: it exited (the pipe ended) or it hangs.
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = errors.join().unwrap_or_default();
+            if !err.contains("in use") {
+                panic!("{name} {args:?} on port {port} did not start listening: {err}");
+            }
+            failures.push(err);
+        }
+        panic!("no free port after 10 tries:\n{}", failures.join("\n"));
     }
 
     fn url(&self, path: &str) -> String {
@@ -136,14 +171,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never accepted");
-        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -194,7 +221,7 @@ fn echo_counts_and_times_round_trips() {
 }
 
 fn echo_on(name: &str) {
-    let server = Server::start(name, &["--echo", "-q"]);
+    let server = Server::start(name, &["--echo"]);
     let url = server.url("/");
     for extra in [
         &["-t", "1"][..],
@@ -229,7 +256,7 @@ fn echo_on(name: &str) {
 #[test]
 fn echo_over_tls() {
     for name in SERVERS {
-        let (server, cert) = Server::start_tls(name, &["--echo", "-q"]);
+        let (server, cert) = Server::start_tls(name, &["--echo"]);
         let url = format!("wss://127.0.0.1:{}/", server.port);
         let ca = cert.to_str().expect("utf-8");
         for size in ["20", "20000"] {
@@ -273,15 +300,7 @@ fn broadcast_delivers_everything_in_order() {
 fn broadcast_on(name: &str) {
     let server = Server::start(
         name,
-        &[
-            "-q",
-            "--rate",
-            "100000",
-            "--burst",
-            "100000",
-            "--history",
-            "0",
-        ],
+        &["--rate", "100000", "--burst", "100000", "--history", "0"],
     );
     let url = server.url("/bench");
     // Plain, then chat-sized messages compressed both ways (RFC 7692).
@@ -403,7 +422,7 @@ fn tincan_accept(key: &str) -> String {
 #[test]
 fn idle_holds_connections_and_prints_first() {
     // Chat members spread over five rooms (/idle0 … /idle4).
-    let server = Server::start("tincan-smol", &["-q"]);
+    let server = Server::start("tincan-smol", &[]);
     let url = server.url("/idle");
     let mut child = Command::new(LOAD)
         .args(["idle", &url, "-n", "50", "-t", "30", "--rooms", "5"])
@@ -423,7 +442,7 @@ fn idle_holds_connections_and_prints_first() {
 
 #[test]
 fn idle_closes_after_holding() {
-    let server = Server::start("tincan-smol", &["-q"]);
+    let server = Server::start("tincan-smol", &[]);
     let url = server.url("/idle");
     let line = json_line(&load(&["idle", &url, "-n", "20", "-t", "0.2"]));
     assert_eq!(field(&line, "connected"), 20.0, "{line}");
@@ -520,8 +539,8 @@ fn bad_command_lines_exit_2() {
 fn broadcast_deals_connections_to_several_urls_in_turn() {
     // Two servers that share nothing: each receiver hears only the sender
     // on its own server, so exactly half of what is expected arrives.
-    let a = Server::start(SERVERS[0], &["-q", "--history", "0"]);
-    let b = Server::start(SERVERS[0], &["-q", "--history", "0"]);
+    let a = Server::start(SERVERS[0], &["--history", "0"]);
+    let b = Server::start(SERVERS[0], &["--history", "0"]);
     let (url_a, url_b) = (a.url("/bench"), b.url("/bench"));
     let line = json_line(&load(&[
         "broadcast",
