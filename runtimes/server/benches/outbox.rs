@@ -1,0 +1,142 @@
+//! The outbox: one chat message from a client in a room of N, through the
+//! server's own path to every recipient's queued bytes. The sender's
+//! session takes the frame and asks the hub's chat; each recipient's
+//! message goes into its outbox (an `async_channel`), is taken off by its
+//! session and written out (`poll_transmit_vectored`, then `advance`).
+//! Throughput is in recipients, so the time per element is the cost per
+//! delivery that the server adds before the socket. Not in it: the
+//! runtime's wake-up of each recipient's task and the `write` system call,
+//! which `bench/compare.sh`'s broadcast rows measure with real sockets.
+//!
+//!     cargo bench -p tincan-server --bench outbox
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tincan_chat::Now;
+use tincan_core::frame::encode_frame;
+use tincan_core::OpCode;
+use tincan_server::hub::{lock, Hub};
+use tincan_server::log::LogLevel;
+use tincan_server::metrics::Metrics;
+use tincan_server::session::{Outgoing, Session};
+use tincan_server::ServerConfig;
+
+type Outbox = Sender<Outgoing>;
+
+fn now() -> Now {
+    Now {
+        mono: Duration::from_secs(1),
+        unix_ms: 1_700_000_000_000,
+    }
+}
+
+/// A recipient: its session and the receiving end of its outbox.
+struct Client {
+    session: Session,
+    outbox: Outbox,
+    inbox: Receiver<Outgoing>,
+}
+
+impl Client {
+    /// A session through its handshake into the room at `/`.
+    fn joined(hub: &Mutex<Hub<Outbox>>, config: &ServerConfig, metrics: &Arc<Metrics>) -> Self {
+        let id = lock(hub).next_id();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let mut session = Session::new(id, peer, config, metrics);
+        let (outbox, inbox) = async_channel::unbounded();
+        session.receive(
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        );
+        let mut client = Self {
+            session,
+            outbox,
+            inbox,
+        };
+        client.forward(hub);
+        client
+    }
+
+    /// What the session's task does after input: hands the chat's
+    /// messages to their outboxes.
+    fn forward(&mut self, hub: &Mutex<Hub<Outbox>>) {
+        for (outbox, outgoing) in self.session.process(hub, &self.outbox, now()) {
+            outbox.try_send(outgoing).expect("unbounded");
+        }
+    }
+
+    /// What the task does when its outbox wakes it: takes everything
+    /// waiting and writes it out (the write taking it all); returns the
+    /// bytes written.
+    fn take_and_write(&mut self) -> usize {
+        let mut written = 0;
+        while let Ok(outgoing) = self.inbox.try_recv() {
+            self.session.deliver(outgoing);
+        }
+        loop {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = self.session.poll_transmit_vectored(&mut slices);
+            let len: usize = slices[..n].iter().map(|s| s.len()).sum();
+            if len == 0 {
+                return written;
+            }
+            self.session.advance(len);
+            written += len;
+        }
+    }
+}
+
+fn outbox(c: &mut Criterion) {
+    let mut group = c.benchmark_group("outbox");
+    for n in [10usize, 100, 1000] {
+        let mut config = ServerConfig {
+            // Log lines would pile up in the sessions: none below warnings.
+            log_level: LogLevel::Warn,
+            ..ServerConfig::default()
+        };
+        config.chat.max_room_clients = n;
+        config.chat.rate.burst = u32::MAX;
+        config.chat.rate.per_second = 1e12;
+        let metrics = Arc::new(Metrics::default());
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let mut clients: Vec<Client> = (0..n)
+            .map(|_| Client::joined(&hub, &config, &metrics))
+            .collect();
+        for client in &mut clients {
+            client.take_and_write();
+        }
+        let mut frame = Vec::new();
+        encode_frame(
+            &mut frame,
+            true,
+            OpCode::Text,
+            Some([1, 2, 3, 4]),
+            b"hello, everyone",
+        );
+        let send = |clients: &mut [Client]| {
+            let (sender, rest) = clients.split_first_mut().expect("n > 0");
+            sender.session.receive(&frame);
+            sender.forward(&hub);
+            let mut reached = usize::from(sender.take_and_write() > 0);
+            for client in rest {
+                reached += usize::from(client.take_and_write() > 0);
+            }
+            reached
+        };
+        assert_eq!(send(&mut clients), n, "every member gets the message");
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("message to room of", n), |b| {
+            b.iter(|| send(&mut clients))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, outbox);
+criterion_main!(benches);
