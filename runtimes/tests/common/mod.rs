@@ -223,6 +223,41 @@ pub struct Server {
     status: Option<ExitStatus>,
 }
 
+/// Whether process `pid` holds a TCP socket listening on `port`: one of
+/// its descriptors is the inode that `/proc/net/tcp` (or `tcp6`) lists in
+/// the LISTEN state (`0A`) on that port.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let table = std::fs::read_to_string(table).unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            fields.len() > 9
+                && local_port == Some(port)
+                && fields[3] == "0A"
+                && inodes.iter().any(|inode| inode == fields[9])
+        })
+    })
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -275,7 +310,7 @@ impl Server {
                 .any(|w| w[0] == "--log-level" && matches!(w[1], "warn" | "error"))
                 || args.iter().any(|a| matches!(*a, "-q" | "--quiet"));
             if quiet {
-                if server.wait_connectable(WAIT) {
+                if server.wait_listening(WAIT) {
                     return server;
                 }
             } else {
@@ -312,11 +347,13 @@ impl Server {
         );
     }
 
-    /// Waits until the port takes a connection or the process ends.
-    fn wait_connectable(&mut self, timeout: Duration) -> bool {
+    /// Waits until the server itself listens on its port, or it ends. A
+    /// port that merely takes a connection is not proof: another process
+    /// may have taken the port first (then the server exits, "in use").
+    fn wait_listening(&mut self, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
         while Instant::now() < until {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if listens_on(self.child.id(), self.port) {
                 return true;
             }
             if self.child.try_wait().ok().flatten().is_some() {
