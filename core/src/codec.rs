@@ -411,6 +411,25 @@ impl MessageDecoder {
         }
     }
 
+    /// Frees what only traffic needs, for a connection that has gone quiet:
+    /// the inflate state (as [`MessageDecoder::release_inflate_state`]) and
+    /// the buffers kept to assemble later messages in. A message in
+    /// progress and a partial frame are kept. The next message allocates
+    /// again.
+    pub fn release_buffers(&mut self) {
+        self.release_inflate_state();
+        self.assembler.release();
+        if self.control.is_empty() {
+            self.control = Vec::new();
+        }
+    }
+
+    /// Heap bytes held for assembling messages.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.assembler.capacity() + self.control.capacity()
+    }
+
     /// Whether a data message has begun and not ended (§5.4).
     pub fn in_message(&self) -> bool {
         self.assembler.in_message()

@@ -323,6 +323,22 @@ impl Assembler {
         }
     }
 
+    /// Frees the buffers kept for messages to come (the spares, and the
+    /// last message's buffer) unless a message is in progress.
+    pub(crate) fn release(&mut self) {
+        if !self.in_message() {
+            self.buf = Vec::new();
+            self.spare = Vec::new();
+            self.spare_bytes = 0;
+        }
+    }
+
+    /// Heap bytes held, spares included.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity() + self.spare_bytes
+    }
+
     /// Bytes held for the message in progress.
     pub(crate) fn buffered(&self) -> usize {
         self.buf.len()

@@ -862,8 +862,9 @@ impl Connection {
             self.ping_outstanding = false;
             self.timer = Timer::Due(self.now + interval);
         } else if !self.ping_outstanding {
-            // Quiet for a whole interval: what only traffic needs goes.
-            self.decoder.release_inflate_state();
+            // Quiet for a whole interval: what only traffic needs goes
+            // (buffers kept for the next messages, the inflate state).
+            self.release_buffers();
             self.ping_outstanding = true;
             self.queue_frame(OpCode::Ping, b"tincan", true);
             self.emit(Event::PingSent);
@@ -874,6 +875,20 @@ impl Connection {
             self.discard_output();
             self.steps.push_back(Step::Finish);
         }
+    }
+
+    /// Frees the buffers kept between messages so that steady traffic
+    /// allocates nothing: for a connection that has been quiet for a ping
+    /// interval, where they would otherwise be held for as long as it stays
+    /// idle (a burst of history or one large message leaves kilobytes).
+    fn release_buffers(&mut self) {
+        self.decoder.release_buffers();
+        self.queue.release();
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        self.steps.shrink_to_fit();
+        self.pongs.shrink_to_fit();
     }
 
     fn check_open(&self) -> Result<(), SendError> {

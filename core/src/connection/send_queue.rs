@@ -127,6 +127,22 @@ impl SendQueue {
         }
     }
 
+    /// Frees the queue's allocations if nothing is queued (they are kept
+    /// between writes, so that steady traffic allocates nothing).
+    pub(super) fn release(&mut self) {
+        if self.len == 0 {
+            self.chunks = VecDeque::new();
+            self.tail = Vec::new();
+            self.offset = 0;
+        }
+    }
+
+    /// Heap bytes held (capacity), shared chunks counted as their slots.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Chunk>() + self.tail.capacity()
+    }
+
     /// Drops everything queued (the peer will not read it).
     pub(super) fn clear(&mut self) {
         self.chunks.clear();

@@ -321,6 +321,74 @@ fn keepalive_pings_an_idle_peer_and_gives_up_on_a_silent_one() {
     assert_eq!(server.poll_transmit(), None);
 }
 
+/// Heap bytes the connection keeps for traffic: its send queue and what it
+/// assembles messages in.
+fn traffic_capacity(conn: &Connection) -> usize {
+    conn.queue.capacity() + conn.decoder.capacity() + conn.input.capacity()
+}
+
+#[test]
+fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(30)),
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::ZERO);
+    // A 64 KiB message in, recycled as an application would; 50 small
+    // messages out, written.
+    server.receive(&masked(0x2, true, &[7; 64 << 10]));
+    for event in events(&mut server) {
+        if let Event::Message(message) = event {
+            server.recycle(message);
+        }
+    }
+    for _ in 0..50 {
+        server.send_text("a line of chat history").expect("open");
+    }
+    drain(&mut server);
+    let busy = traffic_capacity(&server);
+    assert!(busy > 64 << 10, "{busy}");
+    // An interval with traffic keeps them for the next messages.
+    server.handle_timeout(Duration::from_secs(30));
+    assert_eq!(traffic_capacity(&server), busy);
+    // A quiet one frees them (the ping it sends takes a few bytes).
+    server.handle_timeout(Duration::from_secs(60));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    assert!(
+        traffic_capacity(&server) < 64,
+        "{}",
+        traffic_capacity(&server)
+    );
+    assert_eq!(&drain(&mut server)[..2], [0x89, 0x06]);
+    // And the next message is taken as before.
+    server.receive(&masked(0x1, true, b"back"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("back".into()))]
+    );
+}
+
+/// A message in progress when the interval ends quietly is kept whole.
+#[test]
+fn a_quiet_interval_keeps_a_message_in_progress() {
+    let config = Config {
+        ping_interval: Some(Duration::from_secs(30)),
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::ZERO);
+    server.receive(&masked(0x1, false, b"hel"));
+    server.handle_timeout(Duration::from_secs(30));
+    server.handle_timeout(Duration::from_secs(60));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    server.receive(&masked(0x0, true, b"lo"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("hello".into()))]
+    );
+}
+
 #[test]
 fn a_pong_keeps_the_peer_alive() {
     let config = Config {

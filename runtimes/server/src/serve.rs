@@ -602,6 +602,11 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             Wake::Timer => {
                 timer = None;
                 session.handle_timeout(shared.start.elapsed());
+                // Timers are rare (a ping interval, the handshake, close or
+                // idle timeouts) and mostly mean quiet: the connection
+                // frees its traffic buffers too when quiet for a ping
+                // interval. A busy one grows this again in a few reads.
+                buf.shrink();
             }
         }
     }
