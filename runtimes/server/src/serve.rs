@@ -386,21 +386,31 @@ async fn connection<R: Runtime>(
             } else {
                 None
             };
-            // Boxed: a TLS connection's futures (rustls' state, the TLS
-            // socket's) are large, and inline they would size every plain
-            // connection's task too.
             if let Some(reason) = refused {
                 let peer = peer.to_string();
                 shared.log(Log::TlsRefused { peer, reason });
-            } else if let Some(socket) =
-                Box::pin(tls_handshake(&shared, &acceptor, socket, peer)).await
-            {
-                Box::pin(drive(socket, peer, &shared, Door::Public)).await;
+            } else {
+                // Boxed, the whole TLS path: its futures and the TLS socket
+                // (rustls' state, 1.2 KB) held inline would size every
+                // plain connection's task too (`-Zprint-type-sizes`).
+                Box::pin(tls_connection(socket, peer, &shared, &acceptor)).await;
             }
         }
     }
     shared.count_address(peer.ip(), -1);
     shared.metrics.connection_ended();
+}
+
+/// The TLS handshake, then the connection over TLS.
+async fn tls_connection<R: Runtime>(
+    socket: <R::Listener as Listener>::Socket,
+    peer: SocketAddr,
+    shared: &Shared<R>,
+    acceptor: &TlsAcceptor,
+) {
+    if let Some(socket) = tls_handshake(shared, acceptor, socket, peer).await {
+        drive(socket, peer, shared, Door::Public).await;
+    }
 }
 
 /// Which way a connection came in.
