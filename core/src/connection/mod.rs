@@ -219,7 +219,9 @@ pub struct Connection {
     role: Role,
     config: Config,
     state: State,
-    client_request: Option<ClientRequest>,
+    /// Client: the request sent, to check the response against. Boxed: a
+    /// server's connections (most of them) keep 8 bytes, not 144.
+    client_request: Option<Box<ClientRequest>>,
     /// Frames that arrived before the application accepted the request.
     input: Vec<u8>,
     decoder: MessageDecoder,
@@ -298,7 +300,7 @@ impl Connection {
             request.extensions = Some(deflate::CLIENT_OFFER.to_owned());
         }
         self.push_owned(&request.to_bytes());
-        self.client_request = Some(request);
+        self.client_request = Some(Box::new(request));
         Ok(())
     }
 
