@@ -498,10 +498,30 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
     // Messages a sender may have sent and not heard back: a reader keeps
     // up with the room, but messages are always in flight.
     const WINDOW: usize = 8;
+    // 1.9 KB messages sent before the honest members join.
+    const WARM_UP: usize = 80;
     let quiet: Vec<std::net::TcpStream> = (0..silent).map(|_| silent_member(server)).collect();
     let rss_before = rss(server);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
     let text = |s: usize, i: usize| format!("{s} {i:04} {}", "x".repeat(1890));
+    // Before any honest member joins, enough to fill what the kernels hold
+    // for each silent member (the server's send buffer, 64 KiB doubled,
+    // and its small receive buffer): from then on its backlog is in the
+    // server, and older than anything an honest reader can be behind by.
+    // Without this the backlogs began 70 messages into the test, and a
+    // reader stalled for a few hundred milliseconds on a loaded machine was
+    // older, so closed first, as the rule says (CI saw it once).
+    let mut warm_up = Raw::connect(server);
+    warm_up.upgrade("/crowd");
+    let welcome = warm_up.read_text();
+    assert!(welcome.starts_with("* Welcome to #crowd"), "{welcome:?}");
+    for i in 0..WARM_UP {
+        let line = format!("w {i:04} {}", "x".repeat(1890));
+        warm_up.send(&masked(true, 1, line.as_bytes()));
+        let heard = warm_up.read_text();
+        assert!(heard.ends_with(&line), "{heard:?}");
+    }
+    drop(warm_up);
     let mut honest: Vec<Raw> = (0..senders)
         .map(|_| {
             let mut raw = Raw::connect(server);
