@@ -361,6 +361,14 @@ impl Connection {
         None
     }
 
+    /// Whether [`Connection::poll_event`] has anything to do: an event to
+    /// hand out, or a close or the end that waits for the events before it.
+    /// When `false`, `poll_event` returns `None` and changes nothing, so a
+    /// caller may skip it (and whatever it takes to handle events).
+    pub fn has_pending_events(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
     /// Bytes to write to the transport next, if any. Call
     /// [`Connection::advance`] with how many were written.
     pub fn poll_transmit(&self) -> Option<&[u8]> {

@@ -751,6 +751,61 @@ proptest! {
     }
 }
 
+/// What a caller can observe of a connection besides its events.
+fn observable(conn: &Connection) -> (bool, bool, Option<Vec<u8>>, Option<Duration>) {
+    (
+        conn.is_closed(),
+        conn.is_finished(),
+        conn.poll_transmit().map(<[u8]>::to_vec),
+        conn.poll_timeout(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `has_pending_events` is what lets a caller skip `poll_event`: when it
+    /// is false, `poll_event` returns `None` and changes nothing. Inputs:
+    /// frames of any opcode, timeouts past the keepalive, a local close and
+    /// the end of the stream, in any order.
+    #[test]
+    fn without_pending_events_poll_event_changes_nothing(
+        inputs in proptest::collection::vec(
+            (0u8..16, any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40), 0u8..6),
+            1..12,
+        ),
+    ) {
+        let mut server = open_server(Config {
+            ping_interval: Some(Duration::from_secs(1)),
+            ..Config::default()
+        });
+        let mut now = Duration::ZERO;
+        for (opcode, fin, payload, what) in inputs {
+            match what {
+                0 => server.receive_eof(),
+                1 => {
+                    now += Duration::from_millis(700);
+                    server.handle_timeout(now);
+                }
+                2 => {
+                    let _ = server.close(CloseCode::Normal, "bye");
+                }
+                _ => server.receive(&masked(opcode, fin, &payload)),
+            }
+            let mut polled = 0;
+            while server.has_pending_events() {
+                server.poll_event();
+                polled += 1;
+                prop_assert!(polled < 100, "pending for ever");
+            }
+            let before = observable(&server);
+            prop_assert_eq!(server.poll_event(), None);
+            prop_assert_eq!(observable(&server), before);
+            drain(&mut server);
+        }
+    }
+}
+
 #[test]
 fn a_response_carries_extra_headers_but_no_injected_lines() {
     let respond = |headers: &[(&str, &str)]| {

@@ -1,8 +1,10 @@
 //! The outbox: one chat message from a client in a room of N, through the
 //! server's own path to every recipient's queued bytes. The sender's
 //! session takes the frame and asks the hub's chat; each recipient's
-//! message goes into its outbox (an `async_channel`), is taken off by its
-//! session and written out (`poll_transmit_vectored`, then `advance`).
+//! message goes into its outbox (`tincan_server::outbox::Outbox`), where
+//! the recipient's task waits for it (a waker that does nothing here), is
+//! taken off by its session and written out (`poll_transmit_vectored`, then
+//! `advance`).
 //! Throughput is in recipients, so the time per element is the cost per
 //! delivery that the server adds before the socket. Not in it: the
 //! runtime's wake-up of each recipient's task and the `write` system call,
@@ -13,9 +15,9 @@
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tincan_chat::Now;
 use tincan_core::frame::encode_frame;
@@ -23,10 +25,9 @@ use tincan_core::OpCode;
 use tincan_server::hub::{lock, Hub};
 use tincan_server::log::LogLevel;
 use tincan_server::metrics::Metrics;
+use tincan_server::outbox::Outbox;
 use tincan_server::session::{Outgoing, Session};
 use tincan_server::ServerConfig;
-
-type Outbox = Sender<Outgoing>;
 
 fn now() -> Now {
     Now {
@@ -35,11 +36,11 @@ fn now() -> Now {
     }
 }
 
-/// A recipient: its session and the receiving end of its outbox.
+/// A recipient: its session, its outbox and the batch its task takes.
 struct Client {
     session: Session,
     outbox: Outbox,
-    inbox: Receiver<Outgoing>,
+    batch: Vec<Outgoing>,
 }
 
 impl Client {
@@ -48,7 +49,7 @@ impl Client {
         let id = lock(hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
         let mut session = Session::new(id, peer, config, metrics);
-        let (outbox, inbox) = async_channel::unbounded();
+        let outbox = Outbox::new();
         session.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -57,7 +58,7 @@ impl Client {
         let mut client = Self {
             session,
             outbox,
-            inbox,
+            batch: Vec::new(),
         };
         client.forward(hub);
         client
@@ -67,17 +68,20 @@ impl Client {
     /// messages to their outboxes.
     fn forward(&mut self, hub: &Mutex<Hub<Outbox>>) {
         for (outbox, outgoing) in self.session.process(hub, &self.outbox, now()) {
-            outbox.try_send(outgoing).expect("unbounded");
+            outbox.put(outgoing, usize::MAX).expect("unbounded");
         }
     }
 
     /// What the task does when its outbox wakes it: takes everything
-    /// waiting and writes it out (the write taking it all); returns the
-    /// bytes written.
+    /// waiting and writes it out (the write taking it all), then waits
+    /// again; returns the bytes written.
     fn take_and_write(&mut self) -> usize {
         let mut written = 0;
-        while let Ok(outgoing) = self.inbox.try_recv() {
-            self.session.deliver(outgoing);
+        let mut cx = Context::from_waker(Waker::noop());
+        while self.outbox.poll_take(&mut cx, &mut self.batch).is_ready() {
+            for outgoing in self.batch.drain(..) {
+                self.session.deliver(outgoing);
+            }
         }
         loop {
             let mut slices = [IoSlice::new(&[]); 64];

@@ -44,6 +44,7 @@ pub mod hub;
 pub mod log;
 pub mod metrics;
 pub mod origin;
+pub mod outbox;
 pub mod page;
 pub mod read_buffer;
 pub mod runtime;

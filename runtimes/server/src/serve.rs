@@ -27,6 +27,7 @@ use crate::config::ServerConfig;
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Forward, Outgoing, Session};
@@ -44,9 +45,6 @@ const BYTES_BEFORE_YIELD: usize = 64 * 1024;
 /// Queued frames handed to one vectored write: prepared broadcast frames are
 /// shared, so a backlog of small ones leaves in one system call.
 const WRITE_SLICES: usize = 64;
-
-/// Where a session's chat messages for one client go.
-type Outbox = Sender<Outgoing>;
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
@@ -351,7 +349,8 @@ enum Wake {
     Read(io::Result<usize>),
     Wrote(io::Result<usize>),
     Flushed(io::Result<()>),
-    Inbox(Option<Outgoing>),
+    /// Messages from the outbox are in the batch (`true`), or it closed.
+    Inbox(bool),
     Stop,
     Timer,
 }
@@ -461,12 +460,13 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
 /// Drives one connection until its session is finished.
 async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Shared<R>, door: Door) {
     let config = &shared.config;
-    // Unbounded, so that an idle client holds no queue; `forward` bounds it.
-    let (outbox, inbox) = async_channel::unbounded();
-    // Both channels are waited on as streams: a receiver keeps its listener
-    // between turns, where `recv()` would make one and drop it on every
-    // turn another event wins (a sixth of the server's own CPU in echo).
-    let mut inbox = pin!(inbox);
+    // Empty until messages come; `forward` bounds it.
+    let outbox = Outbox::new();
+    // What was taken from the outbox in one go, to be delivered.
+    let mut batch: Vec<Outgoing> = Vec::new();
+    // Waited on as a stream: a receiver keeps its listener between turns,
+    // where `recv()` would make one and drop it on every turn another event
+    // wins (a sixth of the server's own CPU in echo).
     let mut shutdown = pin!(shared.stop.clone());
     let id = lock(&shared.hub).next_id();
     let mut share = shared.budget.join(id, outbox.clone());
@@ -528,12 +528,10 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 _ => Wake::Wrote(write_queued(&socket, &session).await),
             }
         };
-        let message = async {
-            match inbox_open {
-                true => Wake::Inbox(inbox.next().await),
-                false => future::pending().await,
-            }
-        };
+        let message = future::poll_fn(|cx| match inbox_open {
+            true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
+            false => Poll::Pending,
+        });
         let stop = async {
             match stopping {
                 false => {
@@ -587,15 +585,13 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             }
             Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
             Wake::Flushed(Ok(())) => {}
-            Wake::Inbox(Some(message)) => {
-                // Take what else is waiting too (the outbox is bounded), so
-                // that it all leaves in one write.
-                session.deliver(message);
-                while let Ok(message) = inbox.try_recv() {
+            Wake::Inbox(true) => {
+                // All that waited, so that it leaves in one write.
+                for message in batch.drain(..) {
                     session.deliver(message);
                 }
             }
-            Wake::Inbox(None) => {
+            Wake::Inbox(false) => {
                 inbox_open = false;
                 // Closed for the budget, the connection ends above.
                 if !share.is_evicted() {
@@ -606,7 +602,8 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 stopping = true;
                 // Shutdown took the gate before telling us: what the chat
                 // took is all here, and goes out before the 1001.
-                while let Ok(message) = inbox.try_recv() {
+                outbox.take(&mut batch);
+                for message in batch.drain(..) {
                     session.deliver(message);
                 }
                 session.shutdown();
@@ -619,6 +616,8 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 // frees its traffic buffers too when quiet for a ping
                 // interval. A busy one grows this again in a few reads.
                 buf.shrink();
+                batch = Vec::new();
+                outbox.release();
             }
         }
     }
@@ -655,6 +654,11 @@ impl<R> Shared<R> {
     /// Lets `session` handle what happened and hands the chat messages it
     /// led to to their outboxes, inside the gate (see [`Shared::gate`]).
     fn process(&self, session: &mut Session, outbox: &Outbox) {
+        // Most turns only wrote or took from the outbox: they need neither
+        // the gate (shared by every thread) nor the clocks.
+        if !session.has_work() {
+            return;
+        }
         let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
         forward(
             session.process(&self.hub, outbox, now(self.start)),
@@ -781,12 +785,11 @@ async fn waited<F: Future>(mut future: Pin<&mut F>) -> (F::Output, bool) {
 }
 
 /// Hands chat messages to other clients' outboxes without waiting: a full
-/// outbox means that client is too slow, and closing it tells it so.
+/// outbox means that client is too slow, and it is closed (see
+/// [`Outbox::put`]).
 fn forward(messages: Vec<Forward<Outbox>>, capacity: usize) {
     for (outbox, message) in messages {
-        if outbox.len() >= capacity || outbox.try_send(message).is_err() {
-            outbox.close();
-        }
+        let _ = outbox.put(message, capacity);
     }
 }
 
@@ -799,30 +802,5 @@ fn now(start: Instant) -> Now {
     Now {
         mono: start.elapsed(),
         unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_outbox_is_closed_and_keeps_what_it_took() {
-        let (outbox, inbox) = async_channel::unbounded();
-        let (other, other_inbox) = async_channel::unbounded();
-        let message = Outgoing {
-            message: tincan_core::PreparedMessage::text("hi"),
-            sample: None,
-        };
-        let mut messages: Vec<Forward<Outbox>> = vec![(outbox.clone(), message.clone()); 3];
-        messages.push((other.clone(), message.clone()));
-        forward(messages, 2);
-        // Two fit; the third finds it full and closes it for good.
-        assert!(inbox.is_closed());
-        assert_eq!(inbox.len(), 2);
-        assert!(outbox.try_send(message).is_err());
-        // The other client is untouched.
-        assert!(!other_inbox.is_closed());
-        assert_eq!(other_inbox.len(), 1);
     }
 }

@@ -185,6 +185,12 @@ impl Session {
         }
     }
 
+    /// Whether [`Session::process`] has anything to handle: if not, it
+    /// would neither take the hub nor change anything.
+    pub fn has_work(&self) -> bool {
+        self.conn.has_pending_events() || (self.joined && self.conn.is_closed())
+    }
+
     /// Handles what happened since the last call, at time `now`. Returns the
     /// messages for other clients with the outbox each goes into; the hub is
     /// needed only during this call.

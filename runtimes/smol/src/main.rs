@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use smol::future;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Timer};
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
@@ -87,7 +88,11 @@ impl Socket for SmolSocket {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if !self.may_read.load(Ordering::Relaxed) {
-                self.stream.readable().await?;
+                // The socket's own waker slot, which stays registered when
+                // this turn's future is dropped: `readable()`'s future
+                // unregisters on drop, and re-arming epoll on every turn
+                // was 1.5 `epoll_ctl` per broadcast delivery.
+                future::poll_fn(|cx| self.stream.poll_readable(cx)).await?;
             }
             match self.stream.get_ref().read(buf) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {

@@ -1,0 +1,249 @@
+//! A client's outbox: where other sessions (and the broker) put the chat
+//! messages meant for it, and where its own task takes them from.
+//!
+//! Not a channel: a queue behind a mutex and one stored waker. A message put
+//! into an empty outbox wakes the task once; the ones put before it has run
+//! join the same batch without another wake-up, and the task takes the whole
+//! batch in one swap of vectors. So a burst to a client costs one wake-up,
+//! and a message costs a lock and a push, with nothing allocated per message
+//! or per wait (a channel's receiver makes and drops a listener every time
+//! it waits).
+//!
+//! The queue is bounded by whoever puts into it ([`Outbox::put`]): a full
+//! outbox means its client is too slow, and it is closed. A closed outbox
+//! still hands over what it took, then tells its task that it closed.
+
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use crate::session::Outgoing;
+
+/// A handle on one client's outbox: cloned into the hub for the senders,
+/// and held by the client's task, which takes from it.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox(Arc<Mutex<State>>);
+
+#[derive(Debug, Default)]
+struct State {
+    queue: Vec<Outgoing>,
+    closed: bool,
+    /// The task waiting for the queue to fill, taken when woken: one
+    /// wake-up per wait, however many messages arrive before the task runs.
+    waiter: Option<Waker>,
+}
+
+/// Why [`Outbox::put`] did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PutError {
+    /// It held its capacity already: now it is closed.
+    #[error("the outbox is full: its client is too slow")]
+    Full,
+    /// It was closed before.
+    #[error("the outbox is closed")]
+    Closed,
+}
+
+impl Outbox {
+    /// An empty, open outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing here panics while holding the lock.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `message` in, unless the outbox holds `capacity` messages
+    /// already (then it is closed, so that its task learns it is too slow)
+    /// or is closed. Wakes the task if it was waiting.
+    pub fn put(&self, message: Outgoing, capacity: usize) -> Result<(), PutError> {
+        let mut state = self.state();
+        if state.closed {
+            return Err(PutError::Closed);
+        }
+        let full = state.queue.len() >= capacity;
+        if full {
+            state.closed = true;
+        } else {
+            state.queue.push(message);
+        }
+        let waiter = state.waiter.take();
+        drop(state);
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+        match full {
+            true => Err(PutError::Full),
+            false => Ok(()),
+        }
+    }
+
+    /// Closes the outbox: what it holds can still be taken.
+    pub fn close(&self) {
+        let waiter = {
+            let mut state = self.state();
+            state.closed = true;
+            state.waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// Whether it was closed (full, or by the budget).
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// How many messages wait.
+    pub fn len(&self) -> usize {
+        self.state().queue.len()
+    }
+
+    /// Whether no message waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves every waiting message into `batch` (which should be empty: its
+    /// capacity is handed to the outbox for the next batch); `false` once
+    /// the outbox is closed and empty.
+    pub fn take(&self, batch: &mut Vec<Outgoing>) -> bool {
+        let mut state = self.state();
+        Self::take_from(&mut state, batch)
+    }
+
+    fn take_from(state: &mut State, batch: &mut Vec<Outgoing>) -> bool {
+        if state.queue.is_empty() {
+            return !state.closed;
+        }
+        if batch.is_empty() {
+            mem::swap(&mut state.queue, batch);
+        } else {
+            batch.append(&mut state.queue);
+        }
+        true
+    }
+
+    /// [`Outbox::take`], or `Pending` (and a wake-up when a message comes or
+    /// the outbox closes) if none waits. `Ready(false)`: closed and empty.
+    pub fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Outgoing>) -> Poll<bool> {
+        let mut state = self.state();
+        if !state.queue.is_empty() || state.closed {
+            return Poll::Ready(Self::take_from(&mut state, batch));
+        }
+        match &mut state.waiter {
+            Some(waiter) => waiter.clone_from(cx.waker()),
+            None => state.waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Frees the queue's memory kept from a burst (its task calls this when
+    /// quiet), if none waits.
+    pub fn release(&self) {
+        let mut state = self.state();
+        if state.queue.is_empty() {
+            state.queue = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use tincan_core::PreparedMessage;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn message(text: &str) -> Outgoing {
+        Outgoing {
+            message: PreparedMessage::text(text),
+            sample: None,
+        }
+    }
+
+    /// The texts of a batch of short messages (after their 2-byte headers).
+    fn texts(batch: &[Outgoing]) -> Vec<&[u8]> {
+        batch.iter().map(|m| &m.message.frame()[2..]).collect()
+    }
+
+    #[test]
+    fn a_burst_wakes_the_waiting_task_once_and_arrives_in_order() {
+        let outbox = Outbox::new();
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Vec::new();
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
+        for text in ["a", "b", "c"] {
+            outbox.put(message(text), 10).expect("room for it");
+        }
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            1,
+            "one wake-up for the burst"
+        );
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(true));
+        assert_eq!(texts(&batch), [b"a", b"b", b"c"]);
+        assert!(outbox.is_empty());
+        batch.clear();
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
+        outbox.put(message("d"), 10).expect("room for it");
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            2,
+            "a new wait, a new wake-up"
+        );
+    }
+
+    #[test]
+    fn a_full_outbox_closes_and_still_hands_over_what_it_took() {
+        let outbox = Outbox::new();
+        outbox.put(message("a"), 2).expect("room");
+        outbox.put(message("b"), 2).expect("room");
+        assert_eq!(outbox.put(message("c"), 2), Err(PutError::Full));
+        assert_eq!(outbox.put(message("d"), 2), Err(PutError::Closed));
+        let mut batch = Vec::new();
+        assert!(outbox.take(&mut batch), "what it took comes first");
+        assert_eq!(texts(&batch), [b"a", b"b"]);
+        batch.clear();
+        assert!(!outbox.take(&mut batch), "then that it closed");
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn closing_wakes_the_waiting_task() {
+        let outbox = Outbox::new();
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Vec::new();
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
+        outbox.clone().close();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(false));
+    }
+
+    #[test]
+    fn a_batch_taken_into_a_non_empty_vector_is_appended() {
+        let outbox = Outbox::new();
+        let mut batch = vec![message("a")];
+        outbox.put(message("b"), 10).expect("room");
+        assert!(outbox.take(&mut batch));
+        assert_eq!(texts(&batch), [b"a", b"b"]);
+    }
+}
