@@ -181,14 +181,21 @@ mod tests {
         batch.iter().map(|m| &m.message.frame()[2..]).collect()
     }
 
-    #[test]
-    fn a_burst_wakes_the_waiting_task_once_and_arrives_in_order() {
+    /// An empty outbox whose task waits on it with a counting waker.
+    fn waited_on() -> (Outbox, Arc<Counter>, Waker) {
         let outbox = Outbox::new();
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
+        assert_eq!(outbox.poll_take(&mut cx, &mut Vec::new()), Poll::Pending);
+        (outbox, counter, waker)
+    }
+
+    #[test]
+    fn a_burst_wakes_the_waiting_task_once_and_arrives_in_order() {
+        let (outbox, counter, waker) = waited_on();
+        let mut cx = Context::from_waker(&waker);
         let mut batch = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
         for text in ["a", "b", "c"] {
             outbox.put(message(text), 10).expect("room for it");
         }
@@ -227,12 +234,9 @@ mod tests {
 
     #[test]
     fn closing_wakes_the_waiting_task() {
-        let outbox = Outbox::new();
-        let counter = Arc::new(Counter::default());
-        let waker = Waker::from(counter.clone());
+        let (outbox, counter, waker) = waited_on();
         let mut cx = Context::from_waker(&waker);
         let mut batch = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
         outbox.clone().close();
         assert_eq!(counter.0.load(Ordering::Relaxed), 1);
         assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(false));
