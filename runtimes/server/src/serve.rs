@@ -352,7 +352,10 @@ enum Wake {
     /// Messages from the outbox are in the batch (`true`), or it closed.
     Inbox(bool),
     Stop,
+    /// The runtime's timer fired.
     Timer,
+    /// The session's deadline had passed when the turn began.
+    Due,
 }
 
 /// Serves one accepted connection, over TLS if `tls` is set. It counts
@@ -484,6 +487,7 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
     let mut timer: Option<(R::Timer, Instant)> = None;
     let (mut busy_turns, mut busy_bytes) = (0, 0);
     let mut written = 0;
+    let mut read_since_timer = false;
     loop {
         shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
@@ -508,49 +512,61 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             let _ = socket.shutdown_write();
             write_shut = true;
         }
+        // A deadline already past (the connection asks for the time to
+        // start a timer, e.g. for a message split over reads) is handled
+        // now: a runtime timer for it would cost a timer and a turn, and
+        // replace the one armed for later.
+        let mut due = false;
         if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
             if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
-                timer = Some((shared.runtime.timer_at(at), at));
+                let now = Instant::now();
+                if at <= now {
+                    due = true;
+                } else {
+                    timer = Some((shared.runtime.timer_at(at), at));
+                }
             }
         }
-        // A socket at its end reads 0 bytes at once, every time: after that,
-        // only the writes, the inbox and the timer can wake this task.
-        let read = async {
-            match read_open {
-                true => Wake::Read(socket.read(buf.space()).await),
-                false => future::pending().await,
-            }
-        };
-        let write = async {
-            match session.buffered_amount() {
-                0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
-                0 => future::pending().await,
-                _ => Wake::Wrote(write_queued(&socket, &session).await),
-            }
-        };
-        let message = future::poll_fn(|cx| match inbox_open {
-            true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
-            false => Poll::Pending,
-        });
-        let stop = async {
-            match stopping {
-                false => {
-                    let _ = shutdown.next().await;
-                    Wake::Stop
+        let (wake, waited) = if due {
+            (Wake::Due, false)
+        } else {
+            // A socket at its end reads 0 bytes at once, every time: after that,
+            // only the writes, the inbox and the timer can wake this task.
+            let read = async {
+                match read_open {
+                    true => Wake::Read(socket.read(buf.space()).await),
+                    false => future::pending().await,
                 }
-                true => future::pending().await,
-            }
-        };
-        let alarm = async {
-            match &mut timer {
-                Some((timer, _)) => {
-                    timer.await;
-                    Wake::Timer
+            };
+            let write = async {
+                match session.buffered_amount() {
+                    0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
+                    0 => future::pending().await,
+                    _ => Wake::Wrote(write_queued(&socket, &session).await),
                 }
-                None => future::pending().await,
-            }
-        };
-        let (wake, waited) = {
+            };
+            let message = future::poll_fn(|cx| match inbox_open {
+                true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
+                false => Poll::Pending,
+            });
+            let stop = async {
+                match stopping {
+                    false => {
+                        let _ = shutdown.next().await;
+                        Wake::Stop
+                    }
+                    true => future::pending().await,
+                }
+            };
+            let alarm = async {
+                match &mut timer {
+                    Some((timer, _)) => {
+                        timer.await;
+                        Wake::Timer
+                    }
+                    None => future::pending().await,
+                }
+            };
             let events = pin!(future::race(
                 future::race(read, write),
                 future::race(message, stop.or(alarm)),
@@ -575,6 +591,7 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 session.receive_eof();
             }
             Wake::Read(Ok(n)) => {
+                read_since_timer = true;
                 shared.metrics.bytes_in.inc_by(n as u64);
                 session.receive(buf.filled(n));
             }
@@ -608,16 +625,21 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 }
                 session.shutdown();
             }
+            Wake::Due => session.handle_timeout(shared.start.elapsed()),
             Wake::Timer => {
                 timer = None;
                 session.handle_timeout(shared.start.elapsed());
-                // Timers are rare (a ping interval, the handshake, close or
-                // idle timeouts) and mostly mean quiet: the connection
-                // frees its traffic buffers too when quiet for a ping
-                // interval. A busy one grows this again in a few reads.
-                buf.shrink();
-                batch = Vec::new();
-                outbox.release();
+                // Timers that fire are rare (a ping interval, the handshake,
+                // close or idle timeouts). Two with nothing read between
+                // mean quiet: the buffers kept for traffic go, as the
+                // connection's own do when quiet for a ping interval. A
+                // busy one grows them again in a few reads.
+                if !read_since_timer {
+                    buf.shrink();
+                    batch = Vec::new();
+                    outbox.release();
+                }
+                read_since_timer = false;
             }
         }
     }
