@@ -5,8 +5,9 @@
 //! A runtime owns one [`Session`] per socket and one [`Hub`] in a mutex.
 //! It feeds bytes and time into the session, calls [`Session::process`] with
 //! the hub (which locks it only for each chat operation), hands each returned
-//! message to the recipient's outbox (its own channel type `T`) without
-//! waiting, and writes what [`Session::poll_transmit`] gives.
+//! message to the recipient's outbox (any type `T`; the serve loop's is
+//! [`crate::outbox::Outbox`]) without waiting, and writes what
+//! [`Session::poll_transmit`] gives.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
