@@ -202,6 +202,9 @@ impl Session {
         now: Now,
     ) -> Vec<Forward<T>> {
         let mut forwards = Vec::new();
+        // Echoed messages, counted once per call: the counters are atomics
+        // every thread shares, and a read can hold many messages.
+        let mut echoed = 0;
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Request(request) => {
@@ -210,35 +213,40 @@ impl Session {
                     self.dispatch(out, &hub, &mut forwards, None);
                 }
                 Event::Open { .. } => {}
-                Event::Message(Message::Text(text)) => {
-                    self.log_text(&text);
-                    let sample = self.metrics.message_in();
-                    self.last_input = now.mono;
-                    if self.echo {
-                        self.reply(|conn| conn.send_text(&text));
-                    } else {
-                        let mut hub = lock(hub);
-                        // Once shutdown has begun, input is not taken: a
-                        // message taken now might reach only the part of the
-                        // room not yet closed.
-                        if !hub.stopping {
-                            let out = hub.chat.input(self.id, &text, now);
-                            self.dispatch(out, &hub, &mut forwards, sample);
+                Event::Message(message) if self.echo => {
+                    match &message {
+                        Message::Text(text) => self.log_text(text),
+                        Message::Binary(bytes) => {
+                            self.log(Log::ReceivedBinary { len: bytes.len() })
                         }
                     }
+                    self.last_input = now.mono;
+                    echoed += 1;
+                    // The message's own buffer goes out: no copy.
+                    self.reply(|conn| conn.send_owned(message));
+                }
+                Event::Message(Message::Text(text)) => {
+                    self.log_text(&text);
+                    self.last_input = now.mono;
+                    let sample = self.metrics.message_in();
+                    let mut hub = lock(hub);
+                    // Once shutdown has begun, input is not taken: a message
+                    // taken now might reach only the part of the room not
+                    // yet closed.
+                    if !hub.stopping {
+                        let out = hub.chat.input(self.id, &text, now);
+                        self.dispatch(out, &hub, &mut forwards, sample);
+                    }
+                    drop(hub);
                     self.conn.recycle(Message::Text(text));
                 }
                 Event::Message(Message::Binary(bytes)) => {
                     self.metrics.messages_in.inc();
                     self.log(Log::ReceivedBinary { len: bytes.len() });
-                    if self.echo {
-                        self.reply(|conn| conn.send_binary(&bytes));
-                    } else {
-                        // §7.4.1: 1003 for a kind of data the endpoint cannot accept.
-                        let _ = self
-                            .conn
-                            .close(CloseCode::Unsupported, "this chat accepts text only");
-                    }
+                    // §7.4.1: 1003 for a kind of data the endpoint cannot accept.
+                    let _ = self
+                        .conn
+                        .close(CloseCode::Unsupported, "this chat accepts text only");
                     self.conn.recycle(Message::Binary(bytes));
                 }
                 Event::Ping(_) => self.log(Log::ReceivedPing),
@@ -272,6 +280,10 @@ impl Session {
                     }
                 }
             }
+        }
+        if echoed > 0 {
+            self.metrics.messages_in.inc_by(echoed);
+            self.metrics.deliveries_out.inc_by(echoed);
         }
         if self.joined && self.conn.is_closed() {
             self.joined = false;
@@ -541,7 +553,6 @@ impl Session {
     }
 
     fn reply(&mut self, send: impl FnOnce(&mut Connection) -> Result<(), SendError>) {
-        self.metrics.deliveries_out.inc();
         if let Err(SendError::QueueFull) = send(&mut self.conn) {
             self.too_slow();
         }
@@ -684,6 +695,44 @@ mod tests {
             frames(&sent(&mut echo)),
             [(OpCode::Text, long.into_bytes())]
         );
+    }
+
+    #[test]
+    fn echo_answers_each_message_and_counts_them_all() {
+        let config = ServerConfig {
+            echo: true,
+            ..ServerConfig::default()
+        };
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let mut session = Session::new(ClientId(1), peer, &config, &metrics);
+        session.receive(
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        );
+        session.process(&hub, &1, at(0));
+        sent(&mut session);
+        // Three messages in one read, then one more.
+        let mut read = client_frame(OpCode::Text, b"one");
+        read.extend(client_frame(OpCode::Binary, b"two"));
+        read.extend(client_frame(OpCode::Text, b"three"));
+        session.receive(&read);
+        session.process(&hub, &1, at(1));
+        session.receive(&client_frame(OpCode::Text, b"four"));
+        session.process(&hub, &1, at(1));
+        assert_eq!(
+            frames(&sent(&mut session)),
+            [
+                (OpCode::Text, b"one".to_vec()),
+                (OpCode::Binary, b"two".to_vec()),
+                (OpCode::Text, b"three".to_vec()),
+                (OpCode::Text, b"four".to_vec()),
+            ]
+        );
+        assert_eq!(metrics.messages_in.get(), 4);
+        assert_eq!(metrics.deliveries_out.get(), 4);
     }
 
     #[test]
