@@ -19,9 +19,9 @@ use crate::close::{close_payload, CloseCode};
 use crate::codec::{Decoded, Limits, MessageDecoder};
 use crate::deflate::{self, DeflateParams};
 use crate::error::{Error, ProtocolError, SendError};
+use crate::frame::{encode_frame, OpCode};
 #[cfg(feature = "deflate")]
-use crate::frame::encode_frame_header;
-use crate::frame::{encode_frame, FrameHeader, OpCode};
+use crate::frame::{encode_frame_header, FrameHeader};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::message::{Message, MessageKind, PreparedMessage};
 pub use crate::role::Role;
@@ -41,11 +41,6 @@ const MAX_PENDING_PONGS: usize = 16;
 /// permessage-deflate: they would not shrink.
 #[cfg(feature = "deflate")]
 const COMPRESS_FROM: usize = 64;
-
-/// [`Connection::send_owned`] queues a message's own buffer from this size
-/// up; smaller ones are copied next to the frames queued before them, which
-/// leave in the same slice of a vectored write.
-const OWNED_FROM: usize = 1024;
 
 /// Reads in a row that brought pings left unanswered, while nothing queued
 /// left, before the peer is refused with 1008 ([`ProtocolError::ControlFlood`]).
@@ -529,29 +524,6 @@ impl Connection {
     /// Queues a message.
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
         self.send_frame(message.opcode(), message.as_bytes())
-    }
-
-    /// Queues a message, taking its buffer. A server sends one of 1 KiB or
-    /// more as it is, behind its header, without the copy
-    /// [`Connection::send`] makes (an echo, a relay); a smaller one, a
-    /// compressed one or a client's is copied, and its buffer recycled as
-    /// by [`Connection::recycle`].
-    pub fn send_owned(&mut self, message: Message) -> Result<(), SendError> {
-        let len = message.as_bytes().len();
-        let compressed = cfg!(feature = "deflate") && self.deflate.is_some();
-        if self.role == Role::Client || compressed || len < OWNED_FROM {
-            let sent = self.send(&message);
-            self.recycle(message);
-            return sent;
-        }
-        if self.sending.is_some() {
-            return Err(SendError::FragmentInProgress);
-        }
-        self.check_send(len)?;
-        let header = FrameHeader::new(message.opcode(), len as u64);
-        self.queue.encode(|out| header.encode(out));
-        self.queue.push_owned(message.into_bytes());
-        Ok(())
     }
 
     /// Gives back a message from [`Event::Message`] once the application is

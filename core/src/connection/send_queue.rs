@@ -58,25 +58,12 @@ impl SendQueue {
         self.len += self.tail.len() - before;
     }
 
-    /// Queues bytes the queue takes over, without copying them.
-    pub(super) fn push_owned(&mut self, bytes: Vec<u8>) {
-        self.seal_tail();
-        self.len += bytes.len();
-        self.chunks.push_back(Chunk::Owned(bytes));
-    }
-
-    /// Ends the tail as a chunk of its own, so that bytes pushed next go
-    /// after it.
-    fn seal_tail(&mut self) {
+    /// Queues shared bytes without copying them.
+    pub(super) fn push_shared(&mut self, bytes: Arc<[u8]>) {
         if !self.tail.is_empty() {
             let tail = std::mem::take(&mut self.tail);
             self.chunks.push_back(Chunk::Owned(tail));
         }
-    }
-
-    /// Queues shared bytes without copying them.
-    pub(super) fn push_shared(&mut self, bytes: Arc<[u8]>) {
-        self.seal_tail();
         self.len += bytes.len();
         self.chunks.push_back(Chunk::Shared(bytes));
     }
