@@ -97,14 +97,9 @@ impl Outbox {
         self.state().closed
     }
 
-    /// How many messages wait.
-    pub fn len(&self) -> usize {
-        self.state().queue.len()
-    }
-
     /// Whether no message waits.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.state().queue.is_empty()
     }
 
     /// Moves every waiting message into `batch` (which should be empty: its

@@ -469,7 +469,7 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
     let mut batch: Vec<Outgoing> = Vec::new();
     // Waited on as a stream: a receiver keeps its listener between turns,
     // where `recv()` would make one and drop it on every turn another event
-    // wins (a sixth of the server's own CPU in echo).
+    // wins.
     let mut shutdown = pin!(shared.stop.clone());
     let id = lock(&shared.hub).next_id();
     let mut share = shared.budget.join(id, outbox.clone());

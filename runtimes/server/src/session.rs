@@ -189,7 +189,12 @@ impl Session {
     /// Whether [`Session::process`] has anything to handle: if not, it
     /// would neither take the hub nor change anything.
     pub fn has_work(&self) -> bool {
-        self.conn.has_pending_events() || (self.joined && self.conn.is_closed())
+        self.conn.has_pending_events() || self.must_leave()
+    }
+
+    /// Joined, and the connection closed: the chat must forget it.
+    fn must_leave(&self) -> bool {
+        self.joined && self.conn.is_closed()
     }
 
     /// Handles what happened since the last call, at time `now`. Returns the
@@ -222,9 +227,9 @@ impl Session {
                     }
                     self.last_input = now.mono;
                     echoed += 1;
-                    // Copied behind the frames before it: sent from its own
-                    // buffer (a second slice in the write), a 16 KiB echo
-                    // cost the kernel more than the copy saved.
+                    // Copied behind the frames before it. Sending it from its
+                    // own buffer (a second slice in the write) did not pay:
+                    // see bench/README.md, "Outbox, turns and echo copies".
                     self.reply(|conn| conn.send(&message));
                     self.conn.recycle(message);
                 }
@@ -288,7 +293,7 @@ impl Session {
             self.metrics.messages_in.inc_by(echoed);
             self.metrics.deliveries_out.inc_by(echoed);
         }
-        if self.joined && self.conn.is_closed() {
+        if self.must_leave() {
             self.joined = false;
             let mut hub = lock(hub);
             let out = hub.leave(self.id, now);
