@@ -6,7 +6,9 @@
 mod common;
 
 use common::*;
+use std::sync::{Arc, Barrier};
 use tungstenite::client::IntoClientRequest;
+
 use tungstenite::Message;
 
 /// The welcome of a plain client in `room`; returns the nickname.
@@ -330,4 +332,80 @@ fn every_json_envelope_to_the_letter() {
         without_ts(&ws_text(&mut a)),
         format!(r#"{{"type":"join","room":"env","from":"{nc}","text":"{nc} joined","ts":T}}"#)
     );
+}
+
+/// Everyone in a room sees its messages in one order, the chat's (the order
+/// of its history), however many threads fan them out: senders on both
+/// threads at once, and every receiver's sequence compared.
+#[test]
+fn every_member_sees_the_room_in_one_order() {
+    const SENDERS: usize = 4;
+    const MESSAGES: usize = 200;
+    const RECEIVERS: usize = 40;
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--quiet",
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--max-connections-per-ip",
+        "0",
+    ]);
+    let lines = |ws: &mut Ws, n: usize| -> Vec<String> {
+        let mut seen = Vec::with_capacity(n);
+        while seen.len() < n {
+            let text = ws_text(ws);
+            if !is_notice(&text) {
+                seen.push(text);
+            }
+        }
+        seen
+    };
+    let receivers: Vec<Ws> = (0..RECEIVERS).map(|_| join(&server, "order").0).collect();
+    let senders: Vec<Ws> = (0..SENDERS).map(|_| join(&server, "order").0).collect();
+    let go = Arc::new(Barrier::new(SENDERS + RECEIVERS));
+    let total = SENDERS * MESSAGES;
+    let reading: Vec<_> = receivers
+        .into_iter()
+        .map(|mut ws| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                lines(&mut ws, total)
+            })
+        })
+        .collect();
+    let sending: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(s, mut ws)| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                for n in 0..MESSAGES {
+                    ws_send_text(&mut ws, &format!("s{s}-{n}"));
+                }
+                // Its own copies, so that nothing is left unread.
+                lines(&mut ws, total)
+            })
+        })
+        .collect();
+    let mut orders: Vec<Vec<String>> = reading
+        .into_iter()
+        .chain(sending)
+        .map(|t| t.join().expect("client thread"))
+        .collect();
+    let first = orders.remove(0);
+    for (i, order) in orders.iter().enumerate() {
+        if let Some(at) = first.iter().zip(order).position(|(a, b)| a != b) {
+            panic!(
+                "client {} saw {:?} where client 0 saw {:?} (message {at} of {total})",
+                i + 1,
+                order[at],
+                first[at]
+            );
+        }
+    }
 }

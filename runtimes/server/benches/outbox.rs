@@ -1,7 +1,7 @@
 //! The outbox: one chat message from a client in a room of N, through the
 //! server's own path to every recipient's queued bytes. The sender's
-//! session takes the frame and asks the hub's chat; each recipient's
-//! message goes into its outbox (`tincan_server::outbox::Outbox`), where
+//! session takes the frame and asks the hub's chat; under the room's lock
+//! (`tincan_server::fanout`), each recipient's message goes into its outbox (`tincan_server::outbox::Outbox`), where
 //! the recipient's task waits for it (a waker that does nothing here), is
 //! taken off by its session and written out (`poll_transmit_vectored`, then
 //! `advance`).
@@ -22,6 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tincan_chat::Now;
 use tincan_core::frame::encode_frame;
 use tincan_core::OpCode;
+use tincan_server::fanout::Fanout;
 use tincan_server::hub::{lock, Hub};
 use tincan_server::log::LogLevel;
 use tincan_server::metrics::Metrics;
@@ -45,7 +46,12 @@ struct Client {
 
 impl Client {
     /// A session through its handshake into the room at `/`.
-    fn joined(hub: &Mutex<Hub<Outbox>>, config: &ServerConfig, metrics: &Arc<Metrics>) -> Self {
+    fn joined(
+        hub: &Mutex<Hub<Outbox>>,
+        fanout: &Fanout,
+        config: &ServerConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
         let id = lock(hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
         let mut session = Session::new(id, peer, config, metrics);
@@ -60,16 +66,14 @@ impl Client {
             outbox,
             batch: Vec::new(),
         };
-        client.forward(hub);
+        client.forward(hub, fanout);
         client
     }
 
-    /// What the session's task does after input: hands the chat's
-    /// messages to their outboxes.
-    fn forward(&mut self, hub: &Mutex<Hub<Outbox>>) {
-        for (outbox, outgoing) in self.session.process(hub, &self.outbox, now()) {
-            outbox.put(outgoing, usize::MAX).expect("unbounded");
-        }
+    /// What the session's task does after input: the session hands the
+    /// chat's messages to their outboxes.
+    fn forward(&mut self, hub: &Mutex<Hub<Outbox>>, fanout: &Fanout) {
+        self.session.process(hub, fanout, &self.outbox, now());
     }
 
     /// What the task does when its outbox wakes it: takes everything
@@ -102,6 +106,8 @@ fn outbox(c: &mut Criterion) {
         let mut config = ServerConfig {
             // Log lines would pile up in the sessions: none below warnings.
             log_level: LogLevel::Warn,
+            // Never full: nobody is closed for being slow here.
+            outbox_capacity: usize::MAX,
             ..ServerConfig::default()
         };
         config.chat.max_room_clients = n;
@@ -109,8 +115,9 @@ fn outbox(c: &mut Criterion) {
         config.chat.rate.per_second = 1e12;
         let metrics = Arc::new(Metrics::default());
         let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let fanout = Fanout::new();
         let mut clients: Vec<Client> = (0..n)
-            .map(|_| Client::joined(&hub, &config, &metrics))
+            .map(|_| Client::joined(&hub, &fanout, &config, &metrics))
             .collect();
         for client in &mut clients {
             client.take_and_write();
@@ -126,7 +133,7 @@ fn outbox(c: &mut Criterion) {
         let send = |clients: &mut [Client]| {
             let (sender, rest) = clients.split_first_mut().expect("n > 0");
             sender.session.receive(&frame);
-            sender.forward(&hub);
+            sender.forward(&hub, &fanout);
             let mut reached = usize::from(sender.take_and_write() > 0);
             for client in rest {
                 reached += usize::from(client.take_and_write() > 0);

@@ -11,6 +11,8 @@
 //! - [`origin`]: which web pages may connect;
 //! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
 //! - [`hub`]: what the sessions share, behind one mutex;
+//! - [`fanout`]: the room locks that keep each room's order while rooms fan
+//!   out in parallel;
 //! - [`budget`]: the server-wide cap on queued outbound bytes;
 //! - [`page`]: the browser page and its wasm codec, embedded;
 //! - [`read_buffer`]: the per-connection read buffer;
@@ -40,6 +42,7 @@ pub mod broker;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod fanout;
 pub mod hub;
 pub mod log;
 pub mod metrics;

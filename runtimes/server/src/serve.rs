@@ -24,13 +24,14 @@ use tincan_chat::Now;
 use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
 use crate::config::ServerConfig;
+use crate::fanout::Fanout;
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::read_buffer::ReadBuffer;
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
-use crate::session::{Forward, Outgoing, Session};
+use crate::session::{Outgoing, Session};
 use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
@@ -52,6 +53,9 @@ struct Shared<R> {
     runtime: R,
     config: ServerConfig,
     hub: Mutex<Hub<Outbox>>,
+    /// The room locks that keep each room's order in every outbox while
+    /// rooms fan out in parallel.
+    fanout: Fanout,
     /// Held for reading while a session takes chat input and hands what it
     /// led to to the outboxes; taken for writing to stop taking input. So
     /// once shutdown holds it, every message the chat took is in every
@@ -201,6 +205,7 @@ pub async fn serve<R: Runtime>(
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(hub),
+        fanout: Fanout::new(),
         gate: RwLock::new(()),
         metrics,
         budget,
@@ -682,10 +687,7 @@ impl<R> Shared<R> {
             return;
         }
         let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
-        forward(
-            session.process(&self.hub, outbox, now(self.start)),
-            self.config.outbox_capacity,
-        );
+        session.process(&self.hub, &self.fanout, outbox, now(self.start));
     }
 
     /// Counts a connection from `ip` in (`+1`) or out (`-1`); returns how
@@ -717,40 +719,42 @@ impl<R: Runtime> Side for BrokerSide<R> {
         };
         let _gate = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
         let mut forwards = Vec::new();
-        {
-            let mut hub = lock(&shared.hub);
-            if hub.stopping {
-                return;
-            }
-            let now = now(shared.start);
-            for event in events {
-                let out = match event {
-                    Inbound::Remote(who, event) => hub.chat.remote(who, event, now),
-                    Inbound::Lost(node) => hub.chat.drop_node(node, now),
-                    Inbound::Confirmed(id, nick) => {
-                        hub.chat.confirm_nick(id, &nick);
-                        continue;
-                    }
-                };
-                // A local member that lost a nickname race is renamed: the
-                // other nodes are told.
-                if out.presence.is_some() {
-                    hub.share(None, out.presence.as_ref());
+        let mut hub = lock(&shared.hub);
+        if hub.stopping {
+            return;
+        }
+        let now = now(shared.start);
+        for event in events {
+            let out = match event {
+                Inbound::Remote(who, event) => hub.chat.remote(who, event, now),
+                Inbound::Lost(node) => hub.chat.drop_node(node, now),
+                Inbound::Confirmed(id, nick) => {
+                    hub.chat.confirm_nick(id, &nick);
+                    continue;
                 }
-                for delivery in out.deliveries {
-                    for recipient in delivery.to {
-                        if let Some(outbox) = hub.outboxes.get(&recipient) {
-                            let message = delivery.message.clone();
-                            let outgoing = Outgoing {
-                                message,
-                                sample: None,
-                            };
-                            forwards.push((outbox.clone(), outgoing));
-                        }
+            };
+            // A local member that lost a nickname race is renamed: the
+            // other nodes are told.
+            if out.presence.is_some() {
+                hub.share(None, out.presence.as_ref());
+            }
+            for delivery in out.deliveries {
+                for recipient in delivery.to {
+                    if let Some(outbox) = hub.outboxes.get(&recipient) {
+                        let message = delivery.message.clone();
+                        let outgoing = Outgoing {
+                            message,
+                            sample: None,
+                        };
+                        forwards.push((outbox.clone(), outgoing));
                     }
                 }
             }
         }
+        // Every room's lock before the hub goes (see `fanout`): a batch can
+        // span rooms, and each must keep its order in every outbox.
+        let _rooms = (!forwards.is_empty()).then(|| shared.fanout.every_room());
+        drop(hub);
         shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
         forward(forwards, shared.config.outbox_capacity);
     }
@@ -809,7 +813,7 @@ async fn waited<F: Future>(mut future: Pin<&mut F>) -> (F::Output, bool) {
 /// Hands chat messages to other clients' outboxes without waiting: a full
 /// outbox means that client is too slow, and it is closed (see
 /// [`Outbox::put`]).
-fn forward(messages: Vec<Forward<Outbox>>, capacity: usize) {
+fn forward(messages: Vec<(Outbox, Outgoing)>, capacity: usize) {
     for (outbox, message) in messages {
         let _ = outbox.put(message, capacity);
     }

@@ -2,18 +2,18 @@
 //! runtime: routing the HTTP request, accepting the upgrade, feeding the chat,
 //! answering in echo mode, and the log lines.
 //!
-//! A runtime owns one [`Session`] per socket and one [`Hub`] in a mutex.
-//! It feeds bytes and time into the session, calls [`Session::process`] with
-//! the hub (which locks it only for each chat operation), hands each returned
-//! message to the recipient's outbox (any type `T`; the serve loop's is
-//! [`crate::outbox::Outbox`]) without waiting, and writes what
-//! [`Session::poll_transmit`] gives.
+//! A runtime owns one [`Session`] per socket, its [`Outbox`], and one [`Hub`]
+//! in a mutex beside the room locks ([`Fanout`]). It feeds bytes and time
+//! into the session, calls [`Session::process`] (which takes the hub only for
+//! each chat operation and hands what it led to to the other clients'
+//! outboxes, without waiting, in the room's order), delivers what its own
+//! outbox gets, and writes what [`Session::poll_transmit`] gives.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tincan_chat::{self as chat, ClientId, Format, Now, Output};
@@ -23,14 +23,13 @@ use tincan_core::{
 };
 
 use crate::config::ServerConfig;
+use crate::fanout::{Fanout, Stripe};
 use crate::hub::{lock, Hub};
 use crate::log::{Log, LogLevel};
 use crate::metrics::{self, Metrics, Sample};
 use crate::origin::OriginPolicy;
+use crate::outbox::Outbox;
 use crate::page;
-
-/// A chat message for another client, with the outbox it goes into.
-pub type Forward<T> = (T, Outgoing);
 
 /// A message on its way to a client's task, with the latency sample it
 /// carries, if it is the one message in [`metrics::SAMPLE_EVERY`] timed.
@@ -64,6 +63,11 @@ pub struct Session {
     /// 503.
     over_address_limit: bool,
     joined: bool,
+    /// The lock of its room, held while its chat output is handed out.
+    stripe: Stripe,
+    /// [`ServerConfig::outbox_capacity`]: a client with more waiting is
+    /// too slow, and closed.
+    outbox_capacity: usize,
     /// The handshake completed: counted in the open WebSocket connections
     /// until the session is dropped.
     upgraded: bool,
@@ -100,6 +104,8 @@ impl Session {
             origins: config.origins.clone(),
             over_address_limit: false,
             joined: false,
+            stripe: Stripe::of(""),
+            outbox_capacity: config.outbox_capacity,
             upgraded: false,
             idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
@@ -197,16 +203,19 @@ impl Session {
         self.joined && self.conn.is_closed()
     }
 
-    /// Handles what happened since the last call, at time `now`. Returns the
-    /// messages for other clients with the outbox each goes into; the hub is
-    /// needed only during this call.
-    pub fn process<T: Clone>(
+    /// Handles what happened since the last call, at time `now`: each chat
+    /// operation takes the hub, and its output goes to the other
+    /// recipients' outboxes under the room's lock in `fanout`, taken before
+    /// the hub is let go (see [`crate::fanout`]). `outbox` is this client's:
+    /// what waits there (what the room said before) is delivered before the
+    /// output's part for this client.
+    pub fn process(
         &mut self,
-        hub: &Mutex<Hub<T>>,
-        outbox: &T,
+        hub: &Mutex<Hub<Outbox>>,
+        fanout: &Fanout,
+        outbox: &Outbox,
         now: Now,
-    ) -> Vec<Forward<T>> {
-        let mut forwards = Vec::new();
+    ) {
         // Echoed messages, counted once per call: the counters are atomics
         // every thread shares, and a read can hold many messages.
         let mut echoed = 0;
@@ -215,7 +224,7 @@ impl Session {
                 Event::Request(request) => {
                     let mut hub = lock(hub);
                     let out = self.route(&request, &mut hub, outbox, now);
-                    self.dispatch(out, &hub, &mut forwards, None);
+                    self.hand_out(out, hub, fanout, outbox, None);
                 }
                 Event::Open { .. } => {}
                 Event::Message(message) if self.echo => {
@@ -243,9 +252,10 @@ impl Session {
                     // yet closed.
                     if !hub.stopping {
                         let out = hub.chat.input(self.id, &text, now);
-                        self.dispatch(out, &hub, &mut forwards, sample);
+                        self.hand_out(out, hub, fanout, outbox, sample);
+                    } else {
+                        drop(hub);
                     }
-                    drop(hub);
                     self.conn.recycle(Message::Text(text));
                 }
                 Event::Message(Message::Binary(bytes)) => {
@@ -297,9 +307,8 @@ impl Session {
             self.joined = false;
             let mut hub = lock(hub);
             let out = hub.leave(self.id, now);
-            self.dispatch(out, &hub, &mut forwards, None);
+            self.hand_out(out, hub, fanout, outbox, None);
         }
-        forwards
     }
 
     /// The next log line.
@@ -344,11 +353,11 @@ impl Session {
 
     /// Answers the HTTP request: the page, a refusal, or the upgrade into a
     /// room (`/` is the lobby), in the format the client asked for.
-    fn route<T: Clone>(
+    fn route(
         &mut self,
         request: &Request,
-        hub: &mut Hub<T>,
-        outbox: &T,
+        hub: &mut Hub<Outbox>,
+        outbox: &Outbox,
         now: Now,
     ) -> Output {
         if !request.is_upgrade {
@@ -449,6 +458,7 @@ impl Session {
                 hub.chat.set_deflate(self.id, self.conn.deflate().is_some());
                 hub.outboxes.insert(self.id, outbox.clone());
                 self.joined = true;
+                self.stripe = Stripe::of(room);
                 self.last_input = now.mono;
                 let nick = hub.chat.nick(self.id).unwrap_or_default().to_owned();
                 self.log(Log::Joined {
@@ -482,12 +492,16 @@ impl Session {
         });
     }
 
-    /// Sends this client its part of `out` and returns the rest for others.
-    fn dispatch<T: Clone>(
+    /// Hands out a chat operation's output, taken with `hub` held: this
+    /// client's part to itself, after what its outbox holds, and the rest
+    /// to the other recipients' outboxes, under the room's lock and with
+    /// the hub let go (see [`crate::fanout`]).
+    fn hand_out(
         &mut self,
         out: Output,
-        hub: &Hub<T>,
-        forwards: &mut Vec<Forward<T>>,
+        hub: MutexGuard<'_, Hub<Outbox>>,
+        fanout: &Fanout,
+        outbox: &Outbox,
         sample: Option<Arc<Sample>>,
     ) {
         if let Some(clients) = out.broadcast {
@@ -500,6 +514,7 @@ impl Session {
         if deliveries > 0 {
             self.metrics.deliveries_out.inc_by(deliveries as u64);
         }
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
         for delivery in out.deliveries {
             for recipient in delivery.to {
                 let outgoing = Outgoing {
@@ -507,10 +522,29 @@ impl Session {
                     sample: sample.clone(),
                 };
                 if recipient == self.id {
-                    self.deliver(outgoing);
-                } else if let Some(outbox) = hub.outboxes.get(&recipient) {
-                    forwards.push((outbox.clone(), outgoing));
+                    mine.push(outgoing);
+                } else if let Some(to) = hub.outboxes.get(&recipient) {
+                    theirs.push((to.clone(), outgoing));
                 }
+            }
+        }
+        if mine.is_empty() && theirs.is_empty() {
+            drop(hub);
+        } else {
+            let _room = fanout.room(self.stripe);
+            drop(hub);
+            if !mine.is_empty() {
+                // The room's earlier output, put here by other sessions
+                // under this lock, goes before this client's own.
+                let mut earlier = Vec::new();
+                outbox.take(&mut earlier);
+                for outgoing in earlier.into_iter().chain(mine) {
+                    self.deliver(outgoing);
+                }
+            }
+            for (to, outgoing) in theirs {
+                // A full outbox closes: that client is too slow.
+                let _ = to.put(outgoing, self.outbox_capacity);
             }
         }
         if let Some((code, reason)) = out.close {
@@ -605,6 +639,9 @@ mod tests {
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
+    /// The room locks every test's sessions share, as a server's do.
+    static FANOUT: std::sync::LazyLock<Fanout> = std::sync::LazyLock::new(Fanout::new);
+
     fn at(secs: u64) -> Now {
         Now {
             mono: Duration::from_secs(secs),
@@ -612,17 +649,17 @@ mod tests {
         }
     }
 
-    /// A session through its handshake into `path`; its outbox is its id.
-    fn joined(hub: &Mutex<Hub<u64>>, config: &ServerConfig, path: &str) -> (Session, u64) {
+    /// A session through its handshake into `path`, and its outbox.
+    fn joined(hub: &Mutex<Hub<Outbox>>, config: &ServerConfig, path: &str) -> (Session, Outbox) {
         joined_from(hub, config, path, SocketAddr::from(([127, 0, 0, 1], 5000)))
     }
 
     fn joined_from(
-        hub: &Mutex<Hub<u64>>,
+        hub: &Mutex<Hub<Outbox>>,
         config: &ServerConfig,
         path: &str,
         peer: SocketAddr,
-    ) -> (Session, u64) {
+    ) -> (Session, Outbox) {
         let id = lock(hub).next_id();
         let mut session = Session::new(id, peer, config, &Arc::default());
         session.receive(
@@ -633,10 +670,33 @@ mod tests {
             )
             .as_bytes(),
         );
-        session.process(hub, &id.0, at(0));
+        let outbox = Outbox::new();
+        session.process(hub, &FANOUT, &outbox, at(0));
         let head = sent(&mut session);
         assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
-        (session, id.0)
+        (session, outbox)
+    }
+
+    /// Two sessions in the lobby, what they were sent so far read.
+    fn two_in_the_lobby(
+        hub: &Mutex<Hub<Outbox>>,
+        config: &ServerConfig,
+    ) -> ((Session, Outbox), (Session, Outbox)) {
+        let (mut a, a_outbox) = joined(hub, config, "/");
+        let (mut b, b_outbox) = joined(hub, config, "/");
+        sent(&mut a);
+        sent(&mut b);
+        ((a, a_outbox), (b, b_outbox))
+    }
+
+    /// The payloads waiting in `outbox`, taken.
+    fn taken(outbox: &Outbox) -> Vec<Vec<u8>> {
+        let mut batch = Vec::new();
+        outbox.take(&mut batch);
+        batch
+            .iter()
+            .map(|m| frames(m.message.frame())[0].1.clone())
+            .collect()
     }
 
     fn sent(session: &mut Session) -> Vec<u8> {
@@ -684,7 +744,7 @@ mod tests {
         let mut bytes = Vec::new();
         header.encode(&mut bytes);
         session.receive(&bytes);
-        session.process(&hub, &outbox, at(1));
+        session.process(&hub, &FANOUT, &outbox, at(1));
         let out = sent(&mut session);
         assert_eq!(close_code(&frames(&out)[0]), 1009);
 
@@ -698,7 +758,7 @@ mod tests {
         let (mut echo, outbox) = joined(&hub, &config, "/");
         let long = "x".repeat(5000);
         echo.receive(&client_frame(OpCode::Text, long.as_bytes()));
-        echo.process(&hub, &outbox, at(1));
+        echo.process(&hub, &FANOUT, &outbox, at(1));
         assert_eq!(
             frames(&sent(&mut echo)),
             [(OpCode::Text, long.into_bytes())]
@@ -720,16 +780,16 @@ mod tests {
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
               Sec-WebSocket-Version: 13\r\n\r\n",
         );
-        session.process(&hub, &1, at(0));
+        session.process(&hub, &FANOUT, &Outbox::new(), at(0));
         sent(&mut session);
         // Three messages in one read, then one more.
         let mut read = client_frame(OpCode::Text, b"one");
         read.extend(client_frame(OpCode::Binary, b"two"));
         read.extend(client_frame(OpCode::Text, b"three"));
         session.receive(&read);
-        session.process(&hub, &1, at(1));
+        session.process(&hub, &FANOUT, &Outbox::new(), at(1));
         session.receive(&client_frame(OpCode::Text, b"four"));
-        session.process(&hub, &1, at(1));
+        session.process(&hub, &FANOUT, &Outbox::new(), at(1));
         assert_eq!(
             frames(&sent(&mut session)),
             [
@@ -750,7 +810,7 @@ mod tests {
         let (mut session, outbox) = joined(&hub, &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Binary, b"\x00\x01"));
-        session.process(&hub, &outbox, at(1));
+        session.process(&hub, &FANOUT, &outbox, at(1));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1003);
     }
 
@@ -765,15 +825,15 @@ mod tests {
         let (mut session, outbox) = joined(&hub, &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Text, b"hello"));
-        session.process(&hub, &outbox, at(30));
+        session.process(&hub, &FANOUT, &outbox, at(30));
         sent(&mut session);
         // A ping is no message: only messages keep a client from idling.
         session.receive(&client_frame(OpCode::Ping, b""));
-        session.process(&hub, &outbox, at(80));
+        session.process(&hub, &FANOUT, &outbox, at(80));
         sent(&mut session);
         assert_eq!(session.poll_timeout(), Some(Duration::from_secs(90)));
         session.handle_timeout(Duration::from_secs(90));
-        session.process(&hub, &outbox, at(90));
+        session.process(&hub, &FANOUT, &outbox, at(90));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1001);
         assert!(std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::Idle { .. })));
     }
@@ -784,19 +844,34 @@ mod tests {
         let hub = Mutex::new(Hub::new(config.chat.clone()));
         let (mut a, a_outbox) = joined(&hub, &config, "/");
         let (mut b, b_outbox) = joined(&hub, &config, "/");
-        let (mut c, _) = joined(&hub, &config, "/elsewhere");
+        let (mut c, c_outbox) = joined(&hub, &config, "/elsewhere");
         for s in [&mut a, &mut b, &mut c] {
             sent(s);
         }
         a.receive_eof();
-        let forwards = a.process(&hub, &a_outbox, at(5));
-        let to: Vec<(u64, Vec<u8>)> = forwards
-            .iter()
-            .map(|(outbox, m)| (*outbox, frames(m.message.frame())[0].1.clone()))
-            .collect();
-        // B only: C is in another room.
-        assert_eq!(to, [(b_outbox, b"* guest-1 left #lobby".to_vec())]);
+        a.process(&hub, &FANOUT, &a_outbox, at(5));
+        assert_eq!(taken(&b_outbox), [b"* guest-1 left #lobby"]);
+        // C is in another room.
+        assert!(c_outbox.is_empty());
         assert_eq!(lock(&hub).len(), 2);
+    }
+
+    #[test]
+    fn what_the_room_said_before_reaches_the_sender_before_its_own_line() {
+        let config = ServerConfig::default();
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let ((mut a, a_outbox), (mut b, b_outbox)) = two_in_the_lobby(&hub, &config);
+        assert_eq!(taken(&a_outbox), [b"* guest-2 joined #lobby"]);
+        b.receive(&client_frame(OpCode::Text, b"first"));
+        b.process(&hub, &FANOUT, &b_outbox, at(1));
+        // B's line waits in A's outbox (A's task has not run yet) when A
+        // speaks: the room's order (its history's) is B's, then A's.
+        a.receive(&client_frame(OpCode::Text, b"second"));
+        a.process(&hub, &FANOUT, &a_outbox, at(1));
+        let texts: Vec<Vec<u8>> = frames(&sent(&mut a)).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(texts, [&b"guest-2: first"[..], b"guest-1: second"]);
+        assert!(a_outbox.is_empty());
+        assert_eq!(taken(&b_outbox), [b"guest-1: second"]);
     }
 
     #[test]
@@ -806,7 +881,7 @@ mod tests {
         let (mut session, outbox) = joined(&hub, &config, "/");
         sent(&mut session);
         session.outbox_closed();
-        session.process(&hub, &outbox, at(1));
+        session.process(&hub, &FANOUT, &outbox, at(1));
         let out = frames(&sent(&mut session));
         assert_eq!(close_code(&out[0]), 1008);
         assert_eq!(&out[0].1[2..], b"too slow: send queue full");
@@ -819,13 +894,11 @@ mod tests {
     fn once_stopping_no_input_is_taken_no_join_and_no_leave_announced() {
         let config = ServerConfig::default();
         let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut a, a_outbox) = joined(&hub, &config, "/");
-        let (mut b, _) = joined(&hub, &config, "/");
-        sent(&mut a);
-        sent(&mut b);
+        let ((mut a, a_outbox), (_, b_outbox)) = two_in_the_lobby(&hub, &config);
         lock(&hub).stop();
         a.receive(&client_frame(OpCode::Text, b"too late"));
-        assert!(a.process(&hub, &a_outbox, at(1)).is_empty());
+        a.process(&hub, &FANOUT, &a_outbox, at(1));
+        assert!(b_outbox.is_empty());
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
         let id = lock(&hub).next_id();
@@ -835,12 +908,13 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
-        late.process(&hub, &id.0, at(1));
+        late.process(&hub, &FANOUT, &Outbox::new(), at(1));
         assert!(sent(&mut late).starts_with(b"HTTP/1.1 503 "));
         // Leaving is not announced: the whole room is going.
         a.shutdown();
         a.receive_eof();
-        assert!(a.process(&hub, &a_outbox, at(2)).is_empty());
+        a.process(&hub, &FANOUT, &a_outbox, at(2));
+        assert!(b_outbox.is_empty());
         assert_eq!(lock(&hub).len(), 1);
     }
 
@@ -876,17 +950,17 @@ mod tests {
         for _ in 0..2 {
             a.receive(&client_frame(OpCode::Text, b"hi"));
         }
-        a.process(&hub, &a_outbox, at(0));
+        a.process(&hub, &FANOUT, &a_outbox, at(0));
         assert_eq!(texts(&mut a), [b"guest-1: hi", b"guest-1: hi"]);
         a.receive_eof();
-        a.process(&hub, &a_outbox, at(0));
+        a.process(&hub, &FANOUT, &a_outbox, at(0));
 
         // Another port of the same address: the same, empty bucket.
         let (mut b, b_outbox) =
             joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 1], 1001)));
         texts(&mut b);
         b.receive(&client_frame(OpCode::Text, b"hi"));
-        b.process(&hub, &b_outbox, at(0));
+        b.process(&hub, &FANOUT, &b_outbox, at(0));
         assert_eq!(
             texts(&mut b),
             [&b"! slow down: at most 2 messages at once and 0.5 per second"[..]]
@@ -896,7 +970,7 @@ mod tests {
             joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 2], 1000)));
         texts(&mut c);
         c.receive(&client_frame(OpCode::Text, b"hi"));
-        c.process(&hub, &c_outbox, at(0));
+        c.process(&hub, &FANOUT, &c_outbox, at(0));
         assert_eq!(texts(&mut c), [b"guest-3: hi"]);
     }
 }
