@@ -142,6 +142,11 @@ impl Chat {
         out
     }
 
+    /// The room a member of another node is in, if the chat knows it.
+    pub fn remote_room(&self, who: RemoteId) -> Option<&str> {
+        self.remote_members.get(&who).map(|m| m.room.as_str())
+    }
+
     /// The nodes that have members here.
     pub fn remote_nodes(&self) -> Vec<u64> {
         let mut nodes: Vec<u64> = self.remote_members.keys().map(|r| r.node).collect();

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_channel::{Receiver, Sender};
 use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
-use tincan_chat::Now;
+use tincan_chat::{Now, RemoteEvent};
 
 use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
 use crate::config::ServerConfig;
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, Stripe};
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
@@ -718,16 +718,27 @@ impl<R: Runtime> Side for BrokerSide<R> {
             return;
         };
         let _gate = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
-        let mut forwards = Vec::new();
-        let mut hub = lock(&shared.hub);
-        if hub.stopping {
-            return;
-        }
         let now = now(shared.start);
         for event in events {
-            let out = match event {
-                Inbound::Remote(who, event) => hub.chat.remote(who, event, now),
-                Inbound::Lost(node) => hub.chat.drop_node(node, now),
+            let mut hub = lock(&shared.hub);
+            if hub.stopping {
+                return;
+            }
+            // The room whose order the output joins (all of them when a
+            // node is lost: its members were everywhere).
+            let (out, stripe) = match event {
+                Inbound::Remote(who, event) => {
+                    let room = match &event {
+                        RemoteEvent::Joined { room, .. } => Some(room.as_str()),
+                        RemoteEvent::Said(appended) => Some(appended.room.as_str()),
+                        RemoteEvent::Left | RemoteEvent::Renamed { .. } => {
+                            hub.chat.remote_room(who)
+                        }
+                    };
+                    let stripe = room.map(Stripe::of);
+                    (hub.chat.remote(who, event, now), stripe)
+                }
+                Inbound::Lost(node) => (hub.chat.drop_node(node, now), None),
                 Inbound::Confirmed(id, nick) => {
                     hub.chat.confirm_nick(id, &nick);
                     continue;
@@ -738,6 +749,7 @@ impl<R: Runtime> Side for BrokerSide<R> {
             if out.presence.is_some() {
                 hub.share(None, out.presence.as_ref());
             }
+            let mut forwards = Vec::new();
             for delivery in out.deliveries {
                 for recipient in delivery.to {
                     if let Some(outbox) = hub.outboxes.get(&recipient) {
@@ -750,13 +762,19 @@ impl<R: Runtime> Side for BrokerSide<R> {
                     }
                 }
             }
+            if forwards.is_empty() {
+                continue;
+            }
+            // The room's lock before the hub goes, as a session takes it
+            // (see `fanout`).
+            let _room = match stripe {
+                Some(stripe) => shared.fanout.room(stripe),
+                None => shared.fanout.every_room(),
+            };
+            drop(hub);
+            shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
+            forward(forwards, shared.config.outbox_capacity);
         }
-        // Every room's lock before the hub goes (see `fanout`): a batch can
-        // span rooms, and each must keep its order in every outbox.
-        let _rooms = (!forwards.is_empty()).then(|| shared.fanout.every_room());
-        drop(hub);
-        shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
-        forward(forwards, shared.config.outbox_capacity);
     }
 
     fn members(&self) -> Vec<(u64, String, String)> {

@@ -47,8 +47,10 @@ fn remote_members_are_announced_listed_and_heard() {
         texts(&chat.input(ClientId(1), "/nick ZOE", at(5)), 1),
         ["! nickname 'ZOE' is taken in #lobby"]
     );
+    assert_eq!(chat.remote_room(them(5)), Some("lobby"));
     let left = chat.remote(them(5), RemoteEvent::Left, at(6));
     assert_eq!(texts(&left, 1), ["* zoe left #lobby"]);
+    assert_eq!(chat.remote_room(them(5)), None);
 }
 
 #[test]
