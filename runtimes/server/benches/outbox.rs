@@ -16,13 +16,13 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tincan_chat::Now;
 use tincan_core::frame::encode_frame;
 use tincan_core::OpCode;
-use tincan_server::fanout::Fanout;
+use tincan_server::fanout::{Fanout, Stripe};
 use tincan_server::hub::{lock, Hub};
 use tincan_server::log::LogLevel;
 use tincan_server::metrics::Metrics;
@@ -45,21 +45,25 @@ struct Client {
 }
 
 impl Client {
-    /// A session through its handshake into the room at `/`.
+    /// A session through its handshake into the room at `/{room}`.
     fn joined(
-        hub: &Mutex<Hub<Outbox>>,
+        hub: &Mutex<Hub>,
         fanout: &Fanout,
         config: &ServerConfig,
         metrics: &Arc<Metrics>,
+        room: &str,
     ) -> Self {
         let id = lock(hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
         let mut session = Session::new(id, peer, config, metrics);
         let outbox = Outbox::new();
         session.receive(
-            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
-              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\r\n",
+            format!(
+                "GET /{room} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
         );
         let mut client = Self {
             session,
@@ -72,7 +76,7 @@ impl Client {
 
     /// What the session's task does after input: the session hands the
     /// chat's messages to their outboxes.
-    fn forward(&mut self, hub: &Mutex<Hub<Outbox>>, fanout: &Fanout) {
+    fn forward(&mut self, hub: &Mutex<Hub>, fanout: &Fanout) {
         self.session.process(hub, fanout, &self.outbox, now());
     }
 
@@ -100,24 +104,33 @@ impl Client {
     }
 }
 
-fn outbox(c: &mut Criterion) {
-    let mut group = c.benchmark_group("outbox");
-    for n in [10usize, 100, 1000] {
-        let mut config = ServerConfig {
-            // Log lines would pile up in the sessions: none below warnings.
-            log_level: LogLevel::Warn,
-            // Never full: nobody is closed for being slow here.
-            outbox_capacity: usize::MAX,
-            ..ServerConfig::default()
-        };
-        config.chat.max_room_clients = n;
-        config.chat.rate.burst = u32::MAX;
-        config.chat.rate.per_second = 1e12;
+/// The chat's limits lifted for the bench: rooms of `n`, no rate limit, no
+/// log lines below warnings (they would pile up in the sessions), outboxes
+/// that never fill.
+fn config(n: usize) -> ServerConfig {
+    let mut config = ServerConfig {
+        log_level: LogLevel::Warn,
+        outbox_capacity: usize::MAX,
+        ..ServerConfig::default()
+    };
+    config.chat.max_room_clients = n;
+    config.chat.rate.burst = u32::MAX;
+    config.chat.rate.per_second = 1e12;
+    config
+}
+
+/// The members of one room, the first of them the sender.
+struct Room {
+    clients: Vec<Client>,
+    frame: Vec<u8>,
+}
+
+impl Room {
+    fn joined(hub: &Mutex<Hub>, fanout: &Fanout, config: &ServerConfig, name: &str) -> Self {
+        let n = config.chat.max_room_clients;
         let metrics = Arc::new(Metrics::default());
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let fanout = Fanout::new();
         let mut clients: Vec<Client> = (0..n)
-            .map(|_| Client::joined(&hub, &fanout, &config, &metrics))
+            .map(|_| Client::joined(hub, fanout, config, &metrics, name))
             .collect();
         for client in &mut clients {
             client.take_and_write();
@@ -130,24 +143,81 @@ fn outbox(c: &mut Criterion) {
             Some([1, 2, 3, 4]),
             b"hello, everyone",
         );
-        let send = |clients: &mut [Client]| {
-            let (sender, rest) = clients.split_first_mut().expect("n > 0");
-            sender.session.receive(&frame);
-            sender.forward(&hub, &fanout);
-            let mut reached = usize::from(sender.take_and_write() > 0);
-            for client in rest {
-                reached += usize::from(client.take_and_write() > 0);
-            }
-            reached
-        };
-        assert_eq!(send(&mut clients), n, "every member gets the message");
+        Self { clients, frame }
+    }
+
+    /// One message from the sender, and every member's task taking it and
+    /// writing it out; returns how many members got it.
+    fn send(&mut self, hub: &Mutex<Hub>, fanout: &Fanout) -> usize {
+        let (sender, rest) = self.clients.split_first_mut().expect("n > 0");
+        sender.session.receive(&self.frame);
+        sender.forward(hub, fanout);
+        let mut reached = usize::from(sender.take_and_write() > 0);
+        for client in rest {
+            reached += usize::from(client.take_and_write() > 0);
+        }
+        reached
+    }
+}
+
+fn outbox(c: &mut Criterion) {
+    let mut group = c.benchmark_group("outbox");
+    for n in [10usize, 100, 1000] {
+        let config = config(n);
+        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let fanout = Fanout::new();
+        let mut room = Room::joined(&hub, &fanout, &config, "");
+        assert_eq!(room.send(&hub, &fanout), n, "every member gets the message");
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::new("message to room of", n), |b| {
-            b.iter(|| send(&mut clients))
+            b.iter(|| room.send(&hub, &fanout))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, outbox);
+/// Two rooms of 1000 on one hub, a message to each per iteration: on one
+/// thread, one room after the other; on two, each on its own thread, as two
+/// cores would run them. Rooms that do not contend take about half the time
+/// on two (the hub is taken only to decide each message; the fan-out runs
+/// under each room's own lock).
+fn rooms_in_parallel(c: &mut Criterion) {
+    const N: usize = 1000;
+    let mut group = c.benchmark_group("rooms in parallel");
+    let config = config(N);
+    let hub = Mutex::new(Hub::new(config.chat.clone()));
+    let fanout = Fanout::new();
+    let (a, b) = ("room-a", "room-b");
+    assert_ne!(Stripe::of(a), Stripe::of(b), "two rooms, two locks");
+    let mut rooms = [
+        Room::joined(&hub, &fanout, &config, a),
+        Room::joined(&hub, &fanout, &config, b),
+    ];
+    group.throughput(Throughput::Elements(2 * N as u64));
+    group.bench_function(BenchmarkId::new("two rooms of 1000, threads", 1), |bench| {
+        bench.iter(|| {
+            for room in &mut rooms {
+                assert_eq!(room.send(&hub, &fanout), N);
+            }
+        })
+    });
+    group.bench_function(BenchmarkId::new("two rooms of 1000, threads", 2), |bench| {
+        bench.iter_custom(|iters| {
+            let [first, second] = &mut rooms;
+            let (hub, fanout) = (&hub, &fanout);
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(move || (0..iters).for_each(|_| assert_eq!(first.send(hub, fanout), N)));
+                scope.spawn(move || {
+                    (0..iters).for_each(|_| assert_eq!(second.send(hub, fanout), N))
+                });
+            });
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, outbox, rooms_in_parallel);
 criterion_main!(benches);

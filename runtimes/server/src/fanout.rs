@@ -16,21 +16,34 @@
 //! nothing is made or freed as rooms come and go, and two rooms that share a
 //! lock only take turns, as every room did behind the one hub.
 //!
+//! Each lock also holds the outboxes of its rooms' members, so that finding
+//! a thousand recipients' outboxes is done under the room's lock too, not
+//! the hub's. A member's outbox goes in when it joins and out when it
+//! leaves, under the lock, in the room's order like its other output.
+//!
 //! The order in which locks are taken is always the hub, then the room
 //! locks (all of them in index order, when one output spans rooms); none is
 //! held while the hub is taken.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tincan_chat::ClientId;
+
+use crate::outbox::Outbox;
 
 /// How many room locks there are: enough that a few busy rooms rarely
 /// share one on any number of cores.
 const STRIPES: usize = 64;
 
+/// The outboxes of the members of the rooms that share one lock.
+type Members = HashMap<ClientId, Outbox>;
+
 /// The room locks (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Fanout {
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[Mutex<Members>]>,
 }
 
 /// Which of the [`Fanout`] locks a room takes.
@@ -50,16 +63,50 @@ impl Stripe {
 #[must_use = "the room is ordered only while this is held"]
 pub enum Held<'a> {
     /// One room's lock.
-    Room(MutexGuard<'a, ()>),
+    Room(MutexGuard<'a, Members>),
     /// Every room's.
-    Every(Vec<MutexGuard<'a, ()>>),
+    Every(Vec<MutexGuard<'a, Members>>),
+}
+
+impl Held<'_> {
+    /// The outbox of `id`, a member of a held room.
+    pub fn outbox(&self, id: ClientId) -> Option<&Outbox> {
+        match self {
+            Held::Room(members) => members.get(&id),
+            Held::Every(all) => all.iter().find_map(|members| members.get(&id)),
+        }
+    }
+
+    /// `id` joined the held room (held with [`Fanout::room`], its room's
+    /// stripe): its room's output reaches `outbox` from now on.
+    pub fn enter(&mut self, id: ClientId, outbox: Outbox) {
+        debug_assert!(
+            matches!(self, Held::Room(_)),
+            "a member enters its own room"
+        );
+        if let Held::Room(members) = self {
+            members.insert(id, outbox);
+        }
+    }
+
+    /// `id` left its room, a held one.
+    pub fn leave(&mut self, id: ClientId) {
+        match self {
+            Held::Room(members) => {
+                members.remove(&id);
+            }
+            Held::Every(all) => all.iter_mut().for_each(|members| {
+                members.remove(&id);
+            }),
+        }
+    }
 }
 
 impl Fanout {
-    /// The room locks, none held.
+    /// The room locks, none held, no members.
     pub fn new() -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -76,9 +123,9 @@ impl Fanout {
         Held::Every((0..self.stripes.len()).map(|i| self.take(i)).collect())
     }
 
-    /// A panic while handing out leaves nothing half-done that a lock
-    /// protects (the lock guards no data), so a poisoned one is still fine.
-    fn take(&self, index: usize) -> MutexGuard<'_, ()> {
+    /// A panic while handing out leaves no map half-changed (an insert or
+    /// a remove is whole), so a poisoned lock is still fine.
+    fn take(&self, index: usize) -> MutexGuard<'_, Members> {
         self.stripes[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -104,6 +151,26 @@ mod tests {
             .map(|i| Stripe::of(&format!("room-{i}")).0)
             .collect();
         assert_eq!(used.len(), STRIPES, "1000 rooms use every lock");
+    }
+
+    #[test]
+    fn a_member_is_found_under_its_room_lock_from_joining_to_leaving() {
+        let fanout = Fanout::new();
+        let lobby = Stripe::of("lobby");
+        let other = (0..)
+            .map(|i| Stripe::of(&format!("room-{i}")))
+            .find(|s| *s != lobby)
+            .expect("another lock");
+        let id = ClientId(7);
+        fanout.room(lobby).enter(id, Outbox::new());
+        assert!(fanout.room(lobby).outbox(id).is_some());
+        assert!(fanout.room(other).outbox(id).is_none());
+        assert!(
+            fanout.every_room().outbox(id).is_some(),
+            "and across them all"
+        );
+        fanout.room(lobby).leave(id);
+        assert!(fanout.every_room().outbox(id).is_none());
     }
 
     #[test]

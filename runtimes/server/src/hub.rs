@@ -1,7 +1,7 @@
-//! What all sessions share: the chat and each client's outbox, behind one
-//! mutex that a session takes only for the chat operation at hand.
+//! What all sessions share: the chat, behind one mutex that a session takes
+//! only to decide the chat operation at hand (the members' outboxes are
+//! with their rooms' locks, in [`crate::fanout`]).
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tincan_chat::{Appended, Chat, ChatConfig, ClientId, Now, Output, Presence};
@@ -9,12 +9,11 @@ use tincan_chat::{Appended, Chat, ChatConfig, ClientId, Now, Output, Presence};
 use crate::broker::Link;
 use crate::store::Writer;
 
-/// State shared by all sessions: the chat and each client's outbox, where `T`
-/// is the runtime's sending half of a channel.
+/// State shared by all sessions: the chat, and what the server as a whole
+/// is doing (draining, stopping), with where history and events go.
 #[derive(Debug)]
-pub struct Hub<T> {
+pub struct Hub {
     pub(crate) chat: Chat,
-    pub(crate) outboxes: HashMap<ClientId, T>,
     /// Shutdown has begun: no chat input or join is taken any more, and
     /// leaving is no longer announced (the whole room is going).
     pub(crate) stopping: bool,
@@ -28,12 +27,11 @@ pub struct Hub<T> {
     next_id: u64,
 }
 
-impl<T: Clone> Hub<T> {
+impl Hub {
     /// An empty hub for a chat with these limits.
     pub fn new(config: ChatConfig) -> Self {
         Self {
             chat: Chat::new(config),
-            outboxes: HashMap::new(),
             stopping: false,
             draining: false,
             store: None,
@@ -51,12 +49,12 @@ impl<T: Clone> Hub<T> {
 
     /// How many clients are in the chat.
     pub fn len(&self) -> usize {
-        self.outboxes.len()
+        self.chat.len()
     }
 
     /// Whether the chat is empty.
     pub fn is_empty(&self) -> bool {
-        self.outboxes.is_empty()
+        self.chat.is_empty()
     }
 
     /// Shutdown begins: from now on no chat input is taken (see
@@ -118,7 +116,6 @@ impl<T: Clone> Hub<T> {
     }
 
     pub(crate) fn leave(&mut self, id: ClientId, now: Now) -> Output {
-        self.outboxes.remove(&id);
         let out = self.chat.leave(id, now);
         if self.stopping {
             // Everyone is leaving: "X left" would reach only those not yet
@@ -152,7 +149,7 @@ pub enum NotReady {
 /// Locks the hub only for the chat operation at hand, never across I/O or a
 /// whole batch of events. A panic elsewhere cannot leave the chat half-updated
 /// (its methods do not panic midway), so a poisoned lock is still usable.
-pub fn lock<T>(hub: &Mutex<Hub<T>>) -> MutexGuard<'_, Hub<T>> {
+pub fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
     hub.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -162,7 +159,7 @@ mod tests {
 
     #[test]
     fn ready_until_a_drain_then_not_until_the_end() {
-        let mut hub: Hub<()> = Hub::new(ChatConfig::DEFAULT);
+        let mut hub = Hub::new(ChatConfig::DEFAULT);
         assert_eq!(hub.readiness(), Ok(()));
         hub.drain();
         assert_eq!(hub.readiness(), Err(NotReady::Draining));

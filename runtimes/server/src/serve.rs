@@ -52,7 +52,7 @@ const WRITE_SLICES: usize = 64;
 struct Shared<R> {
     runtime: R,
     config: ServerConfig,
-    hub: Mutex<Hub<Outbox>>,
+    hub: Mutex<Hub>,
     /// The room locks that keep each room's order in every outbox while
     /// rooms fan out in parallel.
     fanout: Fanout,
@@ -749,31 +749,31 @@ impl<R: Runtime> Side for BrokerSide<R> {
             if out.presence.is_some() {
                 hub.share(None, out.presence.as_ref());
             }
-            let mut forwards = Vec::new();
-            for delivery in out.deliveries {
-                for recipient in delivery.to {
-                    if let Some(outbox) = hub.outboxes.get(&recipient) {
-                        let message = delivery.message.clone();
-                        let outgoing = Outgoing {
-                            message,
-                            sample: None,
-                        };
-                        forwards.push((outbox.clone(), outgoing));
-                    }
-                }
-            }
-            if forwards.is_empty() {
+            if out.deliveries.is_empty() {
                 continue;
             }
             // The room's lock before the hub goes, as a session takes it
-            // (see `fanout`).
-            let _room = match stripe {
+            // (see `fanout`); its members' outboxes are there.
+            let room = match stripe {
                 Some(stripe) => shared.fanout.room(stripe),
                 None => shared.fanout.every_room(),
             };
             drop(hub);
-            shared.metrics.deliveries_out.inc_by(forwards.len() as u64);
-            forward(forwards, shared.config.outbox_capacity);
+            let mut delivered = 0;
+            for delivery in out.deliveries {
+                for recipient in delivery.to {
+                    if let Some(outbox) = room.outbox(recipient) {
+                        let outgoing = Outgoing {
+                            message: delivery.message.clone(),
+                            sample: None,
+                        };
+                        // A full outbox closes: that client is too slow.
+                        let _ = outbox.put(outgoing, shared.config.outbox_capacity);
+                        delivered += 1;
+                    }
+                }
+            }
+            shared.metrics.deliveries_out.inc_by(delivered);
         }
     }
 
@@ -826,15 +826,6 @@ async fn waited<F: Future>(mut future: Pin<&mut F>) -> (F::Output, bool) {
     })
     .await;
     (output, waited)
-}
-
-/// Hands chat messages to other clients' outboxes without waiting: a full
-/// outbox means that client is too slow, and it is closed (see
-/// [`Outbox::put`]).
-fn forward(messages: Vec<(Outbox, Outgoing)>, capacity: usize) {
-    for (outbox, message) in messages {
-        let _ = outbox.put(message, capacity);
-    }
 }
 
 /// The time as the session and the chat take it: monotonic since `start`,

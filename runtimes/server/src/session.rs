@@ -41,6 +41,14 @@ pub struct Outgoing {
     pub sample: Option<Arc<Sample>>,
 }
 
+/// What a chat operation did to the client's membership of its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Same,
+    Joined,
+    Left,
+}
+
 /// `Retry-After` (seconds) on the 503 that refuses an upgrade while the
 /// server drains: by then a balancer has stopped sending clients here.
 const RETRY_AFTER: &str = "5";
@@ -209,13 +217,7 @@ impl Session {
     /// the hub is let go (see [`crate::fanout`]). `outbox` is this client's:
     /// what waits there (what the room said before) is delivered before the
     /// output's part for this client.
-    pub fn process(
-        &mut self,
-        hub: &Mutex<Hub<Outbox>>,
-        fanout: &Fanout,
-        outbox: &Outbox,
-        now: Now,
-    ) {
+    pub fn process(&mut self, hub: &Mutex<Hub>, fanout: &Fanout, outbox: &Outbox, now: Now) {
         // Echoed messages, counted once per call: the counters are atomics
         // every thread shares, and a read can hold many messages.
         let mut echoed = 0;
@@ -223,8 +225,13 @@ impl Session {
             match event {
                 Event::Request(request) => {
                     let mut hub = lock(hub);
-                    let out = self.route(&request, &mut hub, outbox, now);
-                    self.hand_out(out, hub, fanout, outbox, None);
+                    let out = self.route(&request, &mut hub, now);
+                    // Joined now: its outbox goes to its room's members.
+                    let change = match self.joined {
+                        true => Membership::Joined,
+                        false => Membership::Same,
+                    };
+                    self.hand_out(out, hub, fanout, outbox, None, change);
                 }
                 Event::Open { .. } => {}
                 Event::Message(message) if self.echo => {
@@ -252,7 +259,7 @@ impl Session {
                     // yet closed.
                     if !hub.stopping {
                         let out = hub.chat.input(self.id, &text, now);
-                        self.hand_out(out, hub, fanout, outbox, sample);
+                        self.hand_out(out, hub, fanout, outbox, sample, Membership::Same);
                     } else {
                         drop(hub);
                     }
@@ -307,7 +314,7 @@ impl Session {
             self.joined = false;
             let mut hub = lock(hub);
             let out = hub.leave(self.id, now);
-            self.hand_out(out, hub, fanout, outbox, None);
+            self.hand_out(out, hub, fanout, outbox, None, Membership::Left);
         }
     }
 
@@ -353,13 +360,7 @@ impl Session {
 
     /// Answers the HTTP request: the page, a refusal, or the upgrade into a
     /// room (`/` is the lobby), in the format the client asked for.
-    fn route(
-        &mut self,
-        request: &Request,
-        hub: &mut Hub<Outbox>,
-        outbox: &Outbox,
-        now: Now,
-    ) -> Output {
+    fn route(&mut self, request: &Request, hub: &mut Hub, now: Now) -> Output {
         if !request.is_upgrade {
             let text = "text/plain; charset=utf-8";
             let not_found = (404, text, Cow::Borrowed(&b"not found\n"[..]));
@@ -456,7 +457,6 @@ impl Session {
         match hub.chat.join(self.id, self.address, room, format, now) {
             Ok(out) => {
                 hub.chat.set_deflate(self.id, self.conn.deflate().is_some());
-                hub.outboxes.insert(self.id, outbox.clone());
                 self.joined = true;
                 self.stripe = Stripe::of(room);
                 self.last_input = now.mono;
@@ -492,17 +492,19 @@ impl Session {
         });
     }
 
-    /// Hands out a chat operation's output, taken with `hub` held: this
-    /// client's part to itself, after what its outbox holds, and the rest
-    /// to the other recipients' outboxes, under the room's lock and with
-    /// the hub let go (see [`crate::fanout`]).
+    /// Hands out a chat operation's output, taken with `hub` held, under
+    /// the room's lock taken before the hub is let go (see
+    /// [`crate::fanout`]): a member that `change`d enters or leaves the
+    /// room's outboxes, this client's part goes to itself after what its
+    /// outbox holds, and the rest to the other members' outboxes.
     fn hand_out(
         &mut self,
         out: Output,
-        hub: MutexGuard<'_, Hub<Outbox>>,
+        hub: MutexGuard<'_, Hub>,
         fanout: &Fanout,
         outbox: &Outbox,
         sample: Option<Arc<Sample>>,
+        change: Membership,
     ) {
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
@@ -514,25 +516,31 @@ impl Session {
         if deliveries > 0 {
             self.metrics.deliveries_out.inc_by(deliveries as u64);
         }
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        for delivery in out.deliveries {
-            for recipient in delivery.to {
-                let outgoing = Outgoing {
-                    message: delivery.message.clone(),
-                    sample: sample.clone(),
-                };
-                if recipient == self.id {
-                    mine.push(outgoing);
-                } else if let Some(to) = hub.outboxes.get(&recipient) {
-                    theirs.push((to.clone(), outgoing));
-                }
-            }
-        }
-        if mine.is_empty() && theirs.is_empty() {
+        if deliveries == 0 && change == Membership::Same {
             drop(hub);
         } else {
-            let _room = fanout.room(self.stripe);
+            let mut room = fanout.room(self.stripe);
             drop(hub);
+            match change {
+                Membership::Joined => room.enter(self.id, outbox.clone()),
+                Membership::Left => room.leave(self.id),
+                Membership::Same => {}
+            }
+            let mut mine = Vec::new();
+            for delivery in out.deliveries {
+                for recipient in delivery.to {
+                    let outgoing = Outgoing {
+                        message: delivery.message.clone(),
+                        sample: sample.clone(),
+                    };
+                    if recipient == self.id {
+                        mine.push(outgoing);
+                    } else if let Some(to) = room.outbox(recipient) {
+                        // A full outbox closes: that client is too slow.
+                        let _ = to.put(outgoing, self.outbox_capacity);
+                    }
+                }
+            }
             if !mine.is_empty() {
                 // The room's earlier output, put here by other sessions
                 // under this lock, goes before this client's own.
@@ -541,10 +549,6 @@ impl Session {
                 for outgoing in earlier.into_iter().chain(mine) {
                     self.deliver(outgoing);
                 }
-            }
-            for (to, outgoing) in theirs {
-                // A full outbox closes: that client is too slow.
-                let _ = to.put(outgoing, self.outbox_capacity);
             }
         }
         if let Some((code, reason)) = out.close {
@@ -650,12 +654,12 @@ mod tests {
     }
 
     /// A session through its handshake into `path`, and its outbox.
-    fn joined(hub: &Mutex<Hub<Outbox>>, config: &ServerConfig, path: &str) -> (Session, Outbox) {
+    fn joined(hub: &Mutex<Hub>, config: &ServerConfig, path: &str) -> (Session, Outbox) {
         joined_from(hub, config, path, SocketAddr::from(([127, 0, 0, 1], 5000)))
     }
 
     fn joined_from(
-        hub: &Mutex<Hub<Outbox>>,
+        hub: &Mutex<Hub>,
         config: &ServerConfig,
         path: &str,
         peer: SocketAddr,
@@ -679,7 +683,7 @@ mod tests {
 
     /// Two sessions in the lobby, what they were sent so far read.
     fn two_in_the_lobby(
-        hub: &Mutex<Hub<Outbox>>,
+        hub: &Mutex<Hub>,
         config: &ServerConfig,
     ) -> ((Session, Outbox), (Session, Outbox)) {
         let (mut a, a_outbox) = joined(hub, config, "/");
