@@ -246,6 +246,9 @@ pub struct Connection {
     /// The permessage-deflate parameters, once agreed.
     deflate: Option<DeflateParams>,
     activity: bool,
+    /// The buffers the handshake grew are still held: they go the first
+    /// time the queue empties once open (see [`Connection::advance`]).
+    fresh: bool,
     ping_outstanding: bool,
     rng: u64,
 }
@@ -275,6 +278,7 @@ impl Connection {
             message_timer: Timer::Off,
             deflate: None,
             activity: false,
+            fresh: true,
             ping_outstanding: false,
             rng: config.mask_seed,
             config,
@@ -389,6 +393,16 @@ impl Connection {
         let written = self.queue.written();
         while self.pongs.front().is_some_and(|&end| end <= written) {
             self.pongs.pop_front();
+        }
+        if self.fresh && self.queue.len() == 0 && matches!(self.state, State::Open) {
+            // The handshake is over and written, with whatever was sent
+            // right after it (a welcome, a history): what it grew (the
+            // response's buffer, the request's events, the queue's slots)
+            // goes, once. An idle connection then holds no buffers until
+            // traffic comes; a busy one grows them again in a message or
+            // two.
+            self.fresh = false;
+            self.release_buffers();
         }
     }
 

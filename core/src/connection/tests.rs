@@ -328,6 +328,39 @@ fn traffic_capacity(conn: &Connection) -> usize {
 }
 
 #[test]
+fn the_handshake_buffers_go_once_it_and_what_followed_are_written() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    server.receive(RFC_REQUEST);
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    server.accept(None).expect("accept");
+    assert_eq!(server.poll_event(), Some(Event::Open { protocol: None }));
+    // A welcome right behind the 101, as the chat sends: nothing goes
+    // while either is unwritten.
+    let welcome = crate::PreparedMessage::text("* Welcome to #lobby, guest-1.");
+    server.send_prepared(&welcome).expect("open");
+    let all = server.buffered_amount();
+    server.advance(all - 1);
+    assert!(traffic_capacity(&server) > 0);
+    server.advance(1);
+    assert_eq!(traffic_capacity(&server), 0);
+    assert_eq!(server.steps.capacity(), 0, "the request's events");
+    // Traffic grows them again, and they stay between messages (the
+    // steady state allocates nothing).
+    server.receive(&masked(0x1, true, b"hi"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("hi".into()))]
+    );
+    server.send_text("hi").expect("open");
+    drain(&mut server);
+    let busy = traffic_capacity(&server);
+    assert!(busy > 0);
+    server.send_text("again").expect("open");
+    drain(&mut server);
+    assert_eq!(traffic_capacity(&server), busy);
+}
+
+#[test]
 fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
     let config = Config {
         ping_interval: Some(Duration::from_secs(30)),
