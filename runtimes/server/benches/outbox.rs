@@ -1,6 +1,6 @@
 //! The outbox: one chat message from a client in a room of N, through the
 //! server's own path to every recipient's queued bytes. The sender's
-//! session takes the frame and asks the hub's chat; under the room's lock
+//! session takes the frame and asks the hub's chat; in the room's turn
 //! (`tincan_server::fanout`), each recipient's message goes into its outbox (`tincan_server::outbox::Outbox`), where
 //! the recipient's task waits for it (a waker that does nothing here), is
 //! taken off by its session and written out (`poll_transmit_vectored`, then

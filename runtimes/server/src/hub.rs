@@ -1,6 +1,6 @@
 //! What all sessions share: the chat, behind one mutex that a session takes
-//! only to decide the chat operation at hand (the members' outboxes are
-//! with their rooms' locks, in [`crate::fanout`]).
+//! only to decide the chat operation at hand and to take its room's turn
+//! (the fan-out, and the members' outboxes, are in [`crate::fanout`]).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

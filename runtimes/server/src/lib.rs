@@ -11,7 +11,7 @@
 //! - [`origin`]: which web pages may connect;
 //! - [`session`]: one client connection (HTTP routing, upgrade, chat, echo);
 //! - [`hub`]: what the sessions share, behind one mutex;
-//! - [`fanout`]: the room locks that keep each room's order while rooms fan
+//! - [`fanout`]: the rooms' lanes that keep each room's order while rooms fan
 //!   out in parallel;
 //! - [`budget`]: the server-wide cap on queued outbound bytes;
 //! - [`page`]: the browser page and its wasm codec, embedded;

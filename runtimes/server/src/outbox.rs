@@ -19,8 +19,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::session::Outgoing;
 
-/// A handle on one client's outbox: cloned into the hub for the senders,
-/// and held by the client's task, which takes from it.
+/// A handle on one client's outbox: cloned into its room's lane (see
+/// [`crate::fanout`]) for the senders, and held by the client's task, which
+/// takes from it.
 #[derive(Debug, Clone, Default)]
 pub struct Outbox(Arc<Mutex<State>>);
 

@@ -53,7 +53,7 @@ struct Shared<R> {
     runtime: R,
     config: ServerConfig,
     hub: Mutex<Hub>,
-    /// The room locks that keep each room's order in every outbox while
+    /// The rooms' lanes that keep each room's order in every outbox while
     /// rooms fan out in parallel.
     fanout: Fanout,
     /// Held for reading while a session takes chat input and hands what it
@@ -468,7 +468,7 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
 /// Drives one connection until its session is finished.
 async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Shared<R>, door: Door) {
     let config = &shared.config;
-    // Empty until messages come; `forward` bounds it.
+    // Empty until messages come; a put past `outbox_capacity` closes it.
     let outbox = Outbox::new();
     // What was taken from the outbox in one go, to be delivered.
     let mut batch: Vec<Outgoing> = Vec::new();
@@ -752,13 +752,15 @@ impl<R: Runtime> Side for BrokerSide<R> {
             if out.deliveries.is_empty() {
                 continue;
             }
-            // The room's lock before the hub goes, as a session takes it
-            // (see `fanout`); its members' outboxes are there.
-            let room = match stripe {
-                Some(stripe) => shared.fanout.room(stripe),
-                None => shared.fanout.every_room(),
+            // The room's turn, taken in the hub's order and waited for
+            // without it, as a session does (see `fanout`); its members'
+            // outboxes are there.
+            let turn = match stripe {
+                Some(stripe) => shared.fanout.turn(stripe),
+                None => shared.fanout.turn_of_every_room(),
             };
             drop(hub);
+            let room = turn.wait();
             let mut delivered = 0;
             for delivery in out.deliveries {
                 for recipient in delivery.to {

@@ -3,11 +3,12 @@
 //! answering in echo mode, and the log lines.
 //!
 //! A runtime owns one [`Session`] per socket, its [`Outbox`], and one [`Hub`]
-//! in a mutex beside the room locks ([`Fanout`]). It feeds bytes and time
-//! into the session, calls [`Session::process`] (which takes the hub only for
-//! each chat operation and hands what it led to to the other clients'
-//! outboxes, without waiting, in the room's order), delivers what its own
-//! outbox gets, and writes what [`Session::poll_transmit`] gives.
+//! in a mutex beside the rooms' lanes ([`Fanout`]). It feeds bytes and time
+//! into the session, calls [`Session::process`] (which takes the hub only to
+//! decide each chat operation, then, in the room's turn, hands what it led
+//! to to the other members' outboxes; a full one is closed, never waited
+//! on), delivers what its own outbox gets, and writes what
+//! [`Session::poll_transmit`] gives.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -183,7 +184,8 @@ impl Session {
         }
     }
 
-    /// The hub closed this client's outbox because it was full.
+    /// This client's outbox was closed because it was full (a sender's
+    /// put found it so).
     pub fn outbox_closed(&mut self) {
         self.too_slow();
     }
@@ -212,9 +214,9 @@ impl Session {
     }
 
     /// Handles what happened since the last call, at time `now`: each chat
-    /// operation takes the hub, and its output goes to the other
-    /// recipients' outboxes under the room's lock in `fanout`, taken before
-    /// the hub is let go (see [`crate::fanout`]). `outbox` is this client's:
+    /// operation takes the hub and its room's next turn in `fanout`, lets the
+    /// hub go, and in that turn its output goes to the other members'
+    /// outboxes (see [`crate::fanout`]). `outbox` is this client's:
     /// what waits there (what the room said before) is delivered before the
     /// output's part for this client.
     pub fn process(&mut self, hub: &Mutex<Hub>, fanout: &Fanout, outbox: &Outbox, now: Now) {
@@ -492,8 +494,8 @@ impl Session {
         });
     }
 
-    /// Hands out a chat operation's output, taken with `hub` held, under
-    /// the room's lock taken before the hub is let go (see
+    /// Hands out a chat operation's output, taken with `hub` held, in the
+    /// room's turn taken before the hub is let go and waited for after (see
     /// [`crate::fanout`]): a member that `change`d enters or leaves the
     /// room's outboxes, this client's part goes to itself after what its
     /// outbox holds, and the rest to the other members' outboxes.
@@ -519,8 +521,11 @@ impl Session {
         if deliveries == 0 && change == Membership::Same {
             drop(hub);
         } else {
-            let mut room = fanout.room(self.stripe);
+            // The room's turn, taken in the hub's order and waited for
+            // without it (see `fanout`).
+            let turn = fanout.turn(self.stripe);
             drop(hub);
+            let mut room = turn.wait();
             match change {
                 Membership::Joined => room.enter(self.id, outbox.clone()),
                 Membership::Left => room.leave(self.id),
@@ -541,9 +546,11 @@ impl Session {
                     }
                 }
             }
-            if !mine.is_empty() {
+            // A closed outbox means this client is too slow and about to
+            // be closed: its own line would come after a gap.
+            if !mine.is_empty() && !outbox.is_closed() {
                 // The room's earlier output, put here by other sessions
-                // under this lock, goes before this client's own.
+                // in earlier turns, goes before this client's own.
                 let mut earlier = Vec::new();
                 outbox.take(&mut earlier);
                 for outgoing in earlier.into_iter().chain(mine) {
@@ -643,8 +650,10 @@ mod tests {
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-    /// The room locks every test's sessions share, as a server's do.
-    static FANOUT: std::sync::LazyLock<Fanout> = std::sync::LazyLock::new(Fanout::new);
+    /// A chat's hub and rooms, each test its own (their ids start at 1).
+    fn chat_for(config: &ServerConfig) -> (Mutex<Hub>, Fanout) {
+        (Mutex::new(Hub::new(config.chat.clone())), Fanout::new())
+    }
 
     fn at(secs: u64) -> Now {
         Now {
@@ -654,12 +663,21 @@ mod tests {
     }
 
     /// A session through its handshake into `path`, and its outbox.
-    fn joined(hub: &Mutex<Hub>, config: &ServerConfig, path: &str) -> (Session, Outbox) {
-        joined_from(hub, config, path, SocketAddr::from(([127, 0, 0, 1], 5000)))
+    fn joined(
+        (hub, fanout): (&Mutex<Hub>, &Fanout),
+        config: &ServerConfig,
+        path: &str,
+    ) -> (Session, Outbox) {
+        joined_from(
+            (hub, fanout),
+            config,
+            path,
+            SocketAddr::from(([127, 0, 0, 1], 5000)),
+        )
     }
 
     fn joined_from(
-        hub: &Mutex<Hub>,
+        (hub, fanout): (&Mutex<Hub>, &Fanout),
         config: &ServerConfig,
         path: &str,
         peer: SocketAddr,
@@ -675,7 +693,7 @@ mod tests {
             .as_bytes(),
         );
         let outbox = Outbox::new();
-        session.process(hub, &FANOUT, &outbox, at(0));
+        session.process(hub, fanout, &outbox, at(0));
         let head = sent(&mut session);
         assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
         (session, outbox)
@@ -683,11 +701,11 @@ mod tests {
 
     /// Two sessions in the lobby, what they were sent so far read.
     fn two_in_the_lobby(
-        hub: &Mutex<Hub>,
+        chat: (&Mutex<Hub>, &Fanout),
         config: &ServerConfig,
     ) -> ((Session, Outbox), (Session, Outbox)) {
-        let (mut a, a_outbox) = joined(hub, config, "/");
-        let (mut b, b_outbox) = joined(hub, config, "/");
+        let (mut a, a_outbox) = joined(chat, config, "/");
+        let (mut b, b_outbox) = joined(chat, config, "/");
         sent(&mut a);
         sent(&mut b);
         ((a, a_outbox), (b, b_outbox))
@@ -739,8 +757,8 @@ mod tests {
     fn chat_refuses_a_message_longer_than_any_chat_message_at_its_header() {
         let mut config = ServerConfig::default();
         config.chat.max_text_len = 10;
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut session, outbox) = joined(&hub, &config, "/");
+        let (hub, fanout) = chat_for(&config);
+        let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         // Over 4 * 10 + 1024 bytes: only the header is sent.
         let mut header = FrameHeader::new(OpCode::Text, 1065);
@@ -748,21 +766,21 @@ mod tests {
         let mut bytes = Vec::new();
         header.encode(&mut bytes);
         session.receive(&bytes);
-        session.process(&hub, &FANOUT, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, at(1));
         let out = sent(&mut session);
         assert_eq!(close_code(&frames(&out)[0]), 1009);
 
         // Any --max-chat-length is fine, the largest too (no overflow).
         config.chat.max_text_len = usize::MAX;
-        joined(&hub, &config, "/");
+        joined((&hub, &fanout), &config, "/");
         config.chat.max_text_len = 10;
 
         // The echo mode keeps the configured limit.
         config.echo = true;
-        let (mut echo, outbox) = joined(&hub, &config, "/");
+        let (mut echo, outbox) = joined((&hub, &fanout), &config, "/");
         let long = "x".repeat(5000);
         echo.receive(&client_frame(OpCode::Text, long.as_bytes()));
-        echo.process(&hub, &FANOUT, &outbox, at(1));
+        echo.process(&hub, &fanout, &outbox, at(1));
         assert_eq!(
             frames(&sent(&mut echo)),
             [(OpCode::Text, long.into_bytes())]
@@ -775,7 +793,7 @@ mod tests {
             echo: true,
             ..ServerConfig::default()
         };
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (hub, fanout) = chat_for(&config);
         let metrics = Arc::new(Metrics::default());
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
         let mut session = Session::new(ClientId(1), peer, &config, &metrics);
@@ -784,16 +802,16 @@ mod tests {
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
               Sec-WebSocket-Version: 13\r\n\r\n",
         );
-        session.process(&hub, &FANOUT, &Outbox::new(), at(0));
+        session.process(&hub, &fanout, &Outbox::new(), at(0));
         sent(&mut session);
         // Three messages in one read, then one more.
         let mut read = client_frame(OpCode::Text, b"one");
         read.extend(client_frame(OpCode::Binary, b"two"));
         read.extend(client_frame(OpCode::Text, b"three"));
         session.receive(&read);
-        session.process(&hub, &FANOUT, &Outbox::new(), at(1));
+        session.process(&hub, &fanout, &Outbox::new(), at(1));
         session.receive(&client_frame(OpCode::Text, b"four"));
-        session.process(&hub, &FANOUT, &Outbox::new(), at(1));
+        session.process(&hub, &fanout, &Outbox::new(), at(1));
         assert_eq!(
             frames(&sent(&mut session)),
             [
@@ -810,11 +828,11 @@ mod tests {
     #[test]
     fn binary_in_the_chat_is_1003() {
         let config = ServerConfig::default();
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut session, outbox) = joined(&hub, &config, "/");
+        let (hub, fanout) = chat_for(&config);
+        let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Binary, b"\x00\x01"));
-        session.process(&hub, &FANOUT, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, at(1));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1003);
     }
 
@@ -825,19 +843,19 @@ mod tests {
             ..ServerConfig::default()
         };
         config.connection.ping_interval = None;
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut session, outbox) = joined(&hub, &config, "/");
+        let (hub, fanout) = chat_for(&config);
+        let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Text, b"hello"));
-        session.process(&hub, &FANOUT, &outbox, at(30));
+        session.process(&hub, &fanout, &outbox, at(30));
         sent(&mut session);
         // A ping is no message: only messages keep a client from idling.
         session.receive(&client_frame(OpCode::Ping, b""));
-        session.process(&hub, &FANOUT, &outbox, at(80));
+        session.process(&hub, &fanout, &outbox, at(80));
         sent(&mut session);
         assert_eq!(session.poll_timeout(), Some(Duration::from_secs(90)));
         session.handle_timeout(Duration::from_secs(90));
-        session.process(&hub, &FANOUT, &outbox, at(90));
+        session.process(&hub, &fanout, &outbox, at(90));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1001);
         assert!(std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::Idle { .. })));
     }
@@ -845,15 +863,15 @@ mod tests {
     #[test]
     fn a_dropped_client_is_announced_to_its_room() {
         let config = ServerConfig::default();
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut a, a_outbox) = joined(&hub, &config, "/");
-        let (mut b, b_outbox) = joined(&hub, &config, "/");
-        let (mut c, c_outbox) = joined(&hub, &config, "/elsewhere");
+        let (hub, fanout) = chat_for(&config);
+        let (mut a, a_outbox) = joined((&hub, &fanout), &config, "/");
+        let (mut b, b_outbox) = joined((&hub, &fanout), &config, "/");
+        let (mut c, c_outbox) = joined((&hub, &fanout), &config, "/elsewhere");
         for s in [&mut a, &mut b, &mut c] {
             sent(s);
         }
         a.receive_eof();
-        a.process(&hub, &FANOUT, &a_outbox, at(5));
+        a.process(&hub, &fanout, &a_outbox, at(5));
         assert_eq!(taken(&b_outbox), [b"* guest-1 left #lobby"]);
         // C is in another room.
         assert!(c_outbox.is_empty());
@@ -863,15 +881,15 @@ mod tests {
     #[test]
     fn what_the_room_said_before_reaches_the_sender_before_its_own_line() {
         let config = ServerConfig::default();
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let ((mut a, a_outbox), (mut b, b_outbox)) = two_in_the_lobby(&hub, &config);
+        let (hub, fanout) = chat_for(&config);
+        let ((mut a, a_outbox), (mut b, b_outbox)) = two_in_the_lobby((&hub, &fanout), &config);
         assert_eq!(taken(&a_outbox), [b"* guest-2 joined #lobby"]);
         b.receive(&client_frame(OpCode::Text, b"first"));
-        b.process(&hub, &FANOUT, &b_outbox, at(1));
+        b.process(&hub, &fanout, &b_outbox, at(1));
         // B's line waits in A's outbox (A's task has not run yet) when A
         // speaks: the room's order (its history's) is B's, then A's.
         a.receive(&client_frame(OpCode::Text, b"second"));
-        a.process(&hub, &FANOUT, &a_outbox, at(1));
+        a.process(&hub, &fanout, &a_outbox, at(1));
         let texts: Vec<Vec<u8>> = frames(&sent(&mut a)).into_iter().map(|(_, p)| p).collect();
         assert_eq!(texts, [&b"guest-2: first"[..], b"guest-1: second"]);
         assert!(a_outbox.is_empty());
@@ -881,11 +899,11 @@ mod tests {
     #[test]
     fn a_closed_outbox_closes_the_client_with_1008() {
         let config = ServerConfig::default();
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let (mut session, outbox) = joined(&hub, &config, "/");
+        let (hub, fanout) = chat_for(&config);
+        let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.outbox_closed();
-        session.process(&hub, &FANOUT, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, at(1));
         let out = frames(&sent(&mut session));
         assert_eq!(close_code(&out[0]), 1008);
         assert_eq!(&out[0].1[2..], b"too slow: send queue full");
@@ -897,11 +915,11 @@ mod tests {
     #[test]
     fn once_stopping_no_input_is_taken_no_join_and_no_leave_announced() {
         let config = ServerConfig::default();
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
-        let ((mut a, a_outbox), (_, b_outbox)) = two_in_the_lobby(&hub, &config);
+        let (hub, fanout) = chat_for(&config);
+        let ((mut a, a_outbox), (_, b_outbox)) = two_in_the_lobby((&hub, &fanout), &config);
         lock(&hub).stop();
         a.receive(&client_frame(OpCode::Text, b"too late"));
-        a.process(&hub, &FANOUT, &a_outbox, at(1));
+        a.process(&hub, &fanout, &a_outbox, at(1));
         assert!(b_outbox.is_empty());
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
@@ -912,12 +930,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
-        late.process(&hub, &FANOUT, &Outbox::new(), at(1));
+        late.process(&hub, &fanout, &Outbox::new(), at(1));
         assert!(sent(&mut late).starts_with(b"HTTP/1.1 503 "));
         // Leaving is not announced: the whole room is going.
         a.shutdown();
         a.receive_eof();
-        a.process(&hub, &FANOUT, &a_outbox, at(2));
+        a.process(&hub, &fanout, &a_outbox, at(2));
         assert!(b_outbox.is_empty());
         assert_eq!(lock(&hub).len(), 1);
     }
@@ -944,37 +962,45 @@ mod tests {
             burst: 2,
             per_second: 0.5,
         };
-        let hub = Mutex::new(Hub::new(config.chat.clone()));
+        let (hub, fanout) = chat_for(&config);
         let texts = |session: &mut Session| -> Vec<Vec<u8>> {
             frames(&sent(session)).into_iter().map(|(_, p)| p).collect()
         };
         let home = SocketAddr::from(([192, 0, 2, 1], 1000));
-        let (mut a, a_outbox) = joined_from(&hub, &config, "/", home);
+        let (mut a, a_outbox) = joined_from((&hub, &fanout), &config, "/", home);
         texts(&mut a);
         for _ in 0..2 {
             a.receive(&client_frame(OpCode::Text, b"hi"));
         }
-        a.process(&hub, &FANOUT, &a_outbox, at(0));
+        a.process(&hub, &fanout, &a_outbox, at(0));
         assert_eq!(texts(&mut a), [b"guest-1: hi", b"guest-1: hi"]);
         a.receive_eof();
-        a.process(&hub, &FANOUT, &a_outbox, at(0));
+        a.process(&hub, &fanout, &a_outbox, at(0));
 
         // Another port of the same address: the same, empty bucket.
-        let (mut b, b_outbox) =
-            joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 1], 1001)));
+        let (mut b, b_outbox) = joined_from(
+            (&hub, &fanout),
+            &config,
+            "/",
+            SocketAddr::from(([192, 0, 2, 1], 1001)),
+        );
         texts(&mut b);
         b.receive(&client_frame(OpCode::Text, b"hi"));
-        b.process(&hub, &FANOUT, &b_outbox, at(0));
+        b.process(&hub, &fanout, &b_outbox, at(0));
         assert_eq!(
             texts(&mut b),
             [&b"! slow down: at most 2 messages at once and 0.5 per second"[..]]
         );
         // Another address has its own.
-        let (mut c, c_outbox) =
-            joined_from(&hub, &config, "/", SocketAddr::from(([192, 0, 2, 2], 1000)));
+        let (mut c, c_outbox) = joined_from(
+            (&hub, &fanout),
+            &config,
+            "/",
+            SocketAddr::from(([192, 0, 2, 2], 1000)),
+        );
         texts(&mut c);
         c.receive(&client_frame(OpCode::Text, b"hi"));
-        c.process(&hub, &FANOUT, &c_outbox, at(0));
+        c.process(&hub, &fanout, &c_outbox, at(0));
         assert_eq!(texts(&mut c), [b"guest-3: hi"]);
     }
 }
