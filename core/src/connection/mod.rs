@@ -246,9 +246,10 @@ pub struct Connection {
     /// The permessage-deflate parameters, once agreed.
     deflate: Option<DeflateParams>,
     activity: bool,
-    /// The buffers the handshake grew are still held: they go the first
-    /// time the queue empties once open (see [`Connection::advance`]).
-    fresh: bool,
+    /// The handshake, or a keepalive ping answered after a quiet interval,
+    /// grew buffers that only traffic would use again: they go once every
+    /// event is taken and every byte written.
+    release_when_drained: bool,
     ping_outstanding: bool,
     rng: u64,
 }
@@ -278,7 +279,7 @@ impl Connection {
             message_timer: Timer::Off,
             deflate: None,
             activity: false,
-            fresh: true,
+            release_when_drained: true,
             ping_outstanding: false,
             rng: config.mask_seed,
             config,
@@ -362,6 +363,7 @@ impl Connection {
                 Step::Finish => self.finish(),
             }
         }
+        self.release_if_drained();
         None
     }
 
@@ -394,14 +396,22 @@ impl Connection {
         while self.pongs.front().is_some_and(|&end| end <= written) {
             self.pongs.pop_front();
         }
-        if self.fresh && self.queue.len() == 0 && matches!(self.state, State::Open) {
-            // The handshake is over and written, with whatever was sent
-            // right after it (a welcome, a history): what it grew (the
-            // response's buffer, the request's events, the queue's slots)
-            // goes, once. An idle connection then holds no buffers until
-            // traffic comes; a busy one grows them again in a message or
-            // two.
-            self.fresh = false;
+        self.release_if_drained();
+    }
+
+    /// What the handshake grew (the response's buffer, the request's
+    /// events, the queue's slots), once it and whatever was sent right
+    /// behind it (a welcome, a history) are written; or what a keepalive
+    /// ping and its pong grew, once the pong is taken. An idle connection
+    /// then holds no buffers until traffic comes; a busy one grows them
+    /// again in a message or two.
+    fn release_if_drained(&mut self) {
+        if self.release_when_drained
+            && self.queue.len() == 0
+            && self.steps.is_empty()
+            && matches!(self.state, State::Open)
+        {
+            self.release_when_drained = false;
             self.release_buffers();
         }
     }
@@ -760,6 +770,8 @@ impl Connection {
                 }
             }
             Decoded::Pong(payload) => {
+                // The answer to a keepalive ping: the connection was quiet.
+                self.release_when_drained |= self.ping_outstanding;
                 self.ping_outstanding = false;
                 self.emit(Event::Pong(payload));
             }

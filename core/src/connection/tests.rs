@@ -360,14 +360,42 @@ fn the_handshake_buffers_go_once_it_and_what_followed_are_written() {
     assert_eq!(traffic_capacity(&server), busy);
 }
 
-#[test]
-fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
-    let config = Config {
+/// An open server that pings after 30 quiet seconds, its clock started.
+fn pinging_server() -> Connection {
+    let mut server = open_server(Config {
         ping_interval: Some(Duration::from_secs(30)),
         ..Config::default()
-    };
-    let mut server = open_server(config);
+    });
     server.handle_timeout(Duration::ZERO);
+    server
+}
+
+#[test]
+fn a_keepalive_exchange_leaves_no_buffers_behind() {
+    let mut server = pinging_server();
+    assert_eq!(traffic_capacity(&server), 0, "after the handshake");
+    // The handshake's interval counts as traffic; the next is quiet: a
+    // ping goes out, the pong comes back.
+    server.handle_timeout(Duration::from_secs(30));
+    server.handle_timeout(Duration::from_secs(60));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    assert_eq!(&drain(&mut server)[..2], [0x89, 0x06]);
+    server.receive(&masked(0xA, true, b"tincan"));
+    assert_eq!(events(&mut server), [Event::Pong(b"tincan".to_vec())]);
+    assert_eq!(server.poll_event(), None);
+    assert_eq!(traffic_capacity(&server), 0);
+    assert_eq!(server.steps.capacity(), 0, "the ping's and pong's events");
+    // A ping from the peer is no keepalive of ours: its answer's buffer
+    // stays for the traffic it may announce.
+    server.receive(&masked(0x9, true, b"hi"));
+    assert_eq!(events(&mut server), [Event::Ping(b"hi".to_vec())]);
+    drain(&mut server);
+    assert!(traffic_capacity(&server) > 0);
+}
+
+#[test]
+fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
+    let mut server = pinging_server();
     // A 64 KiB message in, recycled as an application would; 50 small
     // messages out, written.
     server.receive(&masked(0x2, true, &[7; 64 << 10]));
@@ -405,12 +433,7 @@ fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
 /// A message in progress when the interval ends quietly is kept whole.
 #[test]
 fn a_quiet_interval_keeps_a_message_in_progress() {
-    let config = Config {
-        ping_interval: Some(Duration::from_secs(30)),
-        ..Config::default()
-    };
-    let mut server = open_server(config);
-    server.handle_timeout(Duration::ZERO);
+    let mut server = pinging_server();
     server.receive(&masked(0x1, false, b"hel"));
     server.handle_timeout(Duration::from_secs(30));
     server.handle_timeout(Duration::from_secs(60));
