@@ -6,9 +6,7 @@
 mod common;
 
 use common::*;
-use std::sync::{Arc, Barrier};
 use tungstenite::client::IntoClientRequest;
-
 use tungstenite::Message;
 
 /// The welcome of a plain client in `room`; returns the nickname.
@@ -353,59 +351,17 @@ fn every_member_sees_the_room_in_one_order() {
         "--max-connections-per-ip",
         "0",
     ]);
-    let lines = |ws: &mut Ws, n: usize| -> Vec<String> {
-        let mut seen = Vec::with_capacity(n);
-        while seen.len() < n {
-            let text = ws_text(ws);
-            if !is_notice(&text) {
-                seen.push(text);
-            }
-        }
-        seen
+    let member = |sends| Member {
+        ws: join(&server, "order").0,
+        sends,
+        // Senders read their own copies too: the sender's own line is the
+        // one most easily put out of order.
+        reads: true,
     };
-    let receivers: Vec<Ws> = (0..RECEIVERS).map(|_| join(&server, "order").0).collect();
-    let senders: Vec<Ws> = (0..SENDERS).map(|_| join(&server, "order").0).collect();
-    let go = Arc::new(Barrier::new(SENDERS + RECEIVERS));
-    let total = SENDERS * MESSAGES;
-    let reading: Vec<_> = receivers
-        .into_iter()
-        .map(|mut ws| {
-            let go = go.clone();
-            std::thread::spawn(move || {
-                go.wait();
-                lines(&mut ws, total)
-            })
-        })
-        .collect();
-    let sending: Vec<_> = senders
-        .into_iter()
-        .enumerate()
-        .map(|(s, mut ws)| {
-            let go = go.clone();
-            std::thread::spawn(move || {
-                go.wait();
-                for n in 0..MESSAGES {
-                    ws_send_text(&mut ws, &format!("s{s}-{n}"));
-                }
-                // Its own copies, so that nothing is left unread.
-                lines(&mut ws, total)
-            })
-        })
-        .collect();
-    let mut orders: Vec<Vec<String>> = reading
-        .into_iter()
-        .chain(sending)
-        .map(|t| t.join().expect("client thread"))
-        .collect();
-    let first = orders.remove(0);
-    for (i, order) in orders.iter().enumerate() {
-        if let Some(at) = first.iter().zip(order).position(|(a, b)| a != b) {
-            panic!(
-                "client {} saw {:?} where client 0 saw {:?} (message {at} of {total})",
-                i + 1,
-                order[at],
-                first[at]
-            );
-        }
-    }
+    let mut members: Vec<Member> = (0..RECEIVERS).map(|_| member(false)).collect();
+    members.extend((0..SENDERS).map(|_| member(true)));
+    let orders = all_at_once(members, MESSAGES);
+    assert_eq!(orders.len(), RECEIVERS + SENDERS);
+    assert_eq!(orders[0].len(), SENDERS * MESSAGES);
+    assert_one_order(&orders);
 }

@@ -212,6 +212,42 @@ fn two_nodes_share_a_room_in_order_with_history_and_presence() {
     wait_text(&mut carol, &format!("* {bob_nick} left #lobby"));
 }
 
+/// The members on one node see its room in one order, lines from its own
+/// senders and from another node's mixed: the node's (its history's).
+#[test]
+fn members_on_one_node_see_local_and_remote_lines_in_one_order() {
+    const MESSAGES: usize = 100;
+    let fast = [
+        FAST.as_slice(),
+        &["--threads", "2", "--max-connections-per-ip", "0"],
+    ]
+    .concat();
+    let redis = Redis::start();
+    let a = node(&redis, &fast);
+    let b = node(&redis, &fast);
+    let member = |node: &Server, sends, reads| Member {
+        ws: join(node).0,
+        sends,
+        reads,
+    };
+    let mut members: Vec<Member> = (0..12).map(|_| member(&a, false, true)).collect();
+    // Senders on a read too; b's may see b's order, which can differ.
+    members.extend((0..2).map(|_| member(&a, true, true)));
+    members.extend((0..2).map(|_| member(&b, true, false)));
+    // Node a knows b's senders once they are in /who there.
+    let (mut watcher, _) = join(&a);
+    who_until(&mut watcher, |who| who.starts_with("* In #lobby (17)"));
+    let orders = all_at_once(members, MESSAGES);
+    assert_eq!(orders.len(), 14);
+    assert_one_order(&orders);
+    // Both nodes' lines are there.
+    for s in 0..4 {
+        let mine = format!(": s{s}-");
+        let count = orders[0].iter().filter(|t| t.contains(&mine)).count();
+        assert_eq!(count, MESSAGES, "sender {s}");
+    }
+}
+
 #[test]
 fn a_nickname_taken_on_another_node_is_refused() {
     let mut p = pair(&[]);

@@ -1037,3 +1037,79 @@ impl Raw {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
+
+/// A client of [`all_at_once`]: it sends `s{i}-{n}` lines, reads the room's
+/// chat lines, or both.
+pub struct Member {
+    pub ws: Ws,
+    pub sends: bool,
+    pub reads: bool,
+}
+
+/// Starts every member at once: each sender sends `messages` lines
+/// (`s{i}-{n}`, `i` its place among the senders) while each reader reads
+/// every sender's lines (notices skipped). Returns what each reader read,
+/// in the members' order.
+pub fn all_at_once(members: Vec<Member>, messages: usize) -> Vec<Vec<String>> {
+    let senders = members.iter().filter(|m| m.sends).count();
+    let total = senders * messages;
+    let go = Arc::new(std::sync::Barrier::new(members.len()));
+    let mut sender = 0;
+    let threads: Vec<_> = members
+        .into_iter()
+        .map(|mut member| {
+            let go = go.clone();
+            let me = sender;
+            sender += usize::from(member.sends);
+            std::thread::spawn(move || {
+                go.wait();
+                if member.sends {
+                    for n in 0..messages {
+                        ws_send_text(&mut member.ws, &format!("s{me}-{n}"));
+                    }
+                }
+                let lines = match member.reads {
+                    true => (0..total).map(|_| ws_chat(&mut member.ws)).collect(),
+                    false => Vec::new(),
+                };
+                // Kept open until every member is done: a socket closed
+                // with unread input resets, and the server may then lose
+                // lines it had not read yet.
+                (member, lines)
+            })
+        })
+        .collect();
+    let done: Vec<(Member, Vec<String>)> = threads
+        .into_iter()
+        .map(|t| t.join().expect("member thread"))
+        .collect();
+    done.into_iter()
+        .filter(|(member, _)| member.reads)
+        .map(|(_, lines)| lines)
+        .collect()
+}
+
+/// Fails, naming the first difference, unless every reader read the same
+/// lines in the same order.
+pub fn assert_one_order(orders: &[Vec<String>]) {
+    let Some((first, rest)) = orders.split_first() else {
+        return;
+    };
+    for (i, order) in rest.iter().enumerate() {
+        assert_eq!(
+            order.len(),
+            first.len(),
+            "reader {} read a different count",
+            i + 1
+        );
+        if let Some(at) = first.iter().zip(order).position(|(a, b)| a != b) {
+            panic!(
+                "reader {} read {:?} where reader 0 read {:?} (line {at} of {})",
+                i + 1,
+                order[at],
+                first[at],
+                first.len()
+            );
+        }
+    }
+}
