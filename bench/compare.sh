@@ -42,6 +42,7 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 # Joining: this many clients join one room at once (the load tool's
 # --connect-concurrency 200 at a time).
 JOIN_CONNS=${JOIN_CONNS:-1000}
+JOIN_ROOMS=${JOIN_ROOMS:-1}
 # Rate: broadcasts offered at these total rates (senders x 100/s) to
 # BC_RECEIVERS, below saturation: the cost per delivery and the latency.
 RATES=${RATES:-100 1000}
@@ -458,8 +459,10 @@ cross_node_scenario() {
     "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); Redis CPU $(median "$f" redis_cpu_ms) ms"
 }
 
-# Joining: JOIN_CONNS clients join one room at once (--connect-concurrency
-# 200); the server's CPU seconds from before the first connects to when the
+# Joining: JOIN_CONNS clients join JOIN_ROOMS rooms (by default one) at once
+# (--connect-concurrency 200): JOIN_CONNS=10000 JOIN_ROOMS=10 is a restart
+# of a server with 10 rooms of 1000, every page reconnecting. The server's
+# CPU seconds from before the first connects to when the
 # last is open and the server has gone quiet (its CPU time unchanged over
 # 0.2 s, at most 5 s).
 joining_scenario() {
@@ -474,7 +477,7 @@ joining_scenario() {
       esac
       local before after=-1 quiet=$((SECONDS + 5))
       before=$(cpu_ms "$server_pid")
-      hold "$server" /join -n "$JOIN_CONNS" --rooms 1
+      hold "$server" /join -n "$JOIN_CONNS" --rooms "$JOIN_ROOMS"
       while [ "$after" != "$(cpu_ms "$server_pid")" ] && [ $SECONDS -lt $quiet ]; do
         after=$(cpu_ms "$server_pid")
         sleep 0.2
@@ -491,7 +494,9 @@ joining_scenario() {
     done
     local note=
     [[ $server == tincan-* ]] && note="target at most 0.5 CPU-s"
-    row "$JOIN_CONNS clients join one room" "$server" "$(median "$f" connected) joined in $(median "$f" connect_secs) s" \
+    local rooms="one room"
+    [ "$JOIN_ROOMS" != 1 ] && rooms="$JOIN_ROOMS rooms"
+    row "$JOIN_CONNS clients join $rooms" "$server" "$(median "$f" connected) joined in $(median "$f" connect_secs) s" \
       "" "" "$(median "$f" server_cpu_s) CPU-s" "$note"
   done
 }
