@@ -493,7 +493,10 @@ joining_scenario() {
       say "joining $server run $run: $line"
     done
     local note=
-    [[ $server == tincan-* ]] && note="target at most 0.5 CPU-s"
+    # The issue's targets: 1000 into one room in at most 0.5 CPU-s; 10
+    # rooms of 1000 settled within 5 s.
+    [[ $server == tincan-* && $JOIN_ROOMS == 1 ]] && note="target at most 0.5 CPU-s for 1000"
+    [[ $server == tincan-* && $JOIN_ROOMS != 1 ]] && note="target: all in within 5 s"
     local rooms="one room"
     [ "$JOIN_ROOMS" != 1 ] && rooms="$JOIN_ROOMS rooms"
     row "$JOIN_CONNS clients join $rooms" "$server" "$(median "$f" connected) joined in $(median "$f" connect_secs) s" \
