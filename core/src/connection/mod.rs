@@ -369,8 +369,10 @@ impl Connection {
 
     /// Whether [`Connection::poll_event`] has anything to do: an event to
     /// hand out, or a close or the end that waits for the events before it.
-    /// When `false`, `poll_event` returns `None` and changes nothing, so a
-    /// caller may skip it (and whatever it takes to handle events).
+    /// When `false`, `poll_event` returns `None` and changes nothing the
+    /// caller can see (at most it frees spare buffers, as
+    /// [`Connection::advance`] does), so a caller may skip it (and whatever
+    /// it takes to handle events).
     pub fn has_pending_events(&self) -> bool {
         !self.steps.is_empty()
     }

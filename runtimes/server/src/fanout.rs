@@ -33,11 +33,13 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use tincan_chat::ClientId;
+use tincan_chat::{ClientId, Delivery};
 
+use crate::metrics::Sample;
 use crate::outbox::Outbox;
+use crate::session::Outgoing;
 
 /// How many lanes there are: enough that a few busy rooms rarely share
 /// one on any number of cores.
@@ -92,7 +94,8 @@ impl Stripe {
 #[must_use = "a turn holds up its lane until it is waited for"]
 pub struct Turn<'a> {
     fanout: &'a Fanout,
-    places: Places,
+    /// `None` once waited for.
+    places: Option<Places>,
 }
 
 /// Where a [`Turn`] stands.
@@ -101,8 +104,6 @@ enum Places {
     One(usize, u64),
     /// These turns of every lane, in lane order.
     Every(Vec<u64>),
-    /// Waited for already.
-    Served,
 }
 
 /// A turn being served: the output is handed out while it is held, and the
@@ -130,7 +131,7 @@ impl Fanout {
     pub fn turn(&self, stripe: Stripe) -> Turn<'_> {
         Turn {
             fanout: self,
-            places: Places::One(stripe.0, self.take_place(stripe.0)),
+            places: Some(Places::One(stripe.0, self.take_place(stripe.0))),
         }
     }
 
@@ -139,16 +140,34 @@ impl Fanout {
     pub fn turn_of_every_room(&self) -> Turn<'_> {
         Turn {
             fanout: self,
-            places: Places::Every(
+            places: Some(Places::Every(
                 (0..self.lanes.len())
                     .map(|lane| self.take_place(lane))
                     .collect(),
-            ),
+            )),
         }
     }
 
     fn take_place(&self, lane: usize) -> u64 {
         self.lanes[lane].next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Waits for the turns at `places`, in lane order, and holds them.
+    fn serve_all(&self, places: Places) -> Held<'_> {
+        let lanes = match places {
+            Places::One(lane, turn) => Lanes::One(lane, self.serve(lane, turn)),
+            Places::Every(turns) => Lanes::Every(
+                turns
+                    .into_iter()
+                    .enumerate()
+                    .map(|(lane, turn)| self.serve(lane, turn))
+                    .collect(),
+            ),
+        };
+        Held {
+            fanout: self,
+            lanes,
+        }
     }
 
     /// Waits for `turn` in `lane` and holds the lane's state.
@@ -178,33 +197,15 @@ impl Default for Fanout {
 impl<'a> Turn<'a> {
     /// Waits for the turn (call it with the hub let go), then holds it.
     pub fn wait(mut self) -> Held<'a> {
-        let fanout = self.fanout;
-        let lanes = match mem::replace(&mut self.places, Places::Served) {
-            Places::One(lane, turn) => Lanes::One(lane, fanout.serve(lane, turn)),
-            Places::Every(turns) => Lanes::Every(
-                turns
-                    .into_iter()
-                    .enumerate()
-                    .map(|(lane, turn)| fanout.serve(lane, turn))
-                    .collect(),
-            ),
-            Places::Served => Lanes::Every(Vec::new()),
-        };
-        Held { fanout, lanes }
+        let places = self.places.take().expect("a turn is waited for once");
+        self.fanout.serve_all(places)
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if !matches!(self.places, Places::Served) {
-            let places = mem::replace(&mut self.places, Places::Served);
-            drop(
-                Turn {
-                    fanout: self.fanout,
-                    places,
-                }
-                .wait(),
-            );
+        if let Some(places) = self.places.take() {
+            drop(self.fanout.serve_all(places));
         }
     }
 }
@@ -216,6 +217,34 @@ impl Held<'_> {
             Lanes::One(_, state) => state.members.get(&id),
             Lanes::Every(all) => all.iter().find_map(|state| state.members.get(&id)),
         }
+    }
+
+    /// Hands each delivery to its recipients' outboxes (a full one closes:
+    /// see [`Outbox::put`]), but for `me`'s, which come back in order for
+    /// the caller to deliver itself. Also returns how many outboxes got one.
+    pub fn put(
+        &self,
+        deliveries: Vec<Delivery>,
+        me: Option<ClientId>,
+        sample: Option<Arc<Sample>>,
+        capacity: usize,
+    ) -> (Vec<Outgoing>, u64) {
+        let (mut mine, mut put) = (Vec::new(), 0);
+        for delivery in deliveries {
+            for recipient in delivery.to {
+                let outgoing = Outgoing {
+                    message: delivery.message.clone(),
+                    sample: sample.clone(),
+                };
+                if Some(recipient) == me {
+                    mine.push(outgoing);
+                } else if let Some(to) = self.outbox(recipient) {
+                    let _ = to.put(outgoing, capacity);
+                    put += 1;
+                }
+            }
+        }
+        (mine, put)
     }
 
     /// `id` joined the held room (a turn of its room's lane, from

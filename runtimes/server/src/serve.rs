@@ -761,20 +761,8 @@ impl<R: Runtime> Side for BrokerSide<R> {
             };
             drop(hub);
             let room = turn.wait();
-            let mut delivered = 0;
-            for delivery in out.deliveries {
-                for recipient in delivery.to {
-                    if let Some(outbox) = room.outbox(recipient) {
-                        let outgoing = Outgoing {
-                            message: delivery.message.clone(),
-                            sample: None,
-                        };
-                        // A full outbox closes: that client is too slow.
-                        let _ = outbox.put(outgoing, shared.config.outbox_capacity);
-                        delivered += 1;
-                    }
-                }
-            }
+            let capacity = shared.config.outbox_capacity;
+            let (_, delivered) = room.put(out.deliveries, None, None, capacity);
             shared.metrics.deliveries_out.inc_by(delivered);
         }
     }

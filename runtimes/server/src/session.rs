@@ -531,21 +531,7 @@ impl Session {
                 Membership::Left => room.leave(self.id),
                 Membership::Same => {}
             }
-            let mut mine = Vec::new();
-            for delivery in out.deliveries {
-                for recipient in delivery.to {
-                    let outgoing = Outgoing {
-                        message: delivery.message.clone(),
-                        sample: sample.clone(),
-                    };
-                    if recipient == self.id {
-                        mine.push(outgoing);
-                    } else if let Some(to) = room.outbox(recipient) {
-                        // A full outbox closes: that client is too slow.
-                        let _ = to.put(outgoing, self.outbox_capacity);
-                    }
-                }
-            }
+            let (mine, _) = room.put(out.deliveries, Some(self.id), sample, self.outbox_capacity);
             // A closed outbox means this client is too slow and about to
             // be closed: its own line would come after a gap.
             if !mine.is_empty() && !outbox.is_closed() {
