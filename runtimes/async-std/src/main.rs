@@ -13,9 +13,10 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_std::io::{ReadExt, WriteExt};
+use async_std::io::{Read, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
@@ -77,8 +78,8 @@ impl Listener for AsyncStdListener {
 struct AsyncStdSocket(TcpStream);
 
 impl Socket for AsyncStdSocket {
-    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.0).read(buf).await
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &self.0).poll_read(cx, buf)
     }
 
     async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {

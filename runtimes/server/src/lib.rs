@@ -15,7 +15,7 @@
 //!   out in parallel;
 //! - [`budget`]: the server-wide cap on queued outbound bytes;
 //! - [`page`]: the browser page and its wasm codec, embedded;
-//! - [`read_buffer`]: the per-connection read buffer;
+//! - [`read_buffer`]: the read buffer each thread lends its connections;
 //! - [`runtime`]: the trait a runtime implements;
 //! - [`serve`]: the accept loop and the connection task;
 //! - [`tls`]: https and wss on rustls, and the certificate reload;

@@ -1,77 +1,127 @@
-//! The buffer a connection task reads its socket into.
+//! The buffer every connection task on a thread reads its socket into.
+//!
+//! A connection holds no read buffer of its own: it reads into its thread's
+//! one, and the session takes the bytes (the protocol keeps only what ends
+//! mid-frame) before the task can wait again. So an idle connection holds
+//! none, and a busy one reads up to [`SIZE`] bytes in one system call.
+//!
+//! The bytes stay valid only until the task waits: another task on the
+//! thread reads into the same buffer then. [`Filled`] enforces it: it is not
+//! `Send`, so a task's future that held one across an `.await` would not be
+//! `Send` either, and the runtime would not take it.
 
-/// The buffer a runtime reads a socket into: it starts small, so that an
-/// idle connection holds little, and doubles (up to 64 KiB) whenever a read
-/// fills it, so that a busy one reads in large chunks. [`ReadBuffer::shrink`]
-/// takes it back to its first size when the connection has gone quiet.
-#[derive(Debug, Clone)]
-pub struct ReadBuffer {
-    buf: Vec<u8>,
+use std::cell::RefCell;
+use std::io;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+
+use crate::runtime::Socket;
+
+/// The size of each thread's buffer, and so the most one read takes.
+pub const SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// Made on a thread's first read, zeroed once.
+    static BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; SIZE].into_boxed_slice());
 }
 
-impl ReadBuffer {
-    /// A chat message or a short upgrade request (a browser's, with
-    /// cookies, may take a read or two more).
-    const INITIAL: usize = 512;
-    const MAX: usize = 64 * 1024;
+/// What a read put in the thread's buffer: to be taken with
+/// [`Filled::take`] before the task waits again.
+#[derive(Debug)]
+pub struct Filled {
+    len: usize,
+    /// Not `Send` (see the module's doc).
+    _here: PhantomData<*const ()>,
+}
 
-    /// A small buffer.
-    pub fn new() -> Self {
-        Self {
-            buf: vec![0; Self::INITIAL],
-        }
+impl Filled {
+    /// How many bytes were read; 0 is the end of the stream.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// Where the next read goes.
-    pub fn space(&mut self) -> &mut [u8] {
-        &mut self.buf
+    /// Whether the read found the end of the stream.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
-    /// The `n` bytes the last read put in [`ReadBuffer::space`]; grows the
-    /// buffer for next time if they filled it.
-    pub fn filled(&mut self, n: usize) -> &[u8] {
-        if n == self.buf.len() && n < Self::MAX {
-            let grown = (2 * n).min(Self::MAX);
-            self.buf.resize(grown, 0);
-        }
-        &self.buf[..n.min(self.buf.len())]
-    }
-
-    /// Back to the first size, for a connection that has gone quiet.
-    pub fn shrink(&mut self) {
-        if self.buf.len() > Self::INITIAL {
-            self.buf = vec![0; Self::INITIAL];
-        }
+    /// Hands the bytes read to `take`.
+    pub fn take<T>(self, take: impl FnOnce(&[u8]) -> T) -> T {
+        BUFFER.with_borrow(|buffer| take(&buffer[..self.len]))
     }
 }
 
-impl Default for ReadBuffer {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Reads what has arrived on `socket` into the thread's buffer, or arranges
+/// for `cx` to be woken when something may have (see
+/// [`Socket::poll_read`]).
+pub fn poll_read(socket: &impl Socket, cx: &mut Context<'_>) -> Poll<io::Result<Filled>> {
+    BUFFER
+        .with_borrow_mut(|buffer| socket.poll_read(cx, buffer))
+        .map_ok(|len| Filled {
+            len: len.min(SIZE),
+            _here: PhantomData,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::IoSlice;
+    use std::sync::Mutex;
+    use std::task::Waker;
+
+    /// A socket that hands out what it was given, in reads of any size.
+    struct Bytes(Mutex<Vec<u8>>);
+
+    impl Socket for Bytes {
+        fn poll_read(&self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut bytes = self.0.lock().expect("lock");
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            bytes.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+
+        async fn write_vectored(&self, _: &[IoSlice<'_>]) -> io::Result<usize> {
+            Ok(0)
+        }
+
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn read(socket: &Bytes) -> Filled {
+        let mut cx = Context::from_waker(Waker::noop());
+        match poll_read(socket, &mut cx) {
+            Poll::Ready(Ok(filled)) => filled,
+            other => panic!("a ready read, not {other:?}"),
+        }
+    }
 
     #[test]
-    fn read_buffers_grow_while_reads_fill_them() {
-        let mut buf = ReadBuffer::new();
-        assert_eq!(buf.space().len(), 512);
-        buf.space()[..3].copy_from_slice(b"abc");
-        assert_eq!(buf.filled(3), b"abc");
-        assert_eq!(buf.space().len(), 512, "a partial read does not grow it");
-        let mut len = 512;
-        while len < 64 * 1024 {
-            buf.space().fill(7);
-            assert_eq!(buf.filled(len), vec![7; len]);
-            len *= 2;
-            assert_eq!(buf.space().len(), len);
-        }
-        assert_eq!(buf.filled(len).len(), len);
-        assert_eq!(buf.space().len(), 64 * 1024, "bounded");
-        buf.shrink();
-        assert_eq!(buf.space().len(), 512, "quiet again");
+    fn reads_take_up_to_the_buffer_and_hand_over_exactly_what_came() {
+        let all: Vec<u8> = (0..SIZE + 100).map(|i| i as u8).collect();
+        let socket = Bytes(Mutex::new(all.clone()));
+        let first = read(&socket);
+        assert_eq!(first.len(), SIZE, "one read takes a whole buffer");
+        assert_eq!(first.take(<[u8]>::to_vec), all[..SIZE]);
+        let second = read(&socket);
+        assert_eq!(second.take(<[u8]>::to_vec), all[SIZE..], "no stale bytes");
+        let end = read(&socket);
+        assert!(end.is_empty(), "then the end of the stream");
+    }
+
+    #[test]
+    fn each_thread_reads_into_its_own_buffer() {
+        let here = Bytes(Mutex::new(b"here".to_vec()));
+        let filled = read(&here);
+        std::thread::spawn(|| {
+            let there = Bytes(Mutex::new(b"there, longer".to_vec()));
+            assert_eq!(read(&there).take(<[u8]>::to_vec), b"there, longer");
+        })
+        .join()
+        .expect("the other thread");
+        assert_eq!(filled.take(<[u8]>::to_vec), b"here");
     }
 }

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
@@ -73,8 +74,12 @@ pub trait Listener: Send + Sync + 'static {
 /// A connected TCP socket. Reads and writes take `&self`, so that one task
 /// can wait for both at once.
 pub trait Socket: Send + Sync + 'static {
-    /// Reads what has arrived into `buf`; `Ok(0)` is the end of the stream.
-    fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Reads what has arrived into `buf`, or arranges for `cx` to be woken
+    /// when something may have; `Ok(0)` is the end of the stream. A poll
+    /// rather than a future, so that `buf` is lent for this call only: the
+    /// serve loop reads every connection on a thread into one buffer (see
+    /// [`crate::read_buffer`]).
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
     /// Writes some of `slices`, in order (one `writev`); returns how many
     /// bytes.

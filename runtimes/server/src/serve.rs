@@ -29,7 +29,7 @@ use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::read_buffer::ReadBuffer;
+use crate::read_buffer::{self, Filled};
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Outgoing, Session};
 use crate::store::Store;
@@ -351,7 +351,8 @@ enum Accept<S> {
 
 /// What woke a connection task.
 enum Wake {
-    Read(io::Result<usize>),
+    /// Bytes in the thread's read buffer, to be taken before the next wait.
+    Read(io::Result<Filled>),
     Wrote(io::Result<usize>),
     Flushed(io::Result<()>),
     /// Messages from the outbox are in the batch (`true`), or it closed.
@@ -484,7 +485,6 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
         Door::OverAddressLimit => session.over_address_limit(),
         Door::Ops => session.ops_only(),
     }
-    let mut buf = ReadBuffer::new();
     let (mut read_open, mut inbox_open) = (true, true);
     let (mut stopping, mut write_shut) = (false, false);
     // The session's timer, made again only when its deadline moves earlier:
@@ -494,6 +494,13 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
     let mut written = 0;
     let mut read_since_timer = false;
     loop {
+        // Out of budget: the others first. (Here, where the last turn's
+        // bytes read are gone: see `Wake::Read`.)
+        if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
+            (busy_turns, busy_bytes) = (0, 0);
+            socket.defer_read();
+            future::yield_now().await;
+        }
         shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
             log::print(config.log_level, config.log_format, &line);
@@ -537,12 +544,10 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
         } else {
             // A socket at its end reads 0 bytes at once, every time: after that,
             // only the writes, the inbox and the timer can wake this task.
-            let read = async {
-                match read_open {
-                    true => Wake::Read(socket.read(buf.space()).await),
-                    false => future::pending().await,
-                }
-            };
+            let read = future::poll_fn(|cx| match read_open {
+                true => read_buffer::poll_read(&socket, cx).map(Wake::Read),
+                false => Poll::Pending,
+            });
             let write = async {
                 match session.buffered_amount() {
                     0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
@@ -582,23 +587,22 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
             (busy_turns, busy_bytes) = (0, 0);
         }
         busy_turns += 1;
-        if let Wake::Read(Ok(n)) = wake {
-            busy_bytes += n;
-        }
-        if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
-            (busy_turns, busy_bytes) = (0, 0);
-            socket.defer_read();
-            future::yield_now().await;
-        }
         match wake {
-            Wake::Read(Ok(0) | Err(_)) => {
+            Wake::Read(Err(_)) => {
                 read_open = false;
                 session.receive_eof();
             }
-            Wake::Read(Ok(n)) => {
+            Wake::Read(Ok(filled)) if filled.is_empty() => {
+                read_open = false;
+                session.receive_eof();
+            }
+            // Taken before anything else: the bytes are in the thread's
+            // buffer, which is another task's once this one waits.
+            Wake::Read(Ok(filled)) => {
                 read_since_timer = true;
-                shared.metrics.bytes_in.inc_by(n as u64);
-                session.receive(buf.filled(n));
+                busy_bytes += filled.len();
+                shared.metrics.bytes_in.inc_by(filled.len() as u64);
+                filled.take(|bytes| session.receive(bytes));
             }
             Wake::Wrote(Ok(n)) => {
                 shared.metrics.bytes_out.inc_by(n as u64);
@@ -640,7 +644,6 @@ async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Share
                 // connection's own do when quiet for a ping interval. A
                 // busy one grows them again in a few reads.
                 if !read_since_timer {
-                    buf.shrink();
                     batch = Vec::new();
                     outbox.release();
                 }

@@ -200,11 +200,9 @@ impl<S> Socket for TlsSocket<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
 {
-    fn read(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
-        future::poll_fn(move |cx| {
-            self.poll_with(cx, |inner, cx| {
-                Pin::new(&mut inner.stream).poll_read(cx, &mut *buf)
-            })
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_with(cx, |inner, cx| {
+            Pin::new(&mut inner.stream).poll_read(cx, buf)
         })
     }
 

@@ -9,9 +9,9 @@ use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use smol::future;
 use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Timer};
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
@@ -85,14 +85,14 @@ struct SmolSocket {
 }
 
 impl Socket for SmolSocket {
-    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
             if !self.may_read.load(Ordering::Relaxed) {
-                // The socket's own waker slot, which stays registered when
-                // this turn's future is dropped: `readable()`'s future
-                // unregisters on drop, and re-arming epoll on every turn
-                // was 1.5 `epoll_ctl` per broadcast delivery.
-                future::poll_fn(|cx| self.stream.poll_readable(cx)).await?;
+                // The socket's own waker slot, which stays registered
+                // between turns: `readable()`'s future unregisters on drop,
+                // and re-arming epoll on every turn was 1.5 `epoll_ctl` per
+                // broadcast delivery.
+                ready!(self.stream.poll_readable(cx))?;
             }
             match self.stream.get_ref().read(buf) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -100,9 +100,9 @@ impl Socket for SmolSocket {
                 }
                 Ok(n) => {
                     self.may_read.store(n == buf.len(), Ordering::Relaxed);
-                    return Ok(n);
+                    return Poll::Ready(Ok(n));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

@@ -17,6 +17,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::OnceLock;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use socket2::SockRef;
@@ -100,9 +101,9 @@ impl Socket for TokioSocket {
     /// tokio's readiness (as a `WouldBlock` from `try_io` does), so the next
     /// read waits for an event instead of a system call that fails (data that
     /// arrived meanwhile brought an event of its own, which stays).
-    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
-            self.0.readable().await?;
+            ready!(self.0.poll_read_ready(cx))?;
             let mut emptied = None;
             let read = self.0.try_io(Interest::READABLE, || {
                 let n = (&*SockRef::from(&self.0)).read(buf)?;
@@ -113,9 +114,9 @@ impl Socket for TokioSocket {
                 Ok(n)
             });
             match (read, emptied) {
-                (_, Some(n)) => return Ok(n),
+                (_, Some(n)) => return Poll::Ready(Ok(n)),
                 (Err(e), None) if e.kind() == ErrorKind::WouldBlock => {}
-                (result, None) => return result,
+                (result, None) => return Poll::Ready(result),
             }
         }
     }
