@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::close::{close_payload, CloseCode};
@@ -217,7 +218,8 @@ enum Timer {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared by every connection made with the same `Arc`.
+    config: Arc<Config>,
     state: State,
     /// Client: the request sent, to check the response against. Boxed: a
     /// server's connections (most of them) keep 8 bytes, not 144.
@@ -256,8 +258,11 @@ pub struct Connection {
 
 impl Connection {
     /// A connection at the start of its handshake. A client must then call
-    /// [`Connection::connect`].
-    pub fn new(role: Role, config: Config) -> Self {
+    /// [`Connection::connect`]. `config` is a [`Config`], or an
+    /// `Arc<Config>` that many connections share (a server's thousands of
+    /// idle connections then hold one copy, not one each).
+    pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Self {
+        let config = config.into();
         Self {
             role,
             state: State::Handshake(HeadReader::new(config.max_head_size)),
@@ -288,7 +293,7 @@ impl Connection {
 
     /// A connection whose opening handshake was done elsewhere (for example
     /// by an HTTP server that handed the socket over): frames flow at once.
-    pub fn open(role: Role, config: Config) -> Self {
+    pub fn open(role: Role, config: impl Into<Arc<Config>>) -> Self {
         let mut conn = Self::new(role, config);
         conn.open_state(None);
         conn.steps.clear();

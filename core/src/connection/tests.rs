@@ -36,7 +36,7 @@ fn events(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 
-fn open_server(config: Config) -> Connection {
+fn open_server(config: impl Into<Arc<Config>>) -> Connection {
     let mut server = Connection::new(Role::Server, config);
     server.receive(RFC_REQUEST);
     assert!(matches!(server.poll_event(), Some(Event::Request(_))));
@@ -103,6 +103,20 @@ fn a_connection_can_start_open() {
     client.send_text("Hi").expect("open");
     let out = drain(&mut client);
     assert_eq!(&out[..2], [0x81, 0x82]);
+}
+
+#[test]
+fn connections_made_from_one_arc_share_their_config_and_obey_it() {
+    let config = Arc::new(Config {
+        max_message_size: 4,
+        ..Config::DEFAULT
+    });
+    let mut servers: Vec<Connection> = (0..2).map(|_| open_server(config.clone())).collect();
+    assert_eq!(Arc::strong_count(&config), 3, "one copy for all");
+    for server in &mut servers {
+        server.receive(&masked(0x1, true, b"12345"));
+        assert_failed(server, 1009);
+    }
 }
 
 #[test]

@@ -55,7 +55,8 @@ impl Client {
     ) -> Self {
         let id = lock(hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let mut session = Session::new(id, peer, config, metrics);
+        let connection = Arc::new(config.client_connection());
+        let mut session = Session::new(id, peer, config, &connection, metrics);
         let outbox = Outbox::new();
         session.receive(
             format!(

@@ -52,6 +52,8 @@ const WRITE_SLICES: usize = 64;
 struct Shared<R> {
     runtime: R,
     config: ServerConfig,
+    /// Every client connection's protocol configuration, one copy for all.
+    connection: Arc<tincan_core::Config>,
     hub: Mutex<Hub>,
     /// The rooms' lanes that keep each room's order in every outbox while
     /// rooms fan out in parallel.
@@ -209,6 +211,7 @@ pub async fn serve<R: Runtime>(
         gate: RwLock::new(()),
         metrics,
         budget,
+        connection: Arc::new(config.client_connection()),
         config,
         start: Instant::now(),
         stop: stopped,
@@ -366,47 +369,58 @@ enum Wake {
 
 /// Serves one accepted connection, over TLS if `tls` is set. It counts
 /// against the connection limits from the start, TLS handshake included.
-async fn connection<R: Runtime>(
+///
+/// (This and [`drive`] return an `async move` block rather than being
+/// `async fn`s: an `async fn`'s future holds its arguments twice, as
+/// arguments and as locals, and every connection's task is these two:
+/// 112 bytes more per connection.)
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+fn connection<R: Runtime>(
     socket: <R::Listener as Listener>::Socket,
     peer: SocketAddr,
     shared: Arc<Shared<R>>,
     tls: Option<TlsAcceptor>,
-) {
-    let total = shared.metrics.connection_opened();
-    let from_address = shared.count_address(peer.ip(), 1);
-    let over_address_limit = shared
-        .config
-        .max_connections_per_ip
-        .is_some_and(|max| from_address > max);
-    let door = match over_address_limit {
-        true => Door::OverAddressLimit,
-        false => Door::Public,
-    };
-    match tls {
-        None => drive(socket, peer, &shared, door).await,
-        Some(acceptor) => {
-            // A TLS handshake is the expensive part: past a limit the
-            // connection is closed before it, not answered 503 after it.
-            let refused = if over_address_limit {
-                Some("too many connections from its address")
-            } else if total > shared.config.chat.max_clients {
-                Some("the server is full")
-            } else {
-                None
-            };
-            if let Some(reason) = refused {
-                let peer = peer.to_string();
-                shared.log(Log::TlsRefused { peer, reason });
-            } else {
-                // Boxed, the whole TLS path: its futures and the TLS socket
-                // (rustls' state, 1.2 KB) held inline would size every
-                // plain connection's task too (`-Zprint-type-sizes`).
-                Box::pin(tls_connection(socket, peer, &shared, &acceptor)).await;
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let total = shared.metrics.connection_opened();
+        let from_address = shared.count_address(peer.ip(), 1);
+        let over_address_limit = shared
+            .config
+            .max_connections_per_ip
+            .is_some_and(|max| from_address > max);
+        let door = match over_address_limit {
+            true => Door::OverAddressLimit,
+            false => Door::Public,
+        };
+        match tls {
+            None => drive(socket, peer, &shared, door).await,
+            Some(acceptor) => {
+                // A TLS handshake is the expensive part: past a limit the
+                // connection is closed before it, not answered 503 after it.
+                let refused = if over_address_limit {
+                    Some("too many connections from its address")
+                } else if total > shared.config.chat.max_clients {
+                    Some("the server is full")
+                } else {
+                    None
+                };
+                if let Some(reason) = refused {
+                    let peer = peer.to_string();
+                    shared.log(Log::TlsRefused { peer, reason });
+                } else {
+                    // Boxed, the whole TLS path: its futures and the TLS socket
+                    // (rustls' state, 1.2 KB) held inline would size every
+                    // plain connection's task too (`-Zprint-type-sizes`).
+                    Box::pin(tls_connection(socket, peer, &shared, &acceptor)).await;
+                }
             }
         }
+        shared.count_address(peer.ip(), -1);
+        shared.metrics.connection_ended();
     }
-    shared.count_address(peer.ip(), -1);
-    shared.metrics.connection_ended();
 }
 
 /// The TLS handshake, then the connection over TLS.
@@ -467,197 +481,208 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
 }
 
 /// Drives one connection until its session is finished.
-async fn drive<R: Runtime>(socket: impl Socket, peer: SocketAddr, shared: &Shared<R>, door: Door) {
-    let config = &shared.config;
-    // Empty until messages come; a put past `outbox_capacity` closes it.
-    let outbox = Outbox::new();
-    // What was taken from the outbox in one go, to be delivered.
-    let mut batch: Vec<Outgoing> = Vec::new();
-    // Waited on as a stream: a receiver keeps its listener between turns,
-    // where `recv()` would make one and drop it on every turn another event
-    // wins.
-    let mut shutdown = pin!(shared.stop.clone());
-    let id = lock(&shared.hub).next_id();
-    let mut share = shared.budget.join(id, outbox.clone());
-    let mut session = Session::new(id, peer, config, &shared.metrics);
-    match door {
-        Door::Public => {}
-        Door::OverAddressLimit => session.over_address_limit(),
-        Door::Ops => session.ops_only(),
-    }
-    let (mut read_open, mut inbox_open) = (true, true);
-    let (mut stopping, mut write_shut) = (false, false);
-    // The session's timer, made again only when its deadline moves earlier:
-    // a timer that fires early finds nothing to do and is armed again.
-    let mut timer: Option<(R::Timer, Instant)> = None;
-    let (mut busy_turns, mut busy_bytes) = (0, 0);
-    let mut written = 0;
-    let mut read_since_timer = false;
-    loop {
-        // Out of budget: the others first. (Here, where the last turn's
-        // bytes read are gone: see `Wake::Read`.)
-        if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
-            (busy_turns, busy_bytes) = (0, 0);
-            socket.defer_read();
-            future::yield_now().await;
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice"
+)]
+fn drive<R: Runtime>(
+    socket: impl Socket,
+    peer: SocketAddr,
+    shared: &Shared<R>,
+    door: Door,
+) -> impl Future<Output = ()> + Send + '_ {
+    async move {
+        let config = &shared.config;
+        // Empty until messages come; a put past `outbox_capacity` closes it.
+        let outbox = Outbox::new();
+        // What was taken from the outbox in one go, to be delivered.
+        let mut batch: Vec<Outgoing> = Vec::new();
+        // Waited on as a stream: a receiver keeps its listener between turns,
+        // where `recv()` would make one and drop it on every turn another event
+        // wins.
+        let mut shutdown = pin!(shared.stop.clone());
+        let id = lock(&shared.hub).next_id();
+        let mut share = shared.budget.join(id, outbox.clone());
+        let mut session = Session::new(id, peer, config, &shared.connection, &shared.metrics);
+        match door {
+            Door::Public => {}
+            Door::OverAddressLimit => session.over_address_limit(),
+            Door::Ops => session.ops_only(),
         }
+        let (mut read_open, mut inbox_open) = (true, true);
+        let (mut stopping, mut write_shut) = (false, false);
+        // The session's timer, made again only when its deadline moves earlier:
+        // a timer that fires early finds nothing to do and is armed again.
+        let mut timer: Option<(R::Timer, Instant)> = None;
+        let (mut busy_turns, mut busy_bytes) = (0, 0);
+        let mut written = 0;
+        let mut read_since_timer = false;
+        loop {
+            // Out of budget: the others first. (Here, where the last turn's
+            // bytes read are gone: see `Wake::Read`.)
+            if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
+                (busy_turns, busy_bytes) = (0, 0);
+                socket.defer_read();
+                future::yield_now().await;
+            }
+            shared.process(&mut session, &outbox);
+            while let Some(line) = session.poll_log() {
+                log::print(config.log_level, config.log_format, &line);
+            }
+            if session.is_finished() {
+                break;
+            }
+            let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            shared
+                .budget
+                .update(&mut share, session.buffered_amount(), written, ms);
+            written = 0;
+            if share.is_evicted() {
+                // Not reading: a close frame behind its backlog would never
+                // reach it, and the backlog is what the budget frees.
+                let peer = peer.to_string();
+                shared.log(Log::OverBudget { peer });
+                break;
+            }
+            if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
+                let _ = socket.shutdown_write();
+                write_shut = true;
+            }
+            // A deadline already past (the connection asks for the time to
+            // start a timer, e.g. for a message split over reads) is handled
+            // now: a runtime timer for it would cost a timer and a turn, and
+            // replace the one armed for later.
+            let mut due = false;
+            if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
+                if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
+                    let now = Instant::now();
+                    if at <= now {
+                        due = true;
+                    } else {
+                        timer = Some((shared.runtime.timer_at(at), at));
+                    }
+                }
+            }
+            let (wake, waited) = if due {
+                (Wake::Due, false)
+            } else {
+                // A socket at its end reads 0 bytes at once, every time: after that,
+                // only the writes, the inbox and the timer can wake this task.
+                let read = future::poll_fn(|cx| match read_open {
+                    true => read_buffer::poll_read(&socket, cx).map(Wake::Read),
+                    false => Poll::Pending,
+                });
+                let write = async {
+                    match session.buffered_amount() {
+                        0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
+                        0 => future::pending().await,
+                        _ => Wake::Wrote(write_queued(&socket, &session).await),
+                    }
+                };
+                let message = future::poll_fn(|cx| match inbox_open {
+                    true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
+                    false => Poll::Pending,
+                });
+                let stop = async {
+                    match stopping {
+                        false => {
+                            let _ = shutdown.next().await;
+                            Wake::Stop
+                        }
+                        true => future::pending().await,
+                    }
+                };
+                let alarm = async {
+                    match &mut timer {
+                        Some((timer, _)) => {
+                            timer.await;
+                            Wake::Timer
+                        }
+                        None => future::pending().await,
+                    }
+                };
+                let events = pin!(future::race(
+                    future::race(read, write),
+                    future::race(message, stop.or(alarm)),
+                ));
+                waited(events).await
+            };
+            if waited {
+                (busy_turns, busy_bytes) = (0, 0);
+            }
+            busy_turns += 1;
+            match wake {
+                Wake::Read(Err(_)) => {
+                    read_open = false;
+                    session.receive_eof();
+                }
+                Wake::Read(Ok(filled)) if filled.is_empty() => {
+                    read_open = false;
+                    session.receive_eof();
+                }
+                // Taken before anything else: the bytes are in the thread's
+                // buffer, which is another task's once this one waits.
+                Wake::Read(Ok(filled)) => {
+                    read_since_timer = true;
+                    busy_bytes += filled.len();
+                    shared.metrics.bytes_in.inc_by(filled.len() as u64);
+                    filled.take(|bytes| session.receive(bytes));
+                }
+                Wake::Wrote(Ok(n)) => {
+                    shared.metrics.bytes_out.inc_by(n as u64);
+                    session.advance(n);
+                    written += n;
+                }
+                Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
+                Wake::Flushed(Ok(())) => {}
+                Wake::Inbox(true) => {
+                    // All that waited, so that it leaves in one write.
+                    for message in batch.drain(..) {
+                        session.deliver(message);
+                    }
+                }
+                Wake::Inbox(false) => {
+                    inbox_open = false;
+                    // Closed for the budget, the connection ends above.
+                    if !share.is_evicted() {
+                        session.outbox_closed();
+                    }
+                }
+                Wake::Stop => {
+                    stopping = true;
+                    // Shutdown took the gate before telling us: what the chat
+                    // took is all here, and goes out before the 1001.
+                    outbox.take(&mut batch);
+                    for message in batch.drain(..) {
+                        session.deliver(message);
+                    }
+                    session.shutdown();
+                }
+                Wake::Due => session.handle_timeout(shared.start.elapsed()),
+                Wake::Timer => {
+                    timer = None;
+                    session.handle_timeout(shared.start.elapsed());
+                    // Timers that fire are rare (a ping interval, the handshake,
+                    // close or idle timeouts). Two with nothing read between
+                    // mean quiet: the buffers kept for traffic go, as the
+                    // connection's own do when quiet for a ping interval. A
+                    // busy one grows them again in a few reads.
+                    if !read_since_timer {
+                        batch = Vec::new();
+                        outbox.release();
+                    }
+                    read_since_timer = false;
+                }
+            }
+        }
+        // The socket is done or broken: make sure the chat forgets this client.
+        session.receive_eof();
         shared.process(&mut session, &outbox);
         while let Some(line) = session.poll_log() {
             log::print(config.log_level, config.log_format, &line);
         }
-        if session.is_finished() {
-            break;
-        }
-        let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        shared
-            .budget
-            .update(&mut share, session.buffered_amount(), written, ms);
-        written = 0;
-        if share.is_evicted() {
-            // Not reading: a close frame behind its backlog would never
-            // reach it, and the backlog is what the budget frees.
-            let peer = peer.to_string();
-            shared.log(Log::OverBudget { peer });
-            break;
-        }
-        if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
-            let _ = socket.shutdown_write();
-            write_shut = true;
-        }
-        // A deadline already past (the connection asks for the time to
-        // start a timer, e.g. for a message split over reads) is handled
-        // now: a runtime timer for it would cost a timer and a turn, and
-        // replace the one armed for later.
-        let mut due = false;
-        if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
-            if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
-                let now = Instant::now();
-                if at <= now {
-                    due = true;
-                } else {
-                    timer = Some((shared.runtime.timer_at(at), at));
-                }
-            }
-        }
-        let (wake, waited) = if due {
-            (Wake::Due, false)
-        } else {
-            // A socket at its end reads 0 bytes at once, every time: after that,
-            // only the writes, the inbox and the timer can wake this task.
-            let read = future::poll_fn(|cx| match read_open {
-                true => read_buffer::poll_read(&socket, cx).map(Wake::Read),
-                false => Poll::Pending,
-            });
-            let write = async {
-                match session.buffered_amount() {
-                    0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
-                    0 => future::pending().await,
-                    _ => Wake::Wrote(write_queued(&socket, &session).await),
-                }
-            };
-            let message = future::poll_fn(|cx| match inbox_open {
-                true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
-                false => Poll::Pending,
-            });
-            let stop = async {
-                match stopping {
-                    false => {
-                        let _ = shutdown.next().await;
-                        Wake::Stop
-                    }
-                    true => future::pending().await,
-                }
-            };
-            let alarm = async {
-                match &mut timer {
-                    Some((timer, _)) => {
-                        timer.await;
-                        Wake::Timer
-                    }
-                    None => future::pending().await,
-                }
-            };
-            let events = pin!(future::race(
-                future::race(read, write),
-                future::race(message, stop.or(alarm)),
-            ));
-            waited(events).await
-        };
-        if waited {
-            (busy_turns, busy_bytes) = (0, 0);
-        }
-        busy_turns += 1;
-        match wake {
-            Wake::Read(Err(_)) => {
-                read_open = false;
-                session.receive_eof();
-            }
-            Wake::Read(Ok(filled)) if filled.is_empty() => {
-                read_open = false;
-                session.receive_eof();
-            }
-            // Taken before anything else: the bytes are in the thread's
-            // buffer, which is another task's once this one waits.
-            Wake::Read(Ok(filled)) => {
-                read_since_timer = true;
-                busy_bytes += filled.len();
-                shared.metrics.bytes_in.inc_by(filled.len() as u64);
-                filled.take(|bytes| session.receive(bytes));
-            }
-            Wake::Wrote(Ok(n)) => {
-                shared.metrics.bytes_out.inc_by(n as u64);
-                session.advance(n);
-                written += n;
-            }
-            Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
-            Wake::Flushed(Ok(())) => {}
-            Wake::Inbox(true) => {
-                // All that waited, so that it leaves in one write.
-                for message in batch.drain(..) {
-                    session.deliver(message);
-                }
-            }
-            Wake::Inbox(false) => {
-                inbox_open = false;
-                // Closed for the budget, the connection ends above.
-                if !share.is_evicted() {
-                    session.outbox_closed();
-                }
-            }
-            Wake::Stop => {
-                stopping = true;
-                // Shutdown took the gate before telling us: what the chat
-                // took is all here, and goes out before the 1001.
-                outbox.take(&mut batch);
-                for message in batch.drain(..) {
-                    session.deliver(message);
-                }
-                session.shutdown();
-            }
-            Wake::Due => session.handle_timeout(shared.start.elapsed()),
-            Wake::Timer => {
-                timer = None;
-                session.handle_timeout(shared.start.elapsed());
-                // Timers that fire are rare (a ping interval, the handshake,
-                // close or idle timeouts). Two with nothing read between
-                // mean quiet: the buffers kept for traffic go, as the
-                // connection's own do when quiet for a ping interval. A
-                // busy one grows them again in a few reads.
-                if !read_since_timer {
-                    batch = Vec::new();
-                    outbox.release();
-                }
-                read_since_timer = false;
-            }
-        }
+        shared.budget.leave(share);
     }
-    // The socket is done or broken: make sure the chat forgets this client.
-    session.receive_eof();
-    shared.process(&mut session, &outbox);
-    while let Some(line) = session.poll_log() {
-        log::print(config.log_level, config.log_format, &line);
-    }
-    shared.budget.leave(share);
 }
 
 /// One vectored write of what `session` has queued. Boxed: the slices (a

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use tincan_chat::{self as chat, ClientId, Format, Now, Output};
 use tincan_core::{
-    CloseCode, Connection, Error, Event, Message, PreparedMessage, ProtocolError, Request, Role,
-    SendError,
+    CloseCode, Config, Connection, Error, Event, Message, PreparedMessage, ProtocolError, Request,
+    Role, SendError,
 };
 
 use crate::config::ServerConfig;
@@ -97,18 +97,21 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for a client that connected from `peer`.
+    /// A session for a client that connected from `peer`. `connection` is
+    /// [`ServerConfig::client_connection`], made once and shared by every
+    /// session.
     pub fn new(
         id: ClientId,
         peer: SocketAddr,
         config: &ServerConfig,
+        connection: &Arc<Config>,
         metrics: &Arc<Metrics>,
     ) -> Self {
         Self {
             id,
             peer: peer.to_string(),
             address: address(peer.ip()),
-            conn: Connection::new(Role::Server, config.client_connection()),
+            conn: Connection::new(Role::Server, connection.clone()),
             echo: config.echo,
             origins: config.origins.clone(),
             over_address_limit: false,
@@ -669,7 +672,8 @@ mod tests {
         peer: SocketAddr,
     ) -> (Session, Outbox) {
         let id = lock(hub).next_id();
-        let mut session = Session::new(id, peer, config, &Arc::default());
+        let connection = Arc::new(config.client_connection());
+        let mut session = Session::new(id, peer, config, &connection, &Arc::default());
         session.receive(
             format!(
                 "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
@@ -782,7 +786,8 @@ mod tests {
         let (hub, fanout) = chat_for(&config);
         let metrics = Arc::new(Metrics::default());
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let mut session = Session::new(ClientId(1), peer, &config, &metrics);
+        let connection = Arc::new(config.client_connection());
+        let mut session = Session::new(ClientId(1), peer, &config, &connection, &metrics);
         session.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -911,7 +916,8 @@ mod tests {
         // A join that was still in its handshake is refused.
         let id = lock(&hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5001));
-        let mut late = Session::new(id, peer, &config, &Arc::default());
+        let connection = Arc::new(config.client_connection());
+        let mut late = Session::new(id, peer, &config, &connection, &Arc::default());
         late.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
