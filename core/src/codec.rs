@@ -170,6 +170,13 @@ impl FrameDecoder {
         self.frame.is_some()
     }
 
+    /// Whether it holds nothing the next bytes depend on: no part of a
+    /// header or a frame, and no error. A new decoder for the same receiver
+    /// and limits would then decode what follows the same way.
+    pub fn is_between_frames(&self) -> bool {
+        self.head.is_empty() && self.frame.is_none() && self.failed.is_none()
+    }
+
     /// Reads a header, from `input` alone or after bytes kept from before.
     fn header(&mut self, input: &mut &[u8]) -> Result<Option<FrameHeader>, ProtocolError> {
         let found = if self.head.is_empty() {
@@ -433,6 +440,23 @@ impl MessageDecoder {
     /// Whether a data message has begun and not ended (§5.4).
     pub fn in_message(&self) -> bool {
         self.assembler.in_message()
+    }
+
+    /// Whether it holds nothing the next bytes depend on, and no memory: no
+    /// part of a frame or a message, no error or close, no permessage-deflate
+    /// and no spare buffers. A new decoder with the same receiver and limits
+    /// would then decode what follows the same way (see
+    /// [`Connection`](crate::Connection), which keeps none while idle).
+    pub fn is_at_rest(&self) -> bool {
+        self.frames.is_between_frames()
+            && self.header.is_none()
+            && self.control.capacity() == 0
+            && self.assembler.capacity() == 0
+            && !self.assembler.in_message()
+            && self.inflater.is_none()
+            && self.scratch.capacity() == 0
+            && self.failed.is_none()
+            && !self.closed
     }
 
     /// Bytes held: a partial header or control frame and the message being

@@ -334,7 +334,6 @@ impl Assembler {
     }
 
     /// Heap bytes held, spares included.
-    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity() + self.spare_bytes
     }

@@ -226,7 +226,10 @@ pub struct Connection {
     client_request: Option<Box<ClientRequest>>,
     /// Frames that arrived before the application accepted the request.
     input: Vec<u8>,
-    decoder: MessageDecoder,
+    /// Made when frames come, and dropped again once the connection is
+    /// quiet and the decoder at rest ([`MessageDecoder::is_at_rest`]):
+    /// an idle connection holds 8 bytes for it, not 296.
+    decoder: Option<Box<MessageDecoder>>,
     steps: VecDeque<Step>,
     /// False once input can no longer be used: a close or a failure is queued.
     reading: bool,
@@ -268,7 +271,7 @@ impl Connection {
             state: State::Handshake(HeadReader::new(config.max_head_size)),
             client_request: None,
             input: Vec::new(),
-            decoder: MessageDecoder::new(role, config.limits()),
+            decoder: None,
             steps: VecDeque::new(),
             reading: true,
             queue: SendQueue::default(),
@@ -431,7 +434,7 @@ impl Connection {
     /// Bytes held from the peer: a partial header or control frame, and the
     /// message being assembled. Bounded by the configured limits.
     pub fn buffered_incoming(&self) -> usize {
-        self.input.len() + self.decoder.buffered()
+        self.input.len() + self.decoder.as_ref().map_or(0, |d| d.buffered())
     }
 
     /// When [`Connection::handle_timeout`] wants to be called next.
@@ -561,7 +564,9 @@ impl Connection {
     /// done with it: its buffer holds the next message, so steady traffic
     /// allocates nothing per message. Optional.
     pub fn recycle(&mut self, message: Message) {
-        self.decoder.recycle(message);
+        if let Some(decoder) = &mut self.decoder {
+            decoder.recycle(message);
+        }
     }
 
     /// Queues one fragment of a message (§5.4): the first call sends `kind`'s
@@ -651,8 +656,10 @@ impl Connection {
     fn use_deflate(&mut self, params: DeflateParams) {
         self.deflate = Some(params);
         #[cfg(feature = "deflate")]
-        self.decoder
-            .enable_deflate(!params.receive_without_context(self.role));
+        {
+            let keep_context = !params.receive_without_context(self.role);
+            self.decoder().enable_deflate(keep_context);
+        }
     }
 
     /// Whether messages can be sent (open, and no close sent).
@@ -740,9 +747,21 @@ impl Connection {
     }
 
     /// Decodes frames from `bytes`; the decoder keeps a partial header.
+    /// The decoder, made if there is none (an idle connection keeps none).
+    fn decoder(&mut self) -> &mut MessageDecoder {
+        let (role, limits) = (self.role, self.config.limits());
+        self.decoder
+            .get_or_insert_with(|| Box::new(MessageDecoder::new(role, limits)))
+    }
+
+    /// Whether a data message has begun and not ended.
+    fn in_message(&self) -> bool {
+        self.decoder.as_ref().is_some_and(|d| d.in_message())
+    }
+
     fn read_frames(&mut self, mut bytes: &[u8]) {
         while self.reading {
-            match self.decoder.decode(&mut bytes) {
+            match self.decoder().decode(&mut bytes) {
                 Ok(Some(decoded)) => self.on_decoded(decoded),
                 Ok(None) => break,
                 Err(e) => self.fail(e),
@@ -759,7 +778,7 @@ impl Connection {
             }
         }
         self.message_timer = match self.config.message_timeout {
-            Some(limit) if self.reading && self.decoder.in_message() => match self.message_timer {
+            Some(limit) if self.reading && self.in_message() => match self.message_timer {
                 Timer::Off => Timer::Arm(limit),
                 running => running,
             },
@@ -829,7 +848,7 @@ impl Connection {
     fn enter_closed(&mut self) {
         self.state = State::Closed;
         self.reading = false;
-        self.decoder = MessageDecoder::new(self.role, self.config.limits());
+        self.decoder = None;
         self.message_timer = Timer::Off;
         self.input = Vec::new();
         self.timer = Timer::Arm(self.config.close_timeout);
@@ -925,7 +944,12 @@ impl Connection {
     /// interval, where they would otherwise be held for as long as it stays
     /// idle (a burst of history or one large message leaves kilobytes).
     fn release_buffers(&mut self) {
-        self.decoder.release_buffers();
+        if let Some(decoder) = &mut self.decoder {
+            decoder.release_buffers();
+            if decoder.is_at_rest() {
+                self.decoder = None;
+            }
+        }
         self.queue.release();
         if self.input.is_empty() {
             self.input = Vec::new();

@@ -338,7 +338,9 @@ fn keepalive_pings_an_idle_peer_and_gives_up_on_a_silent_one() {
 /// Heap bytes the connection keeps for traffic: its send queue and what it
 /// assembles messages in.
 fn traffic_capacity(conn: &Connection) -> usize {
-    conn.queue.capacity() + conn.decoder.capacity() + conn.input.capacity()
+    conn.queue.capacity()
+        + conn.decoder.as_ref().map_or(0, |d| d.capacity())
+        + conn.input.capacity()
 }
 
 #[test]
@@ -388,6 +390,7 @@ fn pinging_server() -> Connection {
 fn a_keepalive_exchange_leaves_no_buffers_behind() {
     let mut server = pinging_server();
     assert_eq!(traffic_capacity(&server), 0, "after the handshake");
+    assert!(server.decoder.is_none(), "no frame has come");
     // The handshake's interval counts as traffic; the next is quiet: a
     // ping goes out, the pong comes back.
     server.handle_timeout(Duration::from_secs(30));
@@ -399,6 +402,7 @@ fn a_keepalive_exchange_leaves_no_buffers_behind() {
     assert_eq!(server.poll_event(), None);
     assert_eq!(traffic_capacity(&server), 0);
     assert_eq!(server.steps.capacity(), 0, "the ping's and pong's events");
+    assert!(server.decoder.is_none(), "the pong's decoder");
     // A ping from the peer is no keepalive of ours: its answer's buffer
     // stays for the traffic it may announce.
     server.receive(&masked(0x9, true, b"hi"));
@@ -457,6 +461,36 @@ fn a_quiet_interval_keeps_a_message_in_progress() {
         events(&mut server),
         [Event::Message(Message::Text("hello".into()))]
     );
+}
+
+/// An idle connection keeps no decoder, but one that goes between the
+/// pieces of a frame would lose them: a quiet interval in the middle of a
+/// header, and in the middle of a payload, keeps the decoder, and the frame
+/// arrives whole.
+#[test]
+fn a_quiet_interval_keeps_a_frame_split_anywhere() {
+    let frame = masked(0x1, true, b"hello");
+    for split in [1, 4, frame.len() - 2] {
+        let mut server = pinging_server();
+        server.receive(&frame[..split]);
+        assert!(events(&mut server).is_empty());
+        server.handle_timeout(Duration::from_secs(30));
+        server.handle_timeout(Duration::from_secs(60));
+        assert_eq!(events(&mut server), [Event::PingSent], "split {split}");
+        assert!(server.decoder.is_some(), "split {split}");
+        server.receive(&frame[split..]);
+        assert_eq!(
+            events(&mut server),
+            [Event::Message(Message::Text("hello".into()))],
+            "split {split}"
+        );
+        // Whole again: the pong to the ping lets the decoder go.
+        drain(&mut server);
+        server.receive(&masked(0xA, true, b"tincan"));
+        assert_eq!(events(&mut server), [Event::Pong(b"tincan".to_vec())]);
+        assert!(server.is_open(), "split {split}");
+        assert!(server.decoder.is_none(), "split {split}");
+    }
 }
 
 #[test]
