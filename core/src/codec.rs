@@ -420,12 +420,13 @@ impl MessageDecoder {
 
     /// Frees what only traffic needs, for a connection that has gone quiet:
     /// the inflate state (as [`MessageDecoder::release_inflate_state`]) and
-    /// the buffers kept to assemble later messages in. A message in
-    /// progress and a partial frame are kept. The next message allocates
-    /// again.
+    /// the buffers kept to assemble later messages (and unmask compressed
+    /// bytes) in. A message in progress and a partial frame are kept. The
+    /// next message allocates again.
     pub fn release_buffers(&mut self) {
         self.release_inflate_state();
         self.assembler.release();
+        self.scratch = Vec::new();
         if self.control.is_empty() {
             self.control = Vec::new();
         }
@@ -443,9 +444,10 @@ impl MessageDecoder {
     }
 
     /// Whether it holds nothing the next bytes depend on, and no memory: no
-    /// part of a frame or a message, no error or close, no permessage-deflate
-    /// and no spare buffers. A new decoder with the same receiver and limits
-    /// would then decode what follows the same way (see
+    /// part of a frame or a message, no error or close, no inflate state (a
+    /// window kept between messages) and no spare buffers. A new decoder
+    /// with the same receiver and limits (and permessage-deflate enabled
+    /// the same way) would then decode what follows the same way (see
     /// [`Connection`](crate::Connection), which keeps none while idle).
     pub fn is_at_rest(&self) -> bool {
         self.frames.is_between_frames()
@@ -453,7 +455,7 @@ impl MessageDecoder {
             && self.control.capacity() == 0
             && self.assembler.capacity() == 0
             && !self.assembler.in_message()
-            && self.inflater.is_none()
+            && self.inflater.as_ref().is_none_or(|i| i.held() == 0)
             && self.scratch.capacity() == 0
             && self.failed.is_none()
             && !self.closed

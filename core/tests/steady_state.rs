@@ -1,6 +1,7 @@
 //! Steady traffic allocates nothing per message: a server connection that
-//! receives masked frames, echoes them and recycles their buffers makes no
-//! heap allocation once it is warm. Counted by a wrapping global allocator,
+//! receives masked frames, echoes them and recycles their buffers (or sends
+//! them by value, which recycles them once written) makes no heap
+//! allocation once it is warm. Counted by a wrapping global allocator,
 //! so this file is a test binary of its own.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -36,19 +37,33 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// How an echo is sent.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// Copied (`send_text`, `send_binary`), then the message recycled.
+    Copied,
+    /// By value (`send_owned`).
+    Owned,
+}
+
 /// One round: a batch of client frames in, every message echoed, the
 /// output written out.
-fn echo_round(conn: &mut Connection, input: &[u8]) -> usize {
+fn echo_round(conn: &mut Connection, input: &[u8], reply: Reply) -> usize {
     conn.receive(input);
     let mut echoed = 0;
     while let Some(event) = conn.poll_event() {
         if let Event::Message(message) = event {
-            match &message {
-                Message::Text(text) => conn.send_text(text),
-                Message::Binary(bytes) => conn.send_binary(bytes),
+            match reply {
+                Reply::Copied => {
+                    match &message {
+                        Message::Text(text) => conn.send_text(text),
+                        Message::Binary(bytes) => conn.send_binary(bytes),
+                    }
+                    .expect("queued");
+                    conn.recycle(message);
+                }
+                Reply::Owned => conn.send_owned(message).expect("queued"),
             }
-            .expect("queued");
-            conn.recycle(message);
             echoed += 1;
         }
     }
@@ -59,8 +74,15 @@ fn echo_round(conn: &mut Connection, input: &[u8]) -> usize {
     echoed
 }
 
+/// One test for both ways: the allocation counter is global, and tests in
+/// one binary run in parallel.
 #[test]
 fn echoing_allocates_nothing_once_warm() {
+    echo_allocates_nothing_once_warm(Reply::Copied);
+    echo_allocates_nothing_once_warm(Reply::Owned);
+}
+
+fn echo_allocates_nothing_once_warm(reply: Reply) {
     let mut input = Vec::new();
     for (i, size) in [20usize, 125, 126, 1000, 16 * 1024]
         .iter()
@@ -84,11 +106,11 @@ fn echoing_allocates_nothing_once_warm() {
     }
     let mut conn = Connection::open(Role::Server, Config::default());
     for _ in 0..10 {
-        assert_eq!(echo_round(&mut conn, &input), 15);
+        assert_eq!(echo_round(&mut conn, &input, reply), 15);
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..1000 {
-        assert_eq!(echo_round(&mut conn, &input), 15);
+        assert_eq!(echo_round(&mut conn, &input, reply), 15);
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(allocations, 0, "allocations in 15,000 echoed messages");

@@ -1,7 +1,7 @@
 //! A client and a server connection wired to each other, with or without
 //! permessage-deflate (RFC 7692), driven by an arbitrary sequence of
-//! operations: sends (whole and fragmented), pings, closes, partial
-//! deliveries and the passing of time. Invariants:
+//! operations: sends (whole, by value or by reference, and fragmented),
+//! pings, closes, partial deliveries and the passing of time. Invariants:
 //! - nothing panics, and two correct peers never see a protocol error (only a
 //!   keepalive timeout, when time passes without delivery, and 1009 for a
 //!   frame or message over the receiver's limits, which a sender does not
@@ -30,6 +30,8 @@ enum Op {
         client: bool,
         text: bool,
         payload: Vec<u8>,
+        /// By value (`send_owned`), else by reference (`send`).
+        owned: bool,
     },
     Fragments {
         client: bool,
@@ -247,6 +249,7 @@ fuzz_target!(|input: (bool, Vec<Op>)| {
                 client: c,
                 text,
                 payload,
+                owned,
             } => {
                 let (side, peer) = acting(c, &mut client, &mut server);
                 let message = if text {
@@ -254,7 +257,11 @@ fuzz_target!(|input: (bool, Vec<Op>)| {
                 } else {
                     Message::Binary(payload)
                 };
-                if side.conn.send(&message).is_ok() {
+                let sent = match owned {
+                    true => side.conn.send_owned(message.clone()),
+                    false => side.conn.send(&message),
+                };
+                if sent.is_ok() {
                     let len = message.as_bytes().len();
                     peer.expect_too_big |= too_big(len, len);
                     side.sent.push(message);

@@ -20,9 +20,9 @@ use crate::close::{close_payload, CloseCode};
 use crate::codec::{Decoded, Limits, MessageDecoder};
 use crate::deflate::{self, DeflateParams};
 use crate::error::{Error, ProtocolError, SendError};
-use crate::frame::{encode_frame, OpCode};
 #[cfg(feature = "deflate")]
-use crate::frame::{encode_frame_header, FrameHeader};
+use crate::frame::encode_frame_header;
+use crate::frame::{encode_frame, FrameHeader, OpCode};
 use crate::handshake::{self, ClientRequest, HandshakeError, HeadReader, Request};
 use crate::message::{Message, MessageKind, PreparedMessage};
 pub use crate::role::Role;
@@ -260,6 +260,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// [`Connection::send_owned`] sends a server's message from its own
+    /// buffer from this size up; a smaller one is copied behind the frames
+    /// queued before it, which then leave in the same slice of a write.
+    pub const OWNED_FROM: usize = 4096;
+
     /// A connection at the start of its handshake. A client must then call
     /// [`Connection::connect`]. `config` is a [`Config`], or an
     /// `Arc<Config>` that many connections share (a server's thousands of
@@ -401,7 +406,12 @@ impl Connection {
 
     /// Marks `n` bytes from [`Connection::poll_transmit`] as written.
     pub fn advance(&mut self, n: usize) {
-        self.queue.advance(n);
+        let decoder = &mut self.decoder;
+        self.queue.advance(n, |bytes| {
+            if let Some(decoder) = decoder {
+                decoder.recycle(Message::Binary(bytes));
+            }
+        });
         let written = self.queue.written();
         while self.pongs.front().is_some_and(|&end| end <= written) {
             self.pongs.pop_front();
@@ -560,6 +570,30 @@ impl Connection {
         self.send_frame(message.opcode(), message.as_bytes())
     }
 
+    /// Queues a message, taking its buffer. A server sends one of
+    /// [`Connection::OWNED_FROM`] bytes or more as it is, behind its header,
+    /// without the copy [`Connection::send`] makes (an echo, a relay), and
+    /// recycles the buffer once it is written (see
+    /// [`Connection::recycle`]); a smaller one, a compressed one or a
+    /// client's is copied and recycled at once.
+    pub fn send_owned(&mut self, message: Message) -> Result<(), SendError> {
+        let len = message.as_bytes().len();
+        let compressed = cfg!(feature = "deflate") && self.deflate.is_some();
+        if self.role == Role::Client || compressed || len < Self::OWNED_FROM {
+            let sent = self.send(&message);
+            self.recycle(message);
+            return sent;
+        }
+        if self.sending.is_some() {
+            return Err(SendError::FragmentInProgress);
+        }
+        self.check_send(len)?;
+        let header = FrameHeader::new(message.opcode(), len as u64);
+        self.queue.encode(|out| header.encode(out));
+        self.queue.push_given(message.into_bytes());
+        Ok(())
+    }
+
     /// Gives back a message from [`Event::Message`] once the application is
     /// done with it: its buffer holds the next message, so steady traffic
     /// allocates nothing per message. Optional.
@@ -653,13 +687,10 @@ impl Connection {
         self.config.deflate && cfg!(feature = "deflate")
     }
 
+    /// Agrees to permessage-deflate: the decoder, made when frames come,
+    /// inflates (see `decoder`).
     fn use_deflate(&mut self, params: DeflateParams) {
         self.deflate = Some(params);
-        #[cfg(feature = "deflate")]
-        {
-            let keep_context = !params.receive_without_context(self.role);
-            self.decoder().enable_deflate(keep_context);
-        }
     }
 
     /// Whether messages can be sent (open, and no close sent).
@@ -746,12 +777,21 @@ impl Connection {
         self.emit(Event::Open { protocol });
     }
 
-    /// Decodes frames from `bytes`; the decoder keeps a partial header.
-    /// The decoder, made if there is none (an idle connection keeps none).
+    /// The decoder, made if there is none (an idle connection keeps none),
+    /// inflating if permessage-deflate was agreed.
     fn decoder(&mut self) -> &mut MessageDecoder {
         let (role, limits) = (self.role, self.config.limits());
-        self.decoder
-            .get_or_insert_with(|| Box::new(MessageDecoder::new(role, limits)))
+        #[cfg(feature = "deflate")]
+        let keep_context = self.deflate.map(|p| !p.receive_without_context(role));
+        self.decoder.get_or_insert_with(|| {
+            #[allow(unused_mut, reason = "inflating needs the deflate feature")]
+            let mut decoder = MessageDecoder::new(role, limits);
+            #[cfg(feature = "deflate")]
+            if let Some(keep_context) = keep_context {
+                decoder.enable_deflate(keep_context);
+            }
+            Box::new(decoder)
+        })
     }
 
     /// Whether a data message has begun and not ended.
@@ -759,7 +799,13 @@ impl Connection {
         self.decoder.as_ref().is_some_and(|d| d.in_message())
     }
 
+    /// Decodes frames from `bytes`; the decoder keeps a partial header.
     fn read_frames(&mut self, mut bytes: &[u8]) {
+        if bytes.is_empty() {
+            // Nothing to decode (what came with the handshake, often): no
+            // decoder to make, and nothing changes.
+            return;
+        }
         while self.reading {
             match self.decoder().decode(&mut bytes) {
                 Ok(Some(decoded)) => self.on_decoded(decoded),

@@ -469,8 +469,11 @@ fn a_quiet_interval_keeps_a_message_in_progress() {
 /// arrives whole.
 #[test]
 fn a_quiet_interval_keeps_a_frame_split_anywhere() {
-    let frame = masked(0x1, true, b"hello");
-    for split in [1, 4, frame.len() - 2] {
+    let text = masked(0x1, true, b"hello");
+    let ping = masked(0x9, true, b"hello");
+    // In the header, after it (2 bytes and the 4 of the mask), in the
+    // payload; a ping's payload is held apart from messages'.
+    for (frame, split) in [(&text, 1), (&text, 4), (&text, 9), (&ping, 6), (&ping, 8)] {
         let mut server = pinging_server();
         server.receive(&frame[..split]);
         assert!(events(&mut server).is_empty());
@@ -479,11 +482,11 @@ fn a_quiet_interval_keeps_a_frame_split_anywhere() {
         assert_eq!(events(&mut server), [Event::PingSent], "split {split}");
         assert!(server.decoder.is_some(), "split {split}");
         server.receive(&frame[split..]);
-        assert_eq!(
-            events(&mut server),
-            [Event::Message(Message::Text("hello".into()))],
-            "split {split}"
-        );
+        let expected = match frame == &text {
+            true => Event::Message(Message::Text("hello".into())),
+            false => Event::Ping(b"hello".to_vec()),
+        };
+        assert_eq!(events(&mut server), [expected], "split {split}");
         // Whole again: the pong to the ping lets the decoder go.
         drain(&mut server);
         server.receive(&masked(0xA, true, b"tincan"));
@@ -908,6 +911,125 @@ proptest! {
             drain(&mut server);
         }
     }
+}
+
+/// One step for `send_owned`'s property test: a message sent by value or
+/// copied, a shared frame, or a ping between messages.
+#[derive(Debug, Clone)]
+enum SendStep {
+    Owned(Message),
+    Copied(Message),
+    Prepared(String),
+    Ping,
+}
+
+fn any_send_step() -> impl Strategy<Value = SendStep> {
+    let sized = prop_oneof![
+        "\\PC{0,40}".prop_map(Message::Text),
+        "[a-z]{3000,6000}".prop_map(Message::Text),
+        proptest::collection::vec(any::<u8>(), 0..9000).prop_map(Message::Binary),
+    ];
+    prop_oneof![
+        sized.clone().prop_map(SendStep::Owned),
+        sized.prop_map(SendStep::Copied),
+        "\\PC{0,40}".prop_map(SendStep::Prepared),
+        Just(SendStep::Ping),
+    ]
+}
+
+/// Drains `conn` in writes of at most `step` bytes, through the vectored
+/// path a server uses.
+fn drain_vectored(conn: &mut Connection, step: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        let n = conn.poll_transmit_vectored(&mut slices);
+        let mut taken = 0;
+        for slice in &slices[..n] {
+            let room = step - taken;
+            out.extend_from_slice(&slice[..slice.len().min(room)]);
+            taken += slice.len().min(room);
+        }
+        if taken == 0 {
+            return out;
+        }
+        conn.advance(taken);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A server's `send_owned` puts the same bytes on the wire as `send`,
+    /// in the same order, large messages (queued as they are) and small
+    /// ones (copied) alike, whatever the writes take at a time.
+    #[test]
+    fn send_owned_puts_the_same_bytes_on_the_wire_as_send(
+        steps in proptest::collection::vec(any_send_step(), 1..12),
+        step in 1usize..9000,
+    ) {
+        let mut owned = open_server(Config::default());
+        let mut copied = open_server(Config::default());
+        for s in &steps {
+            match s {
+                SendStep::Owned(m) => {
+                    owned.send_owned(m.clone()).expect("open");
+                    copied.send(m).expect("open");
+                }
+                SendStep::Copied(m) => {
+                    owned.send(m).expect("open");
+                    copied.send(m).expect("open");
+                }
+                SendStep::Prepared(text) => {
+                    let shared = PreparedMessage::text(text);
+                    owned.send_prepared(&shared).expect("open");
+                    copied.send_text(text).expect("open");
+                }
+                SendStep::Ping => {
+                    owned.ping(b"p").expect("open");
+                    copied.ping(b"p").expect("open");
+                }
+            }
+            prop_assert_eq!(owned.buffered_amount(), copied.buffered_amount());
+        }
+        prop_assert_eq!(drain_vectored(&mut owned, step), drain(&mut copied));
+    }
+}
+
+#[test]
+fn send_owned_reaches_the_peer_and_keeps_sends_rules() {
+    // A client's message is masked (copied): the server reads it.
+    let mut client = Connection::open(Role::Client, Config::default());
+    let mut server = Connection::open(Role::Server, Config::default());
+    let big = Message::Binary(vec![5; 5000]);
+    client.send_owned(big.clone()).expect("open");
+    server.receive(&drain(&mut client));
+    assert_eq!(events(&mut server), [Event::Message(big.clone())]);
+    // A server's goes as it is.
+    server.send_owned(big.clone()).expect("open");
+    client.receive(&drain(&mut server));
+    assert_eq!(events(&mut client), [Event::Message(big.clone())]);
+
+    // The send queue's limit and a fragment in progress refuse it, as
+    // they refuse `send`.
+    let mut small_queue = open_server(Config {
+        max_send_queue: 4000,
+        ..Config::default()
+    });
+    assert_eq!(
+        small_queue.send_owned(big.clone()),
+        Err(SendError::QueueFull)
+    );
+    small_queue
+        .send_fragment(MessageKind::Text, b"a", false)
+        .expect("open");
+    assert_eq!(
+        small_queue.send_owned(Message::Binary(vec![1; 3000])),
+        Err(SendError::FragmentInProgress)
+    );
+    // And once closed, nothing is sent.
+    server.close(CloseCode::Normal, "").expect("open");
+    assert!(server.send_owned(big).is_err());
 }
 
 #[test]

@@ -26,7 +26,13 @@ thread_local! {
 }
 
 /// What a read put in the thread's buffer: to be taken with
-/// [`Filled::take`] before the task waits again.
+/// [`Filled::take`] before the task waits again. Not `Send`, which is what
+/// keeps it from outliving the poll that read it:
+///
+/// ```compile_fail
+/// fn across_an_await<T: Send>() {}
+/// across_an_await::<tincan_server::read_buffer::Filled>();
+/// ```
 #[derive(Debug)]
 pub struct Filled {
     len: usize,

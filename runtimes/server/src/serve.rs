@@ -39,9 +39,10 @@ use crate::tls::{self, TlsAcceptor};
 /// others: a client that keeps its socket full (pings, empty frames) would
 /// otherwise hold a runtime thread for as long as it likes. The budget is a
 /// number of turns (wake-ups that found work at once) or of bytes read,
-/// whichever runs out first; waiting for anything refills it.
+/// whichever runs out first (one full read of the thread's buffer);
+/// waiting for anything refills it.
 const TURNS_BEFORE_YIELD: u32 = 16;
-const BYTES_BEFORE_YIELD: usize = 64 * 1024;
+const BYTES_BEFORE_YIELD: usize = read_buffer::SIZE;
 
 /// Queued frames handed to one vectored write: prepared broadcast frames are
 /// shared, so a backlog of small ones leaves in one system call.

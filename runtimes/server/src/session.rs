@@ -248,11 +248,9 @@ impl Session {
                     }
                     self.last_input = now.mono;
                     echoed += 1;
-                    // Copied behind the frames before it. Sending it from its
-                    // own buffer (a second slice in the write) did not pay:
-                    // see bench/README.md, "Outbox, turns and echo copies".
-                    self.reply(|conn| conn.send(&message));
-                    self.conn.recycle(message);
+                    // A large one leaves from its own buffer, which comes
+                    // back for a later message once written.
+                    self.reply(|conn| conn.send_owned(message));
                 }
                 Event::Message(Message::Text(text)) => {
                     self.log_text(&text);

@@ -176,6 +176,36 @@ fn a_broadcast_to_a_thousand_is_compressed_once_and_shared() {
     }
 }
 
+/// A browser that only listens keeps no decoder, deflate or not; one whose
+/// window the server keeps (context takeover) keeps it once it has sent.
+#[test]
+fn a_deflate_connection_keeps_a_decoder_only_while_it_holds_something() {
+    for offer in [
+        "permessage-deflate; client_no_context_takeover",
+        "permessage-deflate",
+    ] {
+        let (mut client, mut server) = deflate_pair(offer);
+        assert!(server.decoder.is_none(), "{offer}: nothing has come");
+        server.handle_timeout(Duration::ZERO);
+        client.send_text(&chat_text(10)).expect("open");
+        server.receive(&drain(&mut client));
+        assert_eq!(events(&mut server).len(), 1);
+        server.handle_timeout(Duration::from_secs(31));
+        server.handle_timeout(Duration::from_secs(62));
+        assert_eq!(events(&mut server), [Event::PingSent]);
+        let keeps_window = !offer.contains("client_no_context_takeover");
+        assert_eq!(server.decoder.is_some(), keeps_window, "{offer}");
+        // Either way the next message refers back correctly (or not at all).
+        client.send_text(&chat_text(10)).expect("open");
+        server.receive(&drain(&mut client));
+        assert_eq!(
+            events(&mut server),
+            [Event::Message(Message::Text(chat_text(10)))],
+            "{offer}"
+        );
+    }
+}
+
 #[test]
 fn inflate_state_is_kept_while_busy_and_released_when_quiet() {
     // The client compresses each message on its own: nothing refers back.
@@ -199,7 +229,8 @@ fn inflate_state_is_kept_while_busy_and_released_when_quiet() {
     server.handle_timeout(Duration::from_secs(62));
     assert_eq!(events(&mut server), [Event::PingSent]);
     assert_eq!(server.buffered_incoming(), 0, "released while quiet");
-    // And made again for the next compressed message.
+    assert!(server.decoder.is_none(), "and the decoder with it");
+    // And made again, inflating, for the next compressed message.
     client.send_text(&chat_text(10)).expect("open");
     server.receive(&drain(&mut client));
     assert_eq!(
