@@ -88,5 +88,39 @@ fn frames(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frames);
+/// A server's whole turn for a read that carried 16 small messages: receive,
+/// take each event, echo it back, write everything out. Per message, this is
+/// the protocol's share of the server's pipelined echo (`bench/compare.sh
+/// echo`, depth 16).
+fn echo(c: &mut Criterion) {
+    const DEPTH: usize = 16;
+    let mut group = c.benchmark_group("echo");
+    for size in [20, 1 << 10] {
+        group.throughput(Throughput::Elements(DEPTH as u64));
+        let read: Vec<u8> = (0..DEPTH).flat_map(|_| client_frame(size)).collect();
+        let mut conn = Connection::open(Role::Server, Config::default());
+        group.bench_function(BenchmarkId::new("16 messages per read", label(size)), |b| {
+            b.iter(|| {
+                conn.receive(black_box(&read));
+                while let Some(event) = conn.poll_event() {
+                    match event {
+                        Event::Message(message) => {
+                            conn.send_owned(message).expect("open");
+                        }
+                        other => panic!("expected a message, got {other:?}"),
+                    }
+                }
+                let mut written = 0;
+                while let Some(bytes) = conn.poll_transmit() {
+                    written += black_box(bytes).len();
+                    conn.advance(bytes.len());
+                }
+                black_box(written)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frames, echo);
 criterion_main!(benches);

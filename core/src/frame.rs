@@ -182,25 +182,41 @@ impl FrameHeader {
 
     /// Appends the header to `out`, with the minimal length encoding.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut b0 = self.opcode.as_u8() | (self.rsv & 0x07) << 4;
+        let mut bytes = [0; MAX_HEADER_LEN];
+        let len = self.encode_into(&mut bytes);
+        out.extend_from_slice(&bytes[..len]);
+    }
+
+    /// Writes the header to the front of `bytes` and returns its length:
+    /// built on the stack and appended in one go, which costs less than
+    /// appending its fields one by one.
+    fn encode_into(&self, bytes: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        bytes[0] = self.opcode.as_u8() | (self.rsv & 0x07) << 4;
         if self.fin {
-            b0 |= 0x80;
+            bytes[0] |= 0x80;
         }
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        match self.payload_len {
-            len @ 0..=125 => out.extend_from_slice(&[b0, mask_bit | len as u8]),
-            len @ 126..=0xFFFF => {
-                out.extend_from_slice(&[b0, mask_bit | 126]);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
+        let mut len = match self.payload_len {
+            n @ 0..=125 => {
+                bytes[1] = mask_bit | n as u8;
+                2
             }
-            len => {
-                out.extend_from_slice(&[b0, mask_bit | 127]);
-                out.extend_from_slice(&len.to_be_bytes());
+            n @ 126..=0xFFFF => {
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                4
             }
-        }
+            n => {
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&n.to_be_bytes());
+                10
+            }
+        };
         if let Some(key) = self.mask {
-            out.extend_from_slice(&key);
+            bytes[len..len + 4].copy_from_slice(&key);
+            len += 4;
         }
+        len
     }
 }
 

@@ -26,10 +26,13 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// The key as seen from byte `offset` of the payload.
+/// (One rotate instruction: `<[u8]>::rotate_left` is an out-of-line call
+/// that cost more than unmasking a short payload.)
 fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut rotated = key;
-    rotated.rotate_left(offset % 4);
-    rotated
+    // Little-endian, byte `i` of the key is bits 8i..8i+8: moving each byte
+    // `offset` places towards the front is a right rotation.
+    let bits = 8 * (offset % 4) as u32;
+    u32::from_le_bytes(key).rotate_right(bits).to_le_bytes()
 }
 
 #[cfg(test)]

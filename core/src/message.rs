@@ -160,6 +160,10 @@ const SPARE_BYTES: usize = 128 * 1024;
 /// few enough that finding the best fit stays cheap.
 const SPARE_BUFFERS: usize = 16;
 
+/// A spare buffer this small is taken for any message that fits it, even
+/// when a smaller one would do.
+const SMALL_ENOUGH: usize = 4096;
+
 /// Fragments any message may have, whatever its size.
 const FREE_FRAGMENTS: u64 = 128;
 
@@ -304,6 +308,15 @@ impl Assembler {
     /// Swaps in the spare buffer that best fits `want` bytes: the smallest
     /// one large enough, or else the largest.
     fn take_spare(&mut self, want: usize) {
+        // The last one given back, when it fits without wasting much: steady
+        // traffic of one size takes it every time, without a search.
+        if let Some(last) = self.spare.last() {
+            let size = last.capacity();
+            if size >= want && size / 2 <= want.max(SMALL_ENOUGH) {
+                self.swap_in_spare(self.spare.len() - 1);
+                return;
+            }
+        }
         let best = self
             .spare
             .iter()
@@ -314,12 +327,17 @@ impl Assembler {
             })
             .map(|(i, _)| i);
         if let Some(i) = best {
-            let spare = self.spare.swap_remove(i);
-            self.spare_bytes -= spare.capacity();
-            let old = std::mem::replace(&mut self.buf, spare);
-            if old.capacity() > 0 {
-                self.recycle(old);
-            }
+            self.swap_in_spare(i);
+        }
+    }
+
+    /// Makes spare `i` the message buffer; the old one becomes a spare.
+    fn swap_in_spare(&mut self, i: usize) {
+        let spare = self.spare.swap_remove(i);
+        self.spare_bytes -= spare.capacity();
+        let old = std::mem::replace(&mut self.buf, spare);
+        if old.capacity() > 0 {
+            self.recycle(old);
         }
     }
 
@@ -381,6 +399,33 @@ mod tests {
             assembler.recycle(Vec::with_capacity(8));
         }
         assert_eq!(assembler.spare.len(), SPARE_BUFFERS, "a bounded number");
+    }
+
+    #[test]
+    fn the_last_spare_is_taken_when_it_fits_without_wasting_much() {
+        let mut assembler = Assembler::new(1 << 20);
+        let begin = |assembler: &mut Assembler, len| {
+            let header = FrameHeader::new(OpCode::Binary, len);
+            assembler.begin_frame(&header, false).expect("begins");
+            assembler.buf.capacity()
+        };
+        // Last given back: 2000 bytes, small enough for any message.
+        assembler.recycle(Vec::with_capacity(100));
+        assembler.recycle(Vec::with_capacity(2000));
+        assert_eq!(begin(&mut assembler, 50), 2000, "no search");
+        let _ = assembler.finish();
+
+        // Last given back: 64 KiB for 50 bytes is too much; the best fit.
+        let mut assembler = Assembler::new(1 << 20);
+        assembler.recycle(Vec::with_capacity(100));
+        assembler.recycle(Vec::with_capacity(64 * 1024));
+        assert_eq!(begin(&mut assembler, 50), 100, "the smallest that fits");
+        let _ = assembler.finish();
+        assert_eq!(
+            begin(&mut assembler, 40 * 1024),
+            64 * 1024,
+            "and it for a large one"
+        );
     }
 
     #[test]

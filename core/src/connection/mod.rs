@@ -122,7 +122,9 @@ pub enum Event {
     /// Server: a complete HTTP request arrived. For an upgrade
     /// (`request.is_upgrade`) call [`Connection::accept`] or
     /// [`Connection::respond`]; for a plain request, [`Connection::respond`].
-    Request(Request),
+    /// Boxed: a request is large and comes once, while every message moves
+    /// through the same event type.
+    Request(Box<Request>),
     /// The handshake completed; messages may flow. Carries the subprotocol.
     Open {
         /// The subprotocol in use, if one was agreed.
@@ -723,7 +725,7 @@ impl Connection {
                         protocols: request.protocols.clone(),
                         deflate,
                     };
-                    self.emit(Event::Request(request));
+                    self.emit(Event::Request(Box::new(request)));
                 }
                 Err(e) => self.fail_handshake(e),
             },
@@ -780,18 +782,23 @@ impl Connection {
     /// The decoder, made if there is none (an idle connection keeps none),
     /// inflating if permessage-deflate was agreed.
     fn decoder(&mut self) -> &mut MessageDecoder {
-        let (role, limits) = (self.role, self.config.limits());
+        // Called for every frame: the limits and the deflate parameters are
+        // looked at only when a decoder is made.
+        let decoder = match self.decoder.take() {
+            Some(decoder) => decoder,
+            None => self.new_decoder(),
+        };
+        self.decoder.insert(decoder)
+    }
+
+    fn new_decoder(&self) -> Box<MessageDecoder> {
+        #[allow(unused_mut, reason = "inflating needs the deflate feature")]
+        let mut decoder = MessageDecoder::new(self.role, self.config.limits());
         #[cfg(feature = "deflate")]
-        let keep_context = self.deflate.map(|p| !p.receive_without_context(role));
-        self.decoder.get_or_insert_with(|| {
-            #[allow(unused_mut, reason = "inflating needs the deflate feature")]
-            let mut decoder = MessageDecoder::new(role, limits);
-            #[cfg(feature = "deflate")]
-            if let Some(keep_context) = keep_context {
-                decoder.enable_deflate(keep_context);
-            }
-            Box::new(decoder)
-        })
+        if let Some(params) = self.deflate {
+            decoder.enable_deflate(!params.receive_without_context(self.role));
+        }
+        Box::new(decoder)
     }
 
     /// Whether a data message has begun and not ended.
