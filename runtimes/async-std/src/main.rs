@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_std::io::{Read, WriteExt};
+use async_std::io::{Read, Write};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
@@ -82,8 +82,12 @@ impl Socket for AsyncStdSocket {
         Pin::new(&mut &self.0).poll_read(cx, buf)
     }
 
-    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&self.0).write_vectored(slices).await
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &self.0).poll_write_vectored(cx, slices)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

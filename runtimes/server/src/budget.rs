@@ -21,6 +21,9 @@
 //!
 //! Each connection's own queue is capped too (`--max-send-queue`); this is
 //! the cap on all of them together, for when many fill up at once.
+//!
+//! Holding every connection's outbox, the budget is also how shutdown
+//! reaches them all ([`Budget::stop_all`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +42,9 @@ pub struct Budget {
     /// `tincan_queued_bytes` gauge as it is.
     total: Gauge,
     members: Mutex<HashMap<ClientId, Member>>,
+    /// Shutdown began: a connection that joins now is told at once. Set
+    /// and read under `members`' lock.
+    stopping: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -90,15 +96,22 @@ impl Share {
         self.backlog.evicted.load(Ordering::Relaxed)
     }
 
+    /// Bytes queued and not yet taken, as last accounted.
+    fn held(&self) -> u64 {
+        self.queued - self.taken
+    }
+
     /// The queue holds `bytes` after `written` more were written, at
-    /// `now_ms`; returns when its oldest unread byte was queued.
-    fn account(&mut self, bytes: usize, written: usize, now_ms: u64) -> u64 {
+    /// `now_ms` (asked only when bytes were queued); returns when its oldest
+    /// unread byte was queued.
+    fn account(&mut self, bytes: usize, written: usize, now_ms: impl FnOnce() -> u64) -> u64 {
         let bytes = bytes as u64;
         self.taken += written as u64;
         // Fewer than the writes explain: the connection dropped its queue.
         self.taken = self.taken.max(self.queued.saturating_sub(bytes));
         let end = self.taken + bytes;
         if end > self.queued {
+            let now_ms = now_ms();
             match self.marks.back_mut() {
                 Some(last) if last.1 >= now_ms => last.0 = end,
                 _ => {
@@ -131,6 +144,7 @@ impl Budget {
             limit,
             total: Gauge::default(),
             members: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -155,7 +169,12 @@ impl Budget {
             outbox,
             backlog: backlog.clone(),
         };
-        self.lock().insert(id, member);
+        let mut members = self.lock();
+        if self.stopping.load(Ordering::Relaxed) {
+            member.outbox.stop();
+        }
+        members.insert(id, member);
+        drop(members);
         Share {
             id,
             backlog,
@@ -167,9 +186,17 @@ impl Budget {
 
     /// The connection's queue holds `bytes` at `now_ms`, after `written`
     /// bytes were written since the last update. Past the budget, closes
-    /// the oldest backlogs until the rest fits.
-    pub fn update(&self, share: &mut Share, bytes: usize, written: usize, now_ms: u64) {
-        if share.is_evicted() {
+    /// the oldest backlogs until the rest fits. The clock is read only when
+    /// bytes were queued: most turns of a connection change nothing here,
+    /// and those return at once.
+    pub fn update(
+        &self,
+        share: &mut Share,
+        bytes: usize,
+        written: usize,
+        now_ms: impl FnOnce() -> u64,
+    ) {
+        if share.is_evicted() || (written == 0 && share.held() == bytes as u64) {
             return;
         }
         let since = share.account(bytes, written, now_ms);
@@ -194,6 +221,16 @@ impl Budget {
         self.lock().remove(&share.id);
         let bytes = share.backlog.bytes.swap(0, Ordering::Relaxed);
         self.total.dec_by(bytes as i64);
+    }
+
+    /// Tells every connection's task that the server stops (see
+    /// [`Outbox::stop`]), and every one that joins from now on.
+    pub fn stop_all(&self) {
+        let members = self.lock();
+        self.stopping.store(true, Ordering::Relaxed);
+        for member in members.values() {
+            member.outbox.stop();
+        }
     }
 
     fn evict_oldest(&self) {
@@ -237,6 +274,9 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    use crate::outbox::Taken;
 
     fn members(budget: &Budget, n: u64) -> (Vec<Share>, Vec<Outbox>) {
         (0..n)
@@ -248,14 +288,46 @@ mod tests {
     }
 
     #[test]
+    fn stopping_reaches_every_connection_and_the_ones_that_join_later() {
+        let budget = Budget::new(None);
+        let (_shares, outboxes) = members(&budget, 3);
+        budget.stop_all();
+        let late = Outbox::new();
+        let _late_share = budget.join(ClientId(9), late.clone());
+        let mut cx = Context::from_waker(Waker::noop());
+        for outbox in outboxes.iter().chain([&late]) {
+            let taken = outbox.poll_take(&mut cx, &mut Vec::new());
+            assert_eq!(taken, Poll::Ready(Taken::Stop));
+        }
+    }
+
+    #[test]
+    fn the_clock_is_read_only_when_bytes_were_queued() {
+        let budget = Budget::new(None);
+        let (mut shares, _outboxes) = members(&budget, 1);
+        let mut reads = 0;
+        let mut clock = |ms| {
+            reads += 1;
+            ms
+        };
+        budget.update(&mut shares[0], 100, 0, || clock(5));
+        budget.update(&mut shares[0], 100, 0, || clock(6));
+        budget.update(&mut shares[0], 40, 60, || clock(7));
+        budget.update(&mut shares[0], 0, 40, || clock(8));
+        budget.update(&mut shares[0], 30, 0, || clock(9));
+        assert_eq!(reads, 2, "the first and the last update queued bytes");
+        assert_eq!(budget.total(), 30);
+    }
+
+    #[test]
     fn a_small_backlog_goes_after_every_large_one() {
         let budget = Budget::new(Some(3 * SMALL_BACKLOG));
         let (mut shares, inboxes) = members(&budget, 3);
         // Client 0 is behind by a little since 10 ms (a busy reader);
         // clients 1 and 2 stopped reading later, with full queues.
-        budget.update(&mut shares[0], 1000, 0, 10);
-        budget.update(&mut shares[1], 2 * SMALL_BACKLOG, 0, 20);
-        budget.update(&mut shares[2], 2 * SMALL_BACKLOG, 0, 30);
+        budget.update(&mut shares[0], 1000, 0, || 10);
+        budget.update(&mut shares[1], 2 * SMALL_BACKLOG, 0, || 20);
+        budget.update(&mut shares[2], 2 * SMALL_BACKLOG, 0, || 30);
         assert!(inboxes[1].is_closed(), "the oldest large backlog");
         assert!(!inboxes[0].is_closed() && !inboxes[2].is_closed());
         for share in shares {
@@ -268,23 +340,23 @@ mod tests {
         let budget = Budget::new(Some(100));
         let (mut shares, inboxes) = members(&budget, 3);
         // Backlogs since 10 ms (client 1), 20 ms (client 0), 30 ms (client 2).
-        budget.update(&mut shares[1], 40, 0, 10);
-        budget.update(&mut shares[0], 40, 0, 20);
+        budget.update(&mut shares[1], 40, 0, || 10);
+        budget.update(&mut shares[0], 40, 0, || 20);
         assert_eq!(budget.total(), 80);
         assert!(inboxes.iter().all(|rx| !rx.is_closed()));
-        budget.update(&mut shares[2], 40, 0, 30);
+        budget.update(&mut shares[2], 40, 0, || 30);
         // 120 > 100: the oldest (client 1) is closed, and that is enough.
         assert!(inboxes[1].is_closed() && shares[1].is_evicted());
         assert!(!inboxes[0].is_closed() && !inboxes[2].is_closed());
         assert_eq!(budget.total(), 80);
         // What an evicted connection reports no longer counts.
-        budget.update(&mut shares[1], 1000, 0, 40);
+        budget.update(&mut shares[1], 1000, 0, || 40);
         assert_eq!(budget.total(), 80);
         // A client that reads stays young however much it is sent: client 0
         // wrote its 40 bytes of 20 ms at 50 ms and got 55 more, so its
         // oldest unread byte is of 50 ms, and client 2's (30 ms) is older.
-        budget.update(&mut shares[0], 55, 40, 50);
-        budget.update(&mut shares[2], 60, 0, 70);
+        budget.update(&mut shares[0], 55, 40, || 50);
+        budget.update(&mut shares[2], 60, 0, || 70);
         assert!(inboxes[2].is_closed());
         assert!(!inboxes[0].is_closed());
         for share in shares {
@@ -297,13 +369,13 @@ mod tests {
     fn a_client_that_reads_a_trickle_ages_with_its_oldest_byte() {
         let budget = Budget::new(Some(100));
         let (mut shares, inboxes) = members(&budget, 2);
-        budget.update(&mut shares[0], 60, 0, 10);
-        budget.update(&mut shares[1], 30, 0, 35);
+        budget.update(&mut shares[0], 60, 0, || 10);
+        budget.update(&mut shares[1], 30, 0, || 35);
         // Client 0 writes a byte now and then, and gets more: its oldest
         // unread byte is still one of 10 ms, older than client 1's (35 ms),
         // though it wrote last.
-        budget.update(&mut shares[0], 60, 1, 20);
-        budget.update(&mut shares[0], 75, 1, 40);
+        budget.update(&mut shares[0], 60, 1, || 20);
+        budget.update(&mut shares[0], 75, 1, || 40);
         assert!(inboxes[0].is_closed(), "the trickle reader goes first");
         assert!(!inboxes[1].is_closed());
     }
@@ -314,22 +386,22 @@ mod tests {
         let (mut shares, _inboxes) = members(&budget, 1);
         let share = &mut shares[0];
         // 10 bytes at 1 ms, 10 at 2 ms, 10 at 3 ms.
-        assert_eq!(share.account(10, 0, 1), 1);
-        assert_eq!(share.account(20, 0, 2), 1);
-        assert_eq!(share.account(30, 0, 3), 1);
+        assert_eq!(share.account(10, 0, || 1), 1);
+        assert_eq!(share.account(20, 0, || 2), 1);
+        assert_eq!(share.account(30, 0, || 3), 1);
         // Writing the first 10 (and a few of the next) makes 2 ms the oldest.
-        assert_eq!(share.account(17, 13, 4), 2);
+        assert_eq!(share.account(17, 13, || 4), 2);
         // Writes and new bytes in one update.
-        assert_eq!(share.account(15, 12, 5), 3);
+        assert_eq!(share.account(15, 12, || 5), 3);
         // All written: nothing is waiting.
-        assert_eq!(share.account(0, 15, 6), u64::MAX);
+        assert_eq!(share.account(0, 15, || 6), u64::MAX);
         // The connection drops what it held (a timeout): nothing waits.
-        assert_eq!(share.account(50, 0, 7), 7);
-        assert_eq!(share.account(0, 0, 8), u64::MAX);
+        assert_eq!(share.account(50, 0, || 7), 7);
+        assert_eq!(share.account(0, 0, || 8), u64::MAX);
         // A client that never reads, sent something every millisecond: the
         // marks stay few and the first one stays.
         for ms in 10..1000 {
-            assert_eq!(share.account((ms - 9) as usize, 0, ms), 10);
+            assert_eq!(share.account((ms - 9) as usize, 0, || ms), 10);
         }
         assert!(share.marks.len() <= MAX_MARKS);
         // One that reads, always a little behind (5 bytes at 0 ms, then a
@@ -339,7 +411,7 @@ mod tests {
         for ms in 0..1000 {
             let written = usize::from(ms >= 5);
             let oldest = if ms < 9 { 0 } else { ms - 4 };
-            assert_eq!(share.account(5, written, ms), oldest, "at {ms} ms");
+            assert_eq!(share.account(5, written, || ms), oldest, "at {ms} ms");
         }
     }
 
@@ -348,7 +420,7 @@ mod tests {
         let budget = Budget::new(None);
         let rx = Outbox::new();
         let mut share = budget.join(ClientId(1), rx.clone());
-        budget.update(&mut share, usize::MAX / 2, 0, 1);
+        budget.update(&mut share, usize::MAX / 2, 0, || 1);
         assert!(!rx.is_closed());
         budget.leave(share);
         assert_eq!(budget.total(), 0);

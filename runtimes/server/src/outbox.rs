@@ -12,6 +12,11 @@
 //! The queue is bounded by whoever puts into it ([`Outbox::put`]): a full
 //! outbox means its client is too slow, and it is closed. A closed outbox
 //! still hands over what it took, then tells its task that it closed.
+//!
+//! Shutdown reaches each task through its outbox too ([`Outbox::stop`]), on
+//! the waker it holds anyway, rather than through a listener of its own on
+//! a server-wide signal, which each connection would keep (about 48 bytes)
+//! and poll on every turn.
 
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,9 +34,23 @@ pub struct Outbox(Arc<Mutex<State>>);
 struct State {
     queue: Vec<Outgoing>,
     closed: bool,
+    /// The server stops, and the task has not been told yet.
+    stop: bool,
     /// The task waiting for the queue to fill, taken when woken: one
     /// wake-up per wait, however many messages arrive before the task runs.
     waiter: Option<Waker>,
+}
+
+/// What [`Outbox::poll_take`] handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Messages, now in the batch.
+    Messages,
+    /// The server stops: whatever waited is in the batch (perhaps nothing),
+    /// to be delivered before the client is told. Once per [`Outbox::stop`].
+    Stop,
+    /// Closed, with nothing left to take.
+    Closed,
 }
 
 /// Why [`Outbox::put`] did not take a message.
@@ -83,9 +102,21 @@ impl Outbox {
 
     /// Closes the outbox: what it holds can still be taken.
     pub fn close(&self) {
+        self.signal(|state| state.closed = true);
+    }
+
+    /// Tells the task that the server stops (see [`Taken::Stop`]), waking
+    /// it if it was waiting. Messages can still be put in after it.
+    pub fn stop(&self) {
+        self.signal(|state| state.stop = true);
+    }
+
+    /// Changes the state, then wakes the task if it was waiting (outside
+    /// the lock, so that it does not wake into a held lock).
+    fn signal(&self, change: impl FnOnce(&mut State)) {
         let waiter = {
             let mut state = self.state();
-            state.closed = true;
+            change(&mut state);
             state.waiter.take()
         };
         if let Some(waiter) = waiter {
@@ -123,12 +154,19 @@ impl Outbox {
         true
     }
 
-    /// [`Outbox::take`], or `Pending` (and a wake-up when a message comes or
-    /// the outbox closes) if none waits. `Ready(false)`: closed and empty.
-    pub fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Outgoing>) -> Poll<bool> {
+    /// [`Outbox::take`], or `Pending` (and a wake-up when a message comes,
+    /// the outbox closes or the server stops) if none waits.
+    pub fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Outgoing>) -> Poll<Taken> {
         let mut state = self.state();
+        if mem::take(&mut state.stop) {
+            Self::take_from(&mut state, batch);
+            return Poll::Ready(Taken::Stop);
+        }
         if !state.queue.is_empty() || state.closed {
-            return Poll::Ready(Self::take_from(&mut state, batch));
+            return Poll::Ready(match Self::take_from(&mut state, batch) {
+                true => Taken::Messages,
+                false => Taken::Closed,
+            });
         }
         match &mut state.waiter {
             Some(waiter) => waiter.clone_from(cx.waker()),
@@ -200,7 +238,10 @@ mod tests {
             1,
             "one wake-up for the burst"
         );
-        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(true));
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Messages)
+        );
         assert_eq!(texts(&batch), [b"a", b"b", b"c"]);
         assert!(outbox.is_empty());
         batch.clear();
@@ -235,7 +276,37 @@ mod tests {
         let mut batch = Vec::new();
         outbox.clone().close();
         assert_eq!(counter.0.load(Ordering::Relaxed), 1);
-        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(false));
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Closed)
+        );
+    }
+
+    #[test]
+    fn stopping_wakes_the_task_and_hands_over_what_waited_once() {
+        let (outbox, counter, waker) = waited_on();
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Vec::new();
+        outbox.put(message("a"), 10).expect("room");
+        outbox.stop();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "one wake-up");
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Stop)
+        );
+        assert_eq!(texts(&batch), [b"a"], "what waited comes with it");
+        batch.clear();
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Pending,
+            "told once"
+        );
+        outbox.put(message("b"), 10).expect("still open");
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Messages)
+        );
+        assert_eq!(texts(&batch), [b"b"]);
     }
 
     #[test]

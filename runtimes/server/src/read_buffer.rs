@@ -88,8 +88,12 @@ mod tests {
             Poll::Ready(Ok(n))
         }
 
-        async fn write_vectored(&self, _: &[IoSlice<'_>]) -> io::Result<usize> {
-            Ok(0)
+        fn poll_write_vectored(
+            &self,
+            _: &mut Context<'_>,
+            _: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(0))
         }
 
         fn shutdown_write(&self) -> io::Result<()> {

@@ -81,12 +81,16 @@ pub trait Socket: Send + Sync + 'static {
     /// [`crate::read_buffer`]).
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
-    /// Writes some of `slices`, in order (one `writev`); returns how many
-    /// bytes.
-    fn write_vectored(
+    /// Writes some of `slices`, in order (one `writev`), and returns how
+    /// many bytes; or arranges for `cx` to be woken when the socket may take
+    /// more. A poll, like [`Socket::poll_read`]: the slices are made on the
+    /// stack for each call, so no connection's task holds them (they are a
+    /// kilobyte) or allocates a future per write.
+    fn poll_write_vectored(
         &self,
+        cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
-    ) -> impl Future<Output = io::Result<usize>> + Send;
+    ) -> Poll<io::Result<usize>>;
 
     /// Shuts the write side (a TCP FIN), once nothing is left to send.
     fn shutdown_write(&self) -> io::Result<()>;

@@ -13,7 +13,7 @@ use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
@@ -28,7 +28,7 @@ use crate::fanout::{Fanout, Stripe};
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Taken};
 use crate::read_buffer::{self, Filled};
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
 use crate::session::{Outgoing, Session};
@@ -66,7 +66,8 @@ struct Shared<R> {
     gate: RwLock<()>,
     /// The clock origin of every session, so the chat sees one time line.
     start: Instant,
-    /// Closed to tell every session to shut down.
+    /// Closed when the server shuts down: for TLS handshakes still running
+    /// (the sessions are told through their outboxes: `Budget::stop_all`).
     stop: Receiver<()>,
     /// Bytes queued on all connections together.
     budget: Budget,
@@ -316,6 +317,7 @@ pub async fn serve<R: Runtime>(
         hub.stop();
         hub.store.take()
     };
+    shared.budget.stop_all();
     stop.close();
     let grace = Instant::now() + shared.config.connection.close_timeout + Duration::from_secs(1);
     let timer = shared.runtime.timer_at(grace);
@@ -359,9 +361,8 @@ enum Wake {
     Read(io::Result<Filled>),
     Wrote(io::Result<usize>),
     Flushed(io::Result<()>),
-    /// Messages from the outbox are in the batch (`true`), or it closed.
-    Inbox(bool),
-    Stop,
+    /// The outbox handed over messages, closed, or told of shutdown.
+    Inbox(Taken),
     /// The runtime's timer fired.
     Timer,
     /// The session's deadline had passed when the turn began.
@@ -498,10 +499,6 @@ fn drive<R: Runtime>(
         let outbox = Outbox::new();
         // What was taken from the outbox in one go, to be delivered.
         let mut batch: Vec<Outgoing> = Vec::new();
-        // Waited on as a stream: a receiver keeps its listener between turns,
-        // where `recv()` would make one and drop it on every turn another event
-        // wins.
-        let mut shutdown = pin!(shared.stop.clone());
         let id = lock(&shared.hub).next_id();
         let mut share = shared.budget.join(id, outbox.clone());
         let mut session = Session::new(id, peer, config, &shared.connection, &shared.metrics);
@@ -511,7 +508,7 @@ fn drive<R: Runtime>(
             Door::Ops => session.ops_only(),
         }
         let (mut read_open, mut inbox_open) = (true, true);
-        let (mut stopping, mut write_shut) = (false, false);
+        let mut write_shut = false;
         // The session's timer, made again only when its deadline moves earlier:
         // a timer that fires early finds nothing to do and is armed again.
         let mut timer: Option<(R::Timer, Instant)> = None;
@@ -533,7 +530,7 @@ fn drive<R: Runtime>(
             if session.is_finished() {
                 break;
             }
-            let ms = u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
             shared
                 .budget
                 .update(&mut share, session.buffered_amount(), written, ms);
@@ -577,22 +574,15 @@ fn drive<R: Runtime>(
                     match session.buffered_amount() {
                         0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
                         0 => future::pending().await,
-                        _ => Wake::Wrote(write_queued(&socket, &session).await),
+                        _ => Wake::Wrote(
+                            future::poll_fn(|cx| poll_write_queued(&socket, &session, cx)).await,
+                        ),
                     }
                 };
                 let message = future::poll_fn(|cx| match inbox_open {
                     true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
                     false => Poll::Pending,
                 });
-                let stop = async {
-                    match stopping {
-                        false => {
-                            let _ = shutdown.next().await;
-                            Wake::Stop
-                        }
-                        true => future::pending().await,
-                    }
-                };
                 let alarm = async {
                     match &mut timer {
                         Some((timer, _)) => {
@@ -604,7 +594,7 @@ fn drive<R: Runtime>(
                 };
                 let events = pin!(future::race(
                     future::race(read, write),
-                    future::race(message, stop.or(alarm)),
+                    future::race(message, alarm),
                 ));
                 waited(events).await
             };
@@ -632,25 +622,23 @@ fn drive<R: Runtime>(
                 }
                 Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
                 Wake::Flushed(Ok(())) => {}
-                Wake::Inbox(true) => {
+                Wake::Inbox(Taken::Messages) => {
                     took_since_timer = true;
                     // All that waited, so that it leaves in one write.
                     for message in batch.drain(..) {
                         session.deliver(message);
                     }
                 }
-                Wake::Inbox(false) => {
+                Wake::Inbox(Taken::Closed) => {
                     inbox_open = false;
                     // Closed for the budget, the connection ends above.
                     if !share.is_evicted() {
                         session.outbox_closed();
                     }
                 }
-                Wake::Stop => {
-                    stopping = true;
+                Wake::Inbox(Taken::Stop) => {
                     // Shutdown took the gate before telling us: what the chat
-                    // took is all here, and goes out before the 1001.
-                    outbox.take(&mut batch);
+                    // took is all in the batch, and goes out before the 1001.
                     for message in batch.drain(..) {
                         session.deliver(message);
                     }
@@ -682,18 +670,17 @@ fn drive<R: Runtime>(
     }
 }
 
-/// One vectored write of what `session` has queued. Boxed: the slices (a
-/// kilobyte) then live on the heap while a write is in flight, instead of in
-/// every connection's task, idle ones included.
-fn write_queued<'a, S: Socket>(
-    socket: &'a S,
-    session: &'a Session,
-) -> Pin<Box<dyn Future<Output = io::Result<usize>> + Send + 'a>> {
-    Box::pin(async move {
-        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-        let n = session.poll_transmit_vectored(&mut slices);
-        socket.write_vectored(&slices[..n]).await
-    })
+/// One vectored write of what `session` has queued. The slices (a
+/// kilobyte) are made on this call's stack, not kept in every connection's
+/// task between polls.
+fn poll_write_queued<S: Socket>(
+    socket: &S,
+    session: &Session,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+    let n = session.poll_transmit_vectored(&mut slices);
+    socket.poll_write_vectored(cx, &slices[..n])
 }
 
 impl<R> Shared<R> {

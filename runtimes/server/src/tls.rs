@@ -206,14 +206,13 @@ where
         })
     }
 
-    fn write_vectored(
+    fn poll_write_vectored(
         &self,
+        cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
-    ) -> impl Future<Output = io::Result<usize>> + Send {
-        future::poll_fn(move |cx| {
-            self.poll_with(cx, |inner, cx| {
-                Pin::new(&mut inner.stream).poll_write_vectored(cx, slices)
-            })
+    ) -> Poll<io::Result<usize>> {
+        self.poll_with(cx, |inner, cx| {
+            Pin::new(&mut inner.stream).poll_write_vectored(cx, slices)
         })
     }
 

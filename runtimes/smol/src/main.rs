@@ -7,12 +7,13 @@
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use smol::io::AsyncWriteExt;
+use smol::io::AsyncWrite;
 use smol::{Async, Executor, Timer};
 use tincan_server::{IntoStream, Listener, Runtime, Socket};
 
@@ -107,8 +108,12 @@ impl Socket for SmolSocket {
         }
     }
 
-    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&self.stream).write_vectored(slices).await
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &self.stream).poll_write_vectored(cx, slices)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

@@ -121,12 +121,16 @@ impl Socket for TokioSocket {
         }
     }
 
-    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         loop {
-            self.0.writable().await?;
+            ready!(self.0.poll_write_ready(cx))?;
             match self.0.try_write_vectored(slices) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                result => return result,
+                result => return Poll::Ready(result),
             }
         }
     }
