@@ -312,7 +312,7 @@ impl Assembler {
         // traffic of one size takes it every time, without a search.
         if let Some(last) = self.spare.last() {
             let size = last.capacity();
-            if size >= want && size / 2 <= want.max(SMALL_ENOUGH) {
+            if size >= want && (size <= SMALL_ENOUGH || size / 2 <= want) {
                 self.swap_in_spare(self.spare.len() - 1);
                 return;
             }
@@ -414,6 +414,21 @@ mod tests {
         assembler.recycle(Vec::with_capacity(2000));
         assert_eq!(begin(&mut assembler, 50), 2000, "no search");
         let _ = assembler.finish();
+
+        // At the bound: 4 KiB is small enough for anything, 4 KiB + 1 only
+        // for a message of more than half its size.
+        // (A smaller spare that fits is there each time: the best fit.)
+        for (spares, want, taken) in [
+            ([100, 4096], 50, 4096),
+            ([100, 4097], 50, 100),
+            ([3000, 4097], 2049, 4097),
+        ] {
+            let mut assembler = Assembler::new(1 << 20);
+            for size in spares {
+                assembler.recycle(Vec::with_capacity(size));
+            }
+            assert_eq!(begin(&mut assembler, want), taken, "{spares:?} for {want}");
+        }
 
         // Last given back: 64 KiB for 50 bytes is too much; the best fit.
         let mut assembler = Assembler::new(1 << 20);

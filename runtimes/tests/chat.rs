@@ -5,6 +5,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
@@ -364,4 +366,26 @@ fn every_member_sees_the_room_in_one_order() {
     assert_eq!(orders.len(), RECEIVERS + SENDERS);
     assert_eq!(orders[0].len(), SENDERS * MESSAGES);
     assert_one_order(&orders);
+}
+
+#[test]
+fn a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() {
+    let delay = Duration::from_millis(500);
+    let server = Server::start(&["--write-delay", "500"]);
+    let (mut a, nick_a) = join(&server, "");
+    let mut b = Raw::connect(&server);
+    b.upgrade("/");
+    let nick_b = parse_welcome(&b.read_text());
+    assert_eq!(ws_text(&mut a), format!("* {nick_b} joined #lobby"));
+
+    let sent = Instant::now();
+    ws_send_text(&mut a, "one");
+    ws_send_text(&mut a, "two");
+    assert_eq!(b.read_text(), chat_line(&nick_a, "one"));
+    let held = sent.elapsed();
+    assert!(held >= delay, "written after {held:?}, before the delay");
+    // "two" reached b's outbox while "one" was held: the same write.
+    let two = chat_line(&nick_a, "two");
+    assert_eq!(b.buffered(), 2 + two.len(), "both frames in one read");
+    assert_eq!(b.read_text(), two);
 }

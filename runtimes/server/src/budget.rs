@@ -226,10 +226,15 @@ impl Budget {
     /// Tells every connection's task that the server stops (see
     /// [`Outbox::stop`]), and every one that joins from now on.
     pub fn stop_all(&self) {
-        let members = self.lock();
-        self.stopping.store(true, Ordering::Relaxed);
-        for member in members.values() {
-            member.outbox.stop();
+        // Woken outside the lock, which the tasks that end take to leave; a
+        // connection that joins meanwhile sees the flag.
+        let outboxes: Vec<Outbox> = {
+            let members = self.lock();
+            self.stopping.store(true, Ordering::Relaxed);
+            members.values().map(|m| m.outbox.clone()).collect()
+        };
+        for outbox in outboxes {
+            outbox.stop();
         }
     }
 

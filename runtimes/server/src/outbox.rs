@@ -34,6 +34,8 @@ pub struct Outbox(Arc<Mutex<State>>);
 struct State {
     queue: Vec<Outgoing>,
     closed: bool,
+    /// [`Taken::Closed`] was handed out: it is told once.
+    told_closed: bool,
     /// The server stops, and the task has not been told yet.
     stop: bool,
     /// The task waiting for the queue to fill, taken when woken: one
@@ -155,18 +157,22 @@ impl Outbox {
     }
 
     /// [`Outbox::take`], or `Pending` (and a wake-up when a message comes,
-    /// the outbox closes or the server stops) if none waits.
+    /// the outbox closes or the server stops) if none waits. In order: a
+    /// stop (with whatever waited), then messages, then that it closed, which
+    /// is told once; after that only a stop can come, so the task may keep
+    /// polling.
     pub fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Outgoing>) -> Poll<Taken> {
         let mut state = self.state();
         if mem::take(&mut state.stop) {
             Self::take_from(&mut state, batch);
             return Poll::Ready(Taken::Stop);
         }
-        if !state.queue.is_empty() || state.closed {
-            return Poll::Ready(match Self::take_from(&mut state, batch) {
-                true => Taken::Messages,
-                false => Taken::Closed,
-            });
+        if !state.queue.is_empty() {
+            Self::take_from(&mut state, batch);
+            return Poll::Ready(Taken::Messages);
+        }
+        if state.closed && !mem::replace(&mut state.told_closed, true) {
+            return Poll::Ready(Taken::Closed);
         }
         match &mut state.waiter {
             Some(waiter) => waiter.clone_from(cx.waker()),
@@ -280,6 +286,41 @@ mod tests {
             outbox.poll_take(&mut cx, &mut batch),
             Poll::Ready(Taken::Closed)
         );
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Pending,
+            "told once"
+        );
+        outbox.stop();
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            2,
+            "a stop still wakes it"
+        );
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Stop)
+        );
+    }
+
+    #[test]
+    fn a_stop_comes_before_the_close_with_what_waited() {
+        let outbox = Outbox::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = Vec::new();
+        outbox.put(message("a"), 1).expect("room");
+        assert_eq!(outbox.put(message("b"), 1), Err(PutError::Full));
+        outbox.stop();
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Stop)
+        );
+        assert_eq!(texts(&batch), [b"a"]);
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Closed)
+        );
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
     }
 
     #[test]

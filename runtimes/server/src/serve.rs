@@ -507,11 +507,14 @@ fn drive<R: Runtime>(
             Door::OverAddressLimit => session.over_address_limit(),
             Door::Ops => session.ops_only(),
         }
-        let (mut read_open, mut inbox_open) = (true, true);
+        let mut read_open = true;
         let mut write_shut = false;
         // The session's timer, made again only when its deadline moves earlier:
         // a timer that fires early finds nothing to do and is armed again.
         let mut timer: Option<(R::Timer, Instant)> = None;
+        // With `--write-delay`: chat messages that came to an empty send
+        // queue are held until then, and what follows them joins the write.
+        let mut hold: Option<Instant> = None;
         let (mut busy_turns, mut busy_bytes) = (0, 0);
         let mut written = 0;
         let mut took_since_timer = false;
@@ -551,7 +554,12 @@ fn drive<R: Runtime>(
             // now: a runtime timer for it would cost a timer and a turn, and
             // replace the one armed for later.
             let mut due = false;
-            if let Some(at) = session.poll_timeout().map(|t| shared.start + t) {
+            let deadline = session.poll_timeout().map(|t| shared.start + t);
+            let at = match (deadline, hold) {
+                (Some(deadline), Some(hold)) => Some(deadline.min(hold)),
+                (deadline, hold) => deadline.or(hold),
+            };
+            if let Some(at) = at {
                 if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
                     let now = Instant::now();
                     if at <= now {
@@ -574,15 +582,15 @@ fn drive<R: Runtime>(
                     match session.buffered_amount() {
                         0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
                         0 => future::pending().await,
+                        _ if hold.is_some() => future::pending().await,
                         _ => Wake::Wrote(
                             future::poll_fn(|cx| poll_write_queued(&socket, &session, cx)).await,
                         ),
                     }
                 };
-                let message = future::poll_fn(|cx| match inbox_open {
-                    true => outbox.poll_take(cx, &mut batch).map(Wake::Inbox),
-                    false => Poll::Pending,
-                });
+                // Polled even once closed: a shutdown still comes through it.
+                let message =
+                    future::poll_fn(|cx| outbox.poll_take(cx, &mut batch).map(Wake::Inbox));
                 let alarm = async {
                     match &mut timer {
                         Some((timer, _)) => {
@@ -624,19 +632,23 @@ fn drive<R: Runtime>(
                 Wake::Flushed(Ok(())) => {}
                 Wake::Inbox(Taken::Messages) => {
                     took_since_timer = true;
+                    let delay = config.write_delay;
+                    if !delay.is_zero() && hold.is_none() && session.buffered_amount() == 0 {
+                        hold = Some(Instant::now() + delay);
+                    }
                     // All that waited, so that it leaves in one write.
                     for message in batch.drain(..) {
                         session.deliver(message);
                     }
                 }
                 Wake::Inbox(Taken::Closed) => {
-                    inbox_open = false;
                     // Closed for the budget, the connection ends above.
                     if !share.is_evicted() {
                         session.outbox_closed();
                     }
                 }
                 Wake::Inbox(Taken::Stop) => {
+                    hold = None;
                     // Shutdown took the gate before telling us: what the chat
                     // took is all in the batch, and goes out before the 1001.
                     for message in batch.drain(..) {
@@ -644,9 +656,13 @@ fn drive<R: Runtime>(
                     }
                     session.shutdown();
                 }
-                Wake::Due => session.handle_timeout(shared.start.elapsed()),
+                Wake::Due => {
+                    end_hold(&mut hold);
+                    session.handle_timeout(shared.start.elapsed());
+                }
                 Wake::Timer => {
                     timer = None;
+                    end_hold(&mut hold);
                     session.handle_timeout(shared.start.elapsed());
                     // Timers that fire are rare (a ping interval, the handshake,
                     // close or idle timeouts). Two with nothing taken from the
@@ -667,6 +683,13 @@ fn drive<R: Runtime>(
             log::print(config.log_level, config.log_format, &line);
         }
         shared.budget.leave(share);
+    }
+}
+
+/// Ends a `--write-delay` hold that is over.
+fn end_hold(hold: &mut Option<Instant>) {
+    if hold.is_some_and(|until| until <= Instant::now()) {
+        *hold = None;
     }
 }
 

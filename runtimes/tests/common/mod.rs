@@ -793,6 +793,11 @@ impl Raw {
         self.stream.local_addr().expect("local address").port()
     }
 
+    /// Bytes read from the socket and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Writes all of `bytes` in one call.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream
