@@ -9,6 +9,7 @@
 #   bench/compare.sh cross-node          # two tincan-smol nodes sharing a room through Redis
 #   bench/compare.sh --quick             # 1 run of 3 s each: a smoke test
 #   RUNS=5 SECS=10 bench/compare.sh      # the defaults
+#   WRITE_DELAYS="20 50" bench/compare.sh rate   # also with --write-delay 20 and 50
 #
 # Load tool and servers share this machine; every server is started fresh
 # on its own port and stopped before the next. Raw JSON lines go to
@@ -46,6 +47,9 @@ JOIN_ROOMS=${JOIN_ROOMS:-1}
 # Rate: broadcasts offered at these total rates (senders x 100/s) to
 # BC_RECEIVERS, below saturation: the cost per delivery and the latency.
 RATES=${RATES:-100 1000}
+# And with each tincan binary's --write-delay set to these milliseconds
+# (e.g. WRITE_DELAYS="20 50"): fewer writes per delivery, for that latency.
+WRITE_DELAYS=${WRITE_DELAYS:-}
 # Deflate: senders' rate and message size (chat-sized text). The load tool
 # inflates on one thread: past about 300k deliveries a second it, not the
 # server, falls behind.
@@ -511,13 +515,20 @@ rate_scenario() {
   for total in $RATES; do
     local senders=$(((total + 99) / 100)) label=rate-$total
     local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$senders" -r $((total / senders)) -t "$SECS")
+    local names=() delay
     for server in "${TINCAN[@]}"; do
       measure "$label-$server" ws "${args[@]}" -- "target/release/$server" "${CHAT[@]}"
+      names+=("$server")
+      for delay in $WRITE_DELAYS; do
+        measure "$label-$server-delay$delay" ws "${args[@]}" -- \
+          "target/release/$server" "${CHAT[@]}" --write-delay "$delay"
+        names+=("$server-delay$delay")
+      done
     done
     measure "$label-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
-    for server in "${TINCAN[@]}" tokio-tungstenite; do
-      local f="$scratch/$label-$server.jsonl"
-      row "broadcast ${total}/s offered to $BC_RECEIVERS" "$server" "$(median "$f" delivered_per_sec) delivered/s" \
+    for server in "${names[@]}" tokio-tungstenite; do
+      local f="$scratch/$label-$server.jsonl" name=${server/-delay/ --write-delay }
+      row "broadcast ${total}/s offered to $BC_RECEIVERS" "$name" "$(median "$f" delivered_per_sec) delivered/s" \
         "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" \
         "$(median "$f" msgs_per_server_cpu_s) deliveries per CPU-s; lost $(median "$f" lost), errors $(median "$f" errors)"
     done
