@@ -329,6 +329,28 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_header_fills_its_14_bytes_exactly() {
+        // A compressed client frame's first fragment with a 64-bit length:
+        // every field the header can carry.
+        let header = FrameHeader {
+            fin: false,
+            rsv: 0b100,
+            opcode: OpCode::Text,
+            mask: Some([0xa1, 0xb2, 0xc3, 0xd4]),
+            payload_len: 0x0102_0304_0506_0708,
+        };
+        let mut encoded = vec![0xee];
+        header.encode(&mut encoded);
+        assert_eq!(
+            encoded,
+            [0xee, 0x41, 0xff, 1, 2, 3, 4, 5, 6, 7, 8, 0xa1, 0xb2, 0xc3, 0xd4],
+            "appended after what was there"
+        );
+        assert_eq!(header.encoded_len(), MAX_HEADER_LEN);
+        assert_eq!(decode_all(&encoded[1..]).0, header);
+    }
+
+    #[test]
     fn rejects_reserved_opcodes_and_bad_lengths() {
         for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
             assert_eq!(
