@@ -555,11 +555,7 @@ fn drive<R: Runtime>(
             // replace the one armed for later.
             let mut due = false;
             let deadline = session.poll_timeout().map(|t| shared.start + t);
-            let at = match (deadline, hold) {
-                (Some(deadline), Some(hold)) => Some(deadline.min(hold)),
-                (deadline, hold) => deadline.or(hold),
-            };
-            if let Some(at) = at {
+            if let Some(at) = deadline.into_iter().chain(hold).min() {
                 if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
                     let now = Instant::now();
                     if at <= now {

@@ -4,19 +4,15 @@
 //! timer, and the sockets. The serve loop, the protocol and the chat are in
 //! `tincan-server` and the sans-io crates under it.
 //!
-//! tokio's reactor is edge-triggered and remembers readiness: a read or a
-//! write tries the socket while the last event says it may succeed, and
-//! waits for the next event only after one would block. Its scheduler polls
-//! the reactor every 61 tasks and takes a task's turn away when its
-//! cooperative budget runs out, so a connection that used up its own budget
-//! (see `tincan_server::serve`) only has to yield.
+//! tokio's reactor is edge-triggered and remembers readiness, and its
+//! scheduler polls the reactor every 61 tasks, so a connection that used up
+//! its budget (see `tincan_server::serve`) only has to yield.
 
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::OnceLock;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -29,10 +25,8 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 /// The runtime, made once from `--threads` and never dropped (a task that
 /// held the last handle would otherwise drop it on a worker, which panics).
-static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-
 #[derive(Debug, Clone, Copy)]
-struct Tokio;
+struct Tokio(&'static tokio::runtime::Runtime);
 
 impl Tokio {
     /// One thread: the current-thread scheduler, which runs every task on
@@ -48,12 +42,7 @@ impl Tokio {
             .thread_name("tincan-worker")
             .enable_all()
             .build()?;
-        let _ = RUNTIME.set(runtime);
-        Ok(Tokio)
-    }
-
-    fn runtime(self) -> &'static tokio::runtime::Runtime {
-        RUNTIME.get().expect("Tokio::new made the runtime")
+        Ok(Tokio(Box::leak(Box::new(runtime))))
     }
 }
 
@@ -63,20 +52,20 @@ impl Runtime for Tokio {
     type Timer = Pin<Box<Sleep>>;
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime().block_on(future)
+        self.0.block_on(future)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.runtime().spawn(task);
+        self.0.spawn(task);
     }
 
     fn listener(&self, listener: std::net::TcpListener) -> io::Result<TokioListener> {
-        let _context = self.runtime().enter();
+        let _context = self.0.enter();
         TcpListener::from_std(listener).map(TokioListener)
     }
 
     fn timer_at(&self, at: Instant) -> Self::Timer {
-        let _context = self.runtime().enter();
+        let _context = self.0.enter();
         Box::pin(tokio::time::sleep_until(at.into()))
     }
 }
