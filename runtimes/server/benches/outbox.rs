@@ -27,7 +27,7 @@ use tincan_server::hub::{lock, Hub};
 use tincan_server::log::LogLevel;
 use tincan_server::metrics::Metrics;
 use tincan_server::outbox::Outbox;
-use tincan_server::session::{Outgoing, Session};
+use tincan_server::session::{Outgoing, Session, SessionConfig};
 use tincan_server::ServerConfig;
 
 fn now() -> Now {
@@ -55,8 +55,8 @@ impl Client {
     ) -> Self {
         let id = lock(hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let connection = Arc::new(config.client_connection());
-        let mut session = Session::new(id, peer, config, &connection, metrics);
+        let sessions = Arc::new(SessionConfig::new(config, metrics.clone()));
+        let mut session = Session::new(id, peer, &sessions);
         let outbox = Outbox::new();
         session.receive(
             format!(

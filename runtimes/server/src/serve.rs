@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Taken};
 use crate::read_buffer::{self, Filled};
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
-use crate::session::{Outgoing, Session};
+use crate::session::{Outgoing, Session, SessionConfig};
 use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
@@ -53,8 +53,8 @@ const WRITE_SLICES: usize = 64;
 struct Shared<R> {
     runtime: R,
     config: ServerConfig,
-    /// Every client connection's protocol configuration, one copy for all.
-    connection: Arc<tincan_core::Config>,
+    /// What every session reads, one copy for all.
+    sessions: Arc<SessionConfig>,
     hub: Mutex<Hub>,
     /// The rooms' lanes that keep each room's order in every outbox while
     /// rooms fan out in parallel.
@@ -211,9 +211,9 @@ pub async fn serve<R: Runtime>(
         hub: Mutex::new(hub),
         fanout: Fanout::new(),
         gate: RwLock::new(()),
+        sessions: Arc::new(SessionConfig::new(&config, metrics.clone())),
         metrics,
         budget,
-        connection: Arc::new(config.client_connection()),
         config,
         start: Instant::now(),
         stop: stopped,
@@ -501,7 +501,7 @@ fn drive<R: Runtime>(
         let mut batch: Vec<Outgoing> = Vec::new();
         let id = lock(&shared.hub).next_id();
         let mut share = shared.budget.join(id, outbox.clone());
-        let mut session = Session::new(id, peer, config, &shared.connection, &shared.metrics);
+        let mut session = Session::new(id, peer, &shared.sessions);
         match door {
             Door::Public => {}
             Door::OverAddressLimit => session.over_address_limit(),

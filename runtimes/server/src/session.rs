@@ -58,74 +58,84 @@ const RETRY_AFTER: &str = "5";
 /// (recorded early) rather than kept for a client whose queue never empties.
 const MAX_SAMPLES: usize = 64;
 
+/// What every session of a server reads and none changes, made once
+/// ([`SessionConfig::new`]) and shared: each connection holds one pointer
+/// to it, not a copy of each setting.
+#[derive(Debug)]
+pub struct SessionConfig {
+    /// [`ServerConfig::client_connection`], every connection's limits.
+    connection: Arc<Config>,
+    echo: bool,
+    origins: OriginPolicy,
+    /// [`ServerConfig::outbox_capacity`]: a client with more waiting is
+    /// too slow, and closed.
+    outbox_capacity: usize,
+    idle_timeout: Option<Duration>,
+    /// Lines above this level are never made, so a quiet server does not
+    /// copy every message into a log line.
+    log_level: LogLevel,
+    /// `GET /metrics` is served on the public port (not when
+    /// `--metrics-bind` moved it).
+    serves_metrics: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl SessionConfig {
+    /// The settings of `config`'s sessions, which count into `metrics`.
+    pub fn new(config: &ServerConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            connection: Arc::new(config.client_connection()),
+            echo: config.echo,
+            origins: config.origins.clone(),
+            outbox_capacity: config.outbox_capacity,
+            idle_timeout: config.idle_timeout,
+            log_level: config.log_level,
+            serves_metrics: config.metrics_bind.is_none(),
+            metrics,
+        }
+    }
+}
+
 /// One client connection of the chat server.
 #[derive(Debug)]
 pub struct Session {
     id: ClientId,
-    peer: String,
-    /// The chat's key for the rate limit across reconnects.
-    address: chat::Address,
+    peer: SocketAddr,
     conn: Connection,
-    echo: bool,
-    origins: OriginPolicy,
+    config: Arc<SessionConfig>,
     /// Its address holds more connections than allowed: every request gets
     /// 503.
     over_address_limit: bool,
     joined: bool,
     /// The lock of its room, held while its chat output is handed out.
     stripe: Stripe,
-    /// [`ServerConfig::outbox_capacity`]: a client with more waiting is
-    /// too slow, and closed.
-    outbox_capacity: usize,
     /// The handshake completed: counted in the open WebSocket connections
     /// until the session is dropped.
     upgraded: bool,
-    idle_timeout: Option<Duration>,
     /// Monotonic time of the last chat message (or of joining).
     last_input: Duration,
-    /// Lines above this level are never made, so a quiet server does not
-    /// copy every message into a log line.
-    log_level: LogLevel,
     logs: VecDeque<Log>,
-    metrics: Arc<Metrics>,
     /// Latency samples of messages queued but not yet written.
     samples: VecDeque<Arc<Sample>>,
-    /// `GET /metrics` is served here (not when `--metrics-bind` moved it).
-    serves_metrics: bool,
     /// The operations port: only `/metrics`, `/healthz` and `/readyz`.
     ops_only: bool,
 }
 
 impl Session {
-    /// A session for a client that connected from `peer`. `connection` is
-    /// [`ServerConfig::client_connection`], made once and shared by every
-    /// session.
-    pub fn new(
-        id: ClientId,
-        peer: SocketAddr,
-        config: &ServerConfig,
-        connection: &Arc<Config>,
-        metrics: &Arc<Metrics>,
-    ) -> Self {
+    /// A session for a client that connected from `peer`.
+    pub fn new(id: ClientId, peer: SocketAddr, config: &Arc<SessionConfig>) -> Self {
         Self {
             id,
-            peer: peer.to_string(),
-            address: address(peer.ip()),
-            conn: Connection::new(Role::Server, connection.clone()),
-            echo: config.echo,
-            origins: config.origins.clone(),
+            peer,
+            conn: Connection::new(Role::Server, config.connection.clone()),
+            config: config.clone(),
             over_address_limit: false,
             joined: false,
             stripe: Stripe::of(""),
-            outbox_capacity: config.outbox_capacity,
             upgraded: false,
-            idle_timeout: config.idle_timeout,
             last_input: Duration::ZERO,
-            log_level: config.log_level,
             logs: VecDeque::new(),
-            metrics: metrics.clone(),
             samples: VecDeque::new(),
-            serves_metrics: config.metrics_bind.is_none(),
             ops_only: false,
         }
     }
@@ -134,7 +144,11 @@ impl Session {
     /// only `/metrics`, `/healthz` and `/readyz`.
     pub fn ops_only(&mut self) {
         self.ops_only = true;
-        self.serves_metrics = true;
+    }
+
+    /// Whether `GET /metrics` is answered here.
+    fn serves_metrics(&self) -> bool {
+        self.ops_only || self.config.serves_metrics
     }
 
     /// The client's address holds more connections than
@@ -168,7 +182,7 @@ impl Session {
         self.conn.handle_timeout(now);
         if self.idle_deadline().is_some_and(|at| now >= at) {
             self.log(Log::Idle {
-                peer: self.peer.clone(),
+                peer: self.peer.to_string(),
             });
             let _ = self.conn.close(CloseCode::GoingAway, "idle timeout");
         }
@@ -239,7 +253,7 @@ impl Session {
                     self.hand_out(out, hub, fanout, outbox, None, change);
                 }
                 Event::Open { .. } => {}
-                Event::Message(message) if self.echo => {
+                Event::Message(message) if self.config.echo => {
                     match &message {
                         Message::Text(text) => self.log_text(text),
                         Message::Binary(bytes) => {
@@ -255,7 +269,7 @@ impl Session {
                 Event::Message(Message::Text(text)) => {
                     self.log_text(&text);
                     self.last_input = now.mono;
-                    let sample = self.metrics.message_in();
+                    let sample = self.config.metrics.message_in();
                     let mut hub = lock(hub);
                     // Once shutdown has begun, input is not taken: a message
                     // taken now might reach only the part of the room not
@@ -269,7 +283,7 @@ impl Session {
                     self.conn.recycle(Message::Text(text));
                 }
                 Event::Message(Message::Binary(bytes)) => {
-                    self.metrics.messages_in.inc();
+                    self.config.metrics.messages_in.inc();
                     self.log(Log::ReceivedBinary { len: bytes.len() });
                     // §7.4.1: 1003 for a kind of data the endpoint cannot accept.
                     let _ = self
@@ -280,28 +294,28 @@ impl Session {
                 Event::Ping(_) => self.log(Log::ReceivedPing),
                 Event::Pong(_) => self.log(Log::ReceivedPong),
                 Event::PingSent => self.log(Log::SendingPing {
-                    peer: self.peer.clone(),
+                    peer: self.peer.to_string(),
                 }),
                 Event::Error(Error::Handshake(e)) => self.log(Log::HandshakeRejected {
-                    peer: self.peer.clone(),
+                    peer: self.peer.to_string(),
                     status: e.status(),
                     reason: e.to_string(),
                 }),
                 Event::Error(Error::Protocol(ProtocolError::KeepaliveTimeout)) => {
                     self.log(Log::NoPong {
-                        peer: self.peer.clone(),
+                        peer: self.peer.to_string(),
                     })
                 }
                 Event::Error(Error::Protocol(e)) => self.log(Log::ProtocolError {
-                    peer: self.peer.clone(),
+                    peer: self.peer.to_string(),
                     error: e.to_string(),
                     code: e.close_code(),
                 }),
                 Event::Closed { code, reason } => {
-                    self.metrics.closed(code);
-                    if self.joined || self.echo {
+                    self.config.metrics.closed(code);
+                    if self.joined || self.config.echo {
                         self.log(Log::Closed {
-                            peer: self.peer.clone(),
+                            peer: self.peer.to_string(),
                             code,
                             reason,
                         });
@@ -310,8 +324,8 @@ impl Session {
             }
         }
         if echoed > 0 {
-            self.metrics.messages_in.inc_by(echoed);
-            self.metrics.deliveries_out.inc_by(echoed);
+            self.config.metrics.messages_in.inc_by(echoed);
+            self.config.metrics.deliveries_out.inc_by(echoed);
         }
         if self.must_leave() {
             self.joined = false;
@@ -375,9 +389,9 @@ impl Session {
                 },
                 // Not the page of a room "metrics" either when
                 // --metrics-bind moved it: a scraper must not get a page.
-                ("GET", "/metrics") if !self.serves_metrics => not_found,
+                ("GET", "/metrics") if !self.serves_metrics() => not_found,
                 ("GET", "/metrics") => {
-                    let body = self.metrics.render(hub.chat.room_sizes());
+                    let body = self.config.metrics.render(hub.chat.room_sizes());
                     (200, metrics::CONTENT_TYPE, body.into_bytes().into())
                 }
                 ("GET", _) if self.ops_only => not_found,
@@ -391,7 +405,7 @@ impl Session {
                 self.conn
                     .respond_with_headers(status, content_type, page::SECURITY_HEADERS, &body);
             self.log(Log::HttpRequest {
-                peer: self.peer.clone(),
+                peer: self.peer.to_string(),
                 method: request.method.clone(),
                 target: request.target.clone(),
                 status,
@@ -399,7 +413,7 @@ impl Session {
             return Output::default();
         }
         self.log(Log::UpgradeRequest {
-            peer: self.peer.clone(),
+            peer: self.peer.to_string(),
         });
         if self.ops_only {
             self.refuse(
@@ -422,7 +436,7 @@ impl Session {
             return Output::default();
         }
         let origin = request.header("Origin");
-        if !self.origins.allows(origin, request.host()) {
+        if !self.config.origins.allows(origin, request.host()) {
             let reason = format!(
                 "origin '{}' is not allowed: only this server's own pages \
                  and --allowed-origin may connect",
@@ -431,7 +445,7 @@ impl Session {
             self.refuse(403, reason);
             return Output::default();
         }
-        if self.echo {
+        if self.config.echo {
             if self.conn.accept(None).is_ok() {
                 self.upgraded();
             }
@@ -457,7 +471,10 @@ impl Session {
             return Output::default();
         }
         self.upgraded();
-        match hub.chat.join(self.id, self.address, room, format, now) {
+        match hub
+            .chat
+            .join(self.id, address(self.peer.ip()), room, format, now)
+        {
             Ok(out) => {
                 hub.chat.set_deflate(self.id, self.conn.deflate().is_some());
                 self.joined = true;
@@ -465,7 +482,7 @@ impl Session {
                 self.last_input = now.mono;
                 let nick = hub.chat.nick(self.id).unwrap_or_default().to_owned();
                 self.log(Log::Joined {
-                    peer: self.peer.clone(),
+                    peer: self.peer.to_string(),
                     nick,
                     room: room.to_owned(),
                 });
@@ -489,7 +506,7 @@ impl Session {
             .conn
             .respond_with_headers(status, text, headers, body.as_bytes());
         self.log(Log::HandshakeRejected {
-            peer: self.peer.clone(),
+            peer: self.peer.to_string(),
             status,
             reason,
         });
@@ -517,7 +534,7 @@ impl Session {
         // to a thousand is one atomic add.
         let deliveries: usize = out.deliveries.iter().map(|d| d.to.len()).sum();
         if deliveries > 0 {
-            self.metrics.deliveries_out.inc_by(deliveries as u64);
+            self.config.metrics.deliveries_out.inc_by(deliveries as u64);
         }
         if deliveries == 0 && change == Membership::Same {
             drop(hub);
@@ -532,7 +549,12 @@ impl Session {
                 Membership::Left => room.leave(self.id),
                 Membership::Same => {}
             }
-            let (mine, _) = room.put(out.deliveries, Some(self.id), sample, self.outbox_capacity);
+            let (mine, _) = room.put(
+                out.deliveries,
+                Some(self.id),
+                sample,
+                self.config.outbox_capacity,
+            );
             // A closed outbox means this client is too slow and about to
             // be closed: its own line would come after a gap.
             if !mine.is_empty() && !outbox.is_closed() {
@@ -548,7 +570,7 @@ impl Session {
         if let Some((code, reason)) = out.close {
             if self.conn.is_open() {
                 self.log(Log::Flooding {
-                    peer: self.peer.clone(),
+                    peer: self.peer.to_string(),
                 });
                 let _ = self.conn.close(code, &reason);
             }
@@ -556,7 +578,7 @@ impl Session {
     }
 
     fn idle_deadline(&self) -> Option<Duration> {
-        match (self.joined && self.conn.is_open(), self.idle_timeout) {
+        match (self.joined && self.conn.is_open(), self.config.idle_timeout) {
             (true, Some(timeout)) => Some(self.last_input + timeout),
             _ => None,
         }
@@ -565,21 +587,21 @@ impl Session {
     /// The upgrade was accepted: the connection is a WebSocket now.
     fn upgraded(&mut self) {
         self.upgraded = true;
-        self.metrics.websocket_opened();
+        self.config.metrics.websocket_opened();
         self.log(Log::HandshakeComplete {
-            peer: self.peer.clone(),
+            peer: self.peer.to_string(),
         });
     }
 
     fn log(&mut self, line: Log) {
-        self.metrics.record(&line);
-        if line.level() <= self.log_level {
+        self.config.metrics.record(&line);
+        if line.level() <= self.config.log_level {
             self.logs.push_back(line);
         }
     }
 
     fn log_text(&mut self, text: &str) {
-        if self.log_level < LogLevel::Info {
+        if self.config.log_level < LogLevel::Info {
             return;
         }
         let mut end = text.len().min(200);
@@ -601,7 +623,7 @@ impl Session {
     fn too_slow(&mut self) {
         if self.conn.is_open() {
             self.log(Log::SlowClient {
-                peer: self.peer.clone(),
+                peer: self.peer.to_string(),
             });
             let _ = self
                 .conn
@@ -613,7 +635,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if self.upgraded {
-            self.metrics.websocket_ended();
+            self.config.metrics.websocket_ended();
         }
     }
 }
@@ -670,8 +692,8 @@ mod tests {
         peer: SocketAddr,
     ) -> (Session, Outbox) {
         let id = lock(hub).next_id();
-        let connection = Arc::new(config.client_connection());
-        let mut session = Session::new(id, peer, config, &connection, &Arc::default());
+        let sessions = Arc::new(SessionConfig::new(config, Arc::default()));
+        let mut session = Session::new(id, peer, &sessions);
         session.receive(
             format!(
                 "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
@@ -784,8 +806,8 @@ mod tests {
         let (hub, fanout) = chat_for(&config);
         let metrics = Arc::new(Metrics::default());
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let connection = Arc::new(config.client_connection());
-        let mut session = Session::new(ClientId(1), peer, &config, &connection, &metrics);
+        let sessions = Arc::new(SessionConfig::new(&config, metrics.clone()));
+        let mut session = Session::new(ClientId(1), peer, &sessions);
         session.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -914,8 +936,8 @@ mod tests {
         // A join that was still in its handshake is refused.
         let id = lock(&hub).next_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5001));
-        let connection = Arc::new(config.client_connection());
-        let mut late = Session::new(id, peer, &config, &connection, &Arc::default());
+        let sessions = Arc::new(SessionConfig::new(&config, Arc::default()));
+        let mut late = Session::new(id, peer, &sessions);
         late.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
