@@ -259,14 +259,13 @@ pub async fn serve<R: Runtime>(
                 }
             });
         match accepted.await {
-            Accept::Socket(Ok((socket, peer))) => {
-                let task = connection(socket, peer, shared.clone(), tls.clone());
-                shared.runtime.spawn(task);
-            }
+            Accept::Socket(Ok((socket, peer))) => start(socket, peer, &shared, tls.as_ref()),
             Accept::Ops(Ok((socket, peer))) => {
-                let ops_shared = shared.clone();
-                let task = async move { drive(socket, peer, &ops_shared, Door::Ops).await };
-                shared.runtime.spawn(task);
+                let mut session = shared.session(peer);
+                session.ops_only();
+                shared
+                    .runtime
+                    .spawn(drive(socket, session, shared.clone(), None));
             }
             Accept::Ops(Err(_)) => {}
             // The first SIGTERM with a grace: not ready any more, and the
@@ -369,84 +368,98 @@ enum Wake {
     Due,
 }
 
-/// Serves one accepted connection, over TLS if `tls` is set. It counts
-/// against the connection limits from the start, TLS handshake included.
+/// Starts the task of a connection to the public port, over TLS if `tls`
+/// is set. It counts against the connection limits from here on, TLS
+/// handshake included.
+fn start<R: Runtime>(
+    socket: <R::Listener as Listener>::Socket,
+    peer: SocketAddr,
+    shared: &Arc<Shared<R>>,
+    tls: Option<&TlsAcceptor>,
+) {
+    let (counted, total, from_address) = Counted::new(shared, peer.ip());
+    let over_address_limit = shared
+        .config
+        .max_connections_per_ip
+        .is_some_and(|max| from_address > max);
+    let Some(acceptor) = tls else {
+        let mut session = shared.session(peer);
+        if over_address_limit {
+            session.over_address_limit();
+        }
+        let task = drive(socket, session, shared.clone(), Some(counted));
+        return shared.runtime.spawn(task);
+    };
+    // A TLS handshake is the expensive part: past a limit the connection
+    // is closed before it, not answered 503 after it.
+    let refused = if over_address_limit {
+        Some("too many connections from its address")
+    } else if total > shared.config.chat.max_clients {
+        Some("the server is full")
+    } else {
+        None
+    };
+    match refused {
+        Some(reason) => {
+            let peer = peer.to_string();
+            shared.log(Log::TlsRefused { peer, reason });
+        }
+        None => {
+            let task = tls_connection(socket, peer, shared.clone(), acceptor.clone(), counted);
+            shared.runtime.spawn(task);
+        }
+    }
+}
+
+/// A connection to the public port, counted in the open connections (of
+/// `/metrics`, and against `--max-clients`) and in its address's from when
+/// it is accepted until its task ends, however that ends.
+struct Counted<R: Runtime> {
+    shared: Arc<Shared<R>>,
+    ip: IpAddr,
+}
+
+impl<R: Runtime> Counted<R> {
+    /// Counts a connection from `ip` in; also returns how many are open,
+    /// in all and from `ip`, with it.
+    fn new(shared: &Arc<Shared<R>>, ip: IpAddr) -> (Self, usize, usize) {
+        let total = shared.metrics.connection_opened();
+        let from_address = shared.count_address(ip, 1);
+        let shared = shared.clone();
+        (Self { shared, ip }, total, from_address)
+    }
+}
+
+impl<R: Runtime> Drop for Counted<R> {
+    fn drop(&mut self) {
+        self.shared.count_address(self.ip, -1);
+        self.shared.metrics.connection_ended();
+    }
+}
+
+/// The TLS handshake, then the connection over TLS. Its session is made
+/// once the handshake is done, so that the task does not hold it twice.
 ///
 /// (This and [`drive`] return an `async move` block rather than being
 /// `async fn`s: an `async fn`'s future holds its arguments twice, as
-/// arguments and as locals, and every connection's task is these two:
-/// 112 bytes more per connection on smol, 120 on tokio.)
+/// arguments and as locals.)
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice"
 )]
-fn connection<R: Runtime>(
+fn tls_connection<R: Runtime>(
     socket: <R::Listener as Listener>::Socket,
     peer: SocketAddr,
     shared: Arc<Shared<R>>,
-    tls: Option<TlsAcceptor>,
+    acceptor: TlsAcceptor,
+    counted: Counted<R>,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let total = shared.metrics.connection_opened();
-        let from_address = shared.count_address(peer.ip(), 1);
-        let over_address_limit = shared
-            .config
-            .max_connections_per_ip
-            .is_some_and(|max| from_address > max);
-        let door = match over_address_limit {
-            true => Door::OverAddressLimit,
-            false => Door::Public,
-        };
-        match tls {
-            None => drive(socket, peer, &shared, door).await,
-            Some(acceptor) => {
-                // A TLS handshake is the expensive part: past a limit the
-                // connection is closed before it, not answered 503 after it.
-                let refused = if over_address_limit {
-                    Some("too many connections from its address")
-                } else if total > shared.config.chat.max_clients {
-                    Some("the server is full")
-                } else {
-                    None
-                };
-                if let Some(reason) = refused {
-                    let peer = peer.to_string();
-                    shared.log(Log::TlsRefused { peer, reason });
-                } else {
-                    // Boxed, the whole TLS path: its futures and the TLS socket
-                    // (rustls' state, 1.2 KB) held inline would size every
-                    // plain connection's task too (`-Zprint-type-sizes`).
-                    Box::pin(tls_connection(socket, peer, &shared, &acceptor)).await;
-                }
-            }
+        if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
+            let session = shared.session(peer);
+            drive(socket, session, shared, Some(counted)).await;
         }
-        shared.count_address(peer.ip(), -1);
-        shared.metrics.connection_ended();
     }
-}
-
-/// The TLS handshake, then the connection over TLS.
-async fn tls_connection<R: Runtime>(
-    socket: <R::Listener as Listener>::Socket,
-    peer: SocketAddr,
-    shared: &Shared<R>,
-    acceptor: &TlsAcceptor,
-) {
-    if let Some(socket) = tls_handshake(shared, acceptor, socket, peer).await {
-        drive(socket, peer, shared, Door::Public).await;
-    }
-}
-
-/// Which way a connection came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Door {
-    /// The public port.
-    Public,
-    /// The public port, from an address over `--max-connections-per-ip`:
-    /// every request gets 503.
-    OverAddressLimit,
-    /// The operations port (`--metrics-bind`).
-    Ops,
 }
 
 /// Runs the TLS handshake within the handshake timeout (or until shutdown);
@@ -489,24 +502,19 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
 )]
 fn drive<R: Runtime>(
     socket: impl Socket,
-    peer: SocketAddr,
-    shared: &Shared<R>,
-    door: Door,
-) -> impl Future<Output = ()> + Send + '_ {
+    mut session: Session,
+    shared: Arc<Shared<R>>,
+    counted: Option<Counted<R>>,
+) -> impl Future<Output = ()> + Send {
     async move {
+        // Held to the end: counted out after the budget lets it go.
+        let _ = &counted;
         let config = &shared.config;
         // Empty until messages come; a put past `outbox_capacity` closes it.
         let outbox = Outbox::new();
         // What was taken from the outbox in one go, to be delivered.
         let mut batch: Vec<Outgoing> = Vec::new();
-        let id = lock(&shared.hub).next_id();
-        let mut share = shared.budget.join(id, outbox.clone());
-        let mut session = Session::new(id, peer, &shared.sessions);
-        match door {
-            Door::Public => {}
-            Door::OverAddressLimit => session.over_address_limit(),
-            Door::Ops => session.ops_only(),
-        }
+        let mut share = shared.budget.join(session.id(), outbox.clone());
         let mut read_open = true;
         let mut write_shut = false;
         // The session's timer, made again only when its deadline moves earlier:
@@ -541,7 +549,7 @@ fn drive<R: Runtime>(
             if share.is_evicted() {
                 // Not reading: a close frame behind its backlog would never
                 // reach it, and the backlog is what the budget frees.
-                let peer = peer.to_string();
+                let peer = session.peer().to_string();
                 shared.log(Log::OverBudget { peer });
                 break;
             }
@@ -703,6 +711,11 @@ fn poll_write_queued<S: Socket>(
 }
 
 impl<R> Shared<R> {
+    /// A session for a client that connected from `peer`.
+    fn session(&self, peer: SocketAddr) -> Session {
+        Session::new(lock(&self.hub).next_id(), peer, &self.sessions)
+    }
+
     /// Counts a line of the serve loop's own in the metrics, and prints it.
     fn log(&self, line: Log) {
         self.metrics.record(&line);

@@ -140,6 +140,16 @@ impl Session {
         }
     }
 
+    /// The client's id in the chat.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Where the client connected from.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// A connection to the operations port (`--metrics-bind`): it serves
     /// only `/metrics`, `/healthz` and `/readyz`.
     pub fn ops_only(&mut self) {
