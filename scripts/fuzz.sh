@@ -15,7 +15,8 @@ seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(handshake frame connection utf8 chat deflate)
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+# Fuzzers still running (the script was interrupted) go with it.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait || true; rm -rf "$scratch"' EXIT
 
 # Overflow checks on, no sanitizer: the core is safe Rust, so speed buys more.
 flags=(--sanitizer none --debug-assertions)
@@ -69,7 +70,7 @@ for target in "${targets[@]}"; do
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
-    [ -f "$scratch/$target.log" ] && grep -v '^#' "$scratch/$target.log" | tail -40
+    [ -f "$scratch/$target.log" ] && { grep -v '^#' "$scratch/$target.log" | tail -40 || true; }
   fi
   echo "$result"
 done

@@ -24,7 +24,6 @@ pub struct Hub {
     pub(crate) store: Option<Writer>,
     /// `--redis`: where events for the other nodes go.
     pub(crate) broker: Option<std::sync::Arc<Link>>,
-    next_id: u64,
 }
 
 impl Hub {
@@ -36,15 +35,7 @@ impl Hub {
             draining: false,
             store: None,
             broker: None,
-            next_id: 1,
         }
-    }
-
-    /// A fresh id for a new connection.
-    pub fn next_id(&mut self) -> ClientId {
-        let id = ClientId(self.next_id);
-        self.next_id += 1;
-        id
     }
 
     /// How many clients are in the chat.

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_channel::{Receiver, Sender};
 use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
-use tincan_chat::{Now, RemoteEvent};
+use tincan_chat::{ClientId, Now, RemoteEvent};
 
 use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
@@ -55,6 +56,9 @@ struct Shared<R> {
     config: ServerConfig,
     /// What every session reads, one copy for all.
     sessions: Arc<SessionConfig>,
+    /// The next client's id (taken without the hub's lock: the accept loop
+    /// takes them).
+    next_id: AtomicU64,
     hub: Mutex<Hub>,
     /// The rooms' lanes that keep each room's order in every outbox while
     /// rooms fan out in parallel.
@@ -212,6 +216,7 @@ pub async fn serve<R: Runtime>(
         fanout: Fanout::new(),
         gate: RwLock::new(()),
         sessions: Arc::new(SessionConfig::new(&config, metrics.clone())),
+        next_id: AtomicU64::new(1),
         metrics,
         budget,
         config,
@@ -391,7 +396,8 @@ fn start<R: Runtime>(
         return shared.runtime.spawn(task);
     };
     // A TLS handshake is the expensive part: past a limit the connection
-    // is closed before it, not answered 503 after it.
+    // is closed before it, not answered 503 after it (by its task: the
+    // accept loop does not wait for the log line).
     let refused = if over_address_limit {
         Some("too many connections from its address")
     } else if total > shared.config.chat.max_clients {
@@ -399,16 +405,15 @@ fn start<R: Runtime>(
     } else {
         None
     };
-    match refused {
-        Some(reason) => {
-            let peer = peer.to_string();
-            shared.log(Log::TlsRefused { peer, reason });
-        }
-        None => {
-            let task = tls_connection(socket, peer, shared.clone(), acceptor.clone(), counted);
-            shared.runtime.spawn(task);
-        }
-    }
+    let task = tls_connection(
+        socket,
+        peer,
+        shared.clone(),
+        acceptor.clone(),
+        counted,
+        refused,
+    );
+    shared.runtime.spawn(task);
 }
 
 /// A connection to the public port, counted in the open connections (of
@@ -437,8 +442,9 @@ impl<R: Runtime> Drop for Counted<R> {
     }
 }
 
-/// The TLS handshake, then the connection over TLS. Its session is made
-/// once the handshake is done, so that the task does not hold it twice.
+/// The TLS handshake, then the connection over TLS; or, if `refused` says
+/// why, only that line in the log. Its session is made once the handshake
+/// is done, so that the task does not hold it twice.
 ///
 /// (This and [`drive`] return an `async move` block rather than being
 /// `async fn`s: an `async fn`'s future holds its arguments twice, as
@@ -453,8 +459,13 @@ fn tls_connection<R: Runtime>(
     shared: Arc<Shared<R>>,
     acceptor: TlsAcceptor,
     counted: Counted<R>,
+    refused: Option<&'static str>,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        if let Some(reason) = refused {
+            let peer = peer.to_string();
+            return shared.log(Log::TlsRefused { peer, reason });
+        }
         if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
             let session = shared.session(peer);
             drive(socket, session, shared, Some(counted)).await;
@@ -711,9 +722,10 @@ fn poll_write_queued<S: Socket>(
 }
 
 impl<R> Shared<R> {
-    /// A session for a client that connected from `peer`.
+    /// A session, with a fresh id, for a client that connected from `peer`.
     fn session(&self, peer: SocketAddr) -> Session {
-        Session::new(lock(&self.hub).next_id(), peer, &self.sessions)
+        let id = ClientId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        Session::new(id, peer, &self.sessions)
     }
 
     /// Counts a line of the serve loop's own in the metrics, and prints it.

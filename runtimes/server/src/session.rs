@@ -664,8 +664,16 @@ fn address(ip: IpAddr) -> chat::Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use tincan_core::frame::encode_frame;
     use tincan_core::{FrameHeader, OpCode};
+
+    /// A client id no other session in the test run has (the serve loop's
+    /// `Shared::session` gives them out the same way).
+    fn fresh_id() -> ClientId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ClientId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -701,7 +709,7 @@ mod tests {
         path: &str,
         peer: SocketAddr,
     ) -> (Session, Outbox) {
-        let id = lock(hub).next_id();
+        let id = fresh_id();
         let sessions = Arc::new(SessionConfig::new(config, Arc::default()));
         let mut session = Session::new(id, peer, &sessions);
         session.receive(
@@ -944,7 +952,7 @@ mod tests {
         assert!(b_outbox.is_empty());
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
-        let id = lock(&hub).next_id();
+        let id = fresh_id();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5001));
         let sessions = Arc::new(SessionConfig::new(&config, Arc::default()));
         let mut late = Session::new(id, peer, &sessions);
