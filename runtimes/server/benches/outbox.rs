@@ -14,13 +14,12 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tincan_chat::{ClientId, Now};
+use tincan_chat::Now;
 use tincan_core::frame::encode_frame;
 use tincan_core::OpCode;
 use tincan_server::fanout::{Fanout, Stripe};
@@ -28,11 +27,11 @@ use tincan_server::hub::Hub;
 use tincan_server::log::LogLevel;
 use tincan_server::metrics::Metrics;
 use tincan_server::outbox::Outbox;
-use tincan_server::session::{Outgoing, Session, SessionConfig};
+use tincan_server::session::{ClientIds, Outgoing, Session, SessionConfig};
 use tincan_server::ServerConfig;
 
-/// The next recipient's client id.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The recipients' client ids.
+static IDS: ClientIds = ClientIds::new();
 
 fn now() -> Now {
     Now {
@@ -57,7 +56,7 @@ impl Client {
         metrics: &Arc<Metrics>,
         room: &str,
     ) -> Self {
-        let id = ClientId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let id = IDS.next();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5000));
         let sessions = Arc::new(SessionConfig::new(config, metrics.clone()));
         let mut session = Session::new(id, peer, &sessions);

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_channel::{Receiver, Sender};
 use futures_lite::future::{self, FutureExt};
 use futures_lite::StreamExt;
-use tincan_chat::{ClientId, Now, RemoteEvent};
+use tincan_chat::{Now, RemoteEvent};
 
 use crate::broker::{Broker, Inbound, Side};
 use crate::budget::Budget;
@@ -32,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Taken};
 use crate::read_buffer::{self, Filled};
 use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
-use crate::session::{Outgoing, Session, SessionConfig};
+use crate::session::{ClientIds, Outgoing, Session, SessionConfig};
 use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
@@ -56,9 +55,9 @@ struct Shared<R> {
     config: ServerConfig,
     /// What every session reads, one copy for all.
     sessions: Arc<SessionConfig>,
-    /// The next client's id (taken without the hub's lock: the accept loop
-    /// takes them).
-    next_id: AtomicU64,
+    /// Client ids (taken without the hub's lock: the accept loop takes
+    /// them).
+    ids: ClientIds,
     hub: Mutex<Hub>,
     /// The rooms' lanes that keep each room's order in every outbox while
     /// rooms fan out in parallel.
@@ -216,7 +215,7 @@ pub async fn serve<R: Runtime>(
         fanout: Fanout::new(),
         gate: RwLock::new(()),
         sessions: Arc::new(SessionConfig::new(&config, metrics.clone())),
-        next_id: AtomicU64::new(1),
+        ids: ClientIds::new(),
         metrics,
         budget,
         config,
@@ -724,8 +723,7 @@ fn poll_write_queued<S: Socket>(
 impl<R> Shared<R> {
     /// A session, with a fresh id, for a client that connected from `peer`.
     fn session(&self, peer: SocketAddr) -> Session {
-        let id = ClientId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        Session::new(id, peer, &self.sessions)
+        Session::new(self.ids.next(), peer, &self.sessions)
     }
 
     /// Counts a line of the serve loop's own in the metrics, and prints it.

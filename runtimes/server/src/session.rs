@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -57,6 +58,29 @@ const RETRY_AFTER: &str = "5";
 /// Samples a client's task holds at most; past it the oldest is let go
 /// (recorded early) rather than kept for a client whose queue never empties.
 const MAX_SAMPLES: usize = 64;
+
+/// Gives out client ids, each once: the serve loop holds one for every
+/// session it makes.
+#[derive(Debug)]
+pub struct ClientIds(AtomicU64);
+
+impl ClientIds {
+    /// Ids from 1.
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(1))
+    }
+
+    /// An id not given out before.
+    pub fn next(&self) -> ClientId {
+        ClientId(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for ClientIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// What every session of a server reads and none changes, made once
 /// ([`SessionConfig::new`]) and shared: each connection holds one pointer
@@ -664,20 +688,22 @@ fn address(ip: IpAddr) -> chat::Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use tincan_core::frame::encode_frame;
     use tincan_core::{FrameHeader, OpCode};
 
-    /// A client id no other session in the test run has (the serve loop's
-    /// `Shared::session` gives them out the same way).
-    fn fresh_id() -> ClientId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ClientId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
+    /// Every test's sessions take their ids from here.
+    static IDS: ClientIds = ClientIds::new();
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-    /// A chat's hub and rooms, each test its own (their ids start at 1).
+    #[test]
+    fn client_ids_are_given_out_once_each() {
+        let ids = ClientIds::new();
+        let taken: Vec<ClientId> = (0..3).map(|_| ids.next()).collect();
+        assert_eq!(taken, [ClientId(1), ClientId(2), ClientId(3)]);
+    }
+
+    /// A chat's hub and rooms, each test its own.
     fn chat_for(config: &ServerConfig) -> (Mutex<Hub>, Fanout) {
         (Mutex::new(Hub::new(config.chat.clone())), Fanout::new())
     }
@@ -709,7 +735,7 @@ mod tests {
         path: &str,
         peer: SocketAddr,
     ) -> (Session, Outbox) {
-        let id = fresh_id();
+        let id = IDS.next();
         let sessions = Arc::new(SessionConfig::new(config, Arc::default()));
         let mut session = Session::new(id, peer, &sessions);
         session.receive(
@@ -952,7 +978,7 @@ mod tests {
         assert!(b_outbox.is_empty());
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
-        let id = fresh_id();
+        let id = IDS.next();
         let peer = SocketAddr::from(([127, 0, 0, 1], 5001));
         let sessions = Arc::new(SessionConfig::new(&config, Arc::default()));
         let mut late = Session::new(id, peer, &sessions);
