@@ -63,9 +63,11 @@ pub mod remote;
 pub mod text;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
+use nick::Name;
 pub use nick::{skeleton, NickError};
 pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
 pub use remote::{RemoteEvent, RemoteId};
@@ -237,12 +239,15 @@ pub struct Appended {
     pub entry: Entry,
 }
 
+/// A local member: kept boxed in [`Chat`]'s map, so that the map's spare
+/// slots (up to half of them, as it grows by doubling) cost a pointer each
+/// rather than a whole record.
 #[derive(Debug)]
 struct Member {
-    room: String,
-    nick: String,
-    /// `skeleton(nick)`, for the confusable check.
-    skeleton: String,
+    /// The room's name, shared with the room map's key.
+    room: Arc<str>,
+    /// Its nickname, with the skeleton for the confusable check.
+    name: Name,
     format: Format,
     /// Its connection takes permessage-deflate: messages to it are also
     /// compressed, once for all.
@@ -287,8 +292,9 @@ impl Room {
 #[derive(Debug)]
 pub struct Chat {
     config: ChatConfig,
-    rooms: HashMap<String, Room>,
-    members: HashMap<ClientId, Member>,
+    /// By name; every member holds its room's name (the key), not a copy.
+    rooms: HashMap<Arc<str>, Room>,
+    members: HashMap<ClientId, Box<Member>>,
     addresses: AddressTable,
     guests: u64,
     /// The guest numbers this node may use, when they are shared with other
@@ -310,8 +316,11 @@ impl Default for Chat {
 
 /// The room of a member (empty if it is not one: never, for a caller that
 /// found it before).
-fn member_room(members: &HashMap<ClientId, Member>, id: ClientId) -> String {
-    members.get(&id).map(|m| m.room.clone()).unwrap_or_default()
+fn member_room(members: &HashMap<ClientId, Box<Member>>, id: ClientId) -> String {
+    members
+        .get(&id)
+        .map(|m| m.room.to_string())
+        .unwrap_or_default()
 }
 
 /// The room that a request path names: `/` is the lobby.
@@ -371,12 +380,21 @@ impl Chat {
     pub fn local_members(&self) -> impl Iterator<Item = (ClientId, &str, &str)> {
         self.members
             .iter()
-            .map(|(id, m)| (*id, m.room.as_str(), m.nick.as_str()))
+            .map(|(id, m)| (*id, &*m.room, m.name.nick()))
     }
 
     /// A client's nickname.
     pub fn nick(&self, id: ClientId) -> Option<&str> {
-        self.members.get(&id).map(|m| m.nick.as_str())
+        self.members.get(&id).map(|m| m.name.nick())
+    }
+
+    /// The key of room `name` in the room map, to share: the existing one,
+    /// or a new one for a room about to be made.
+    fn room_key(&self, name: &str) -> Arc<str> {
+        match self.rooms.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(name),
+        }
     }
 
     /// Restores a room's history kept elsewhere (a store read at start),
@@ -388,7 +406,7 @@ impl Chat {
             return false;
         }
         let limit = self.config.history;
-        let r = self.rooms.entry(room.to_owned()).or_default();
+        let r = self.rooms.entry(self.room_key(room)).or_default();
         for entry in entries {
             r.push_history(entry, limit);
         }
@@ -433,10 +451,10 @@ impl Chat {
             self.forget_an_empty_room();
         }
         let nick = self.next_guest();
+        let key = self.room_key(room);
         let member = Member {
-            room: room.to_owned(),
-            skeleton: skeleton(&nick),
-            nick: nick.clone(),
+            room: key.clone(),
+            name: Name::new(&nick),
             format,
             deflate: false,
             address,
@@ -446,8 +464,8 @@ impl Chat {
             strikes: 0,
             unconfirmed: false,
         };
-        self.members.insert(id, member);
-        let r = self.rooms.entry(room.to_owned()).or_default();
+        self.members.insert(id, Box::new(member));
+        let r = self.rooms.entry(key).or_default();
         r.members.push(id);
         r.last_active = now.mono;
         let mut out = Output::default();
@@ -482,8 +500,8 @@ impl Chat {
         out.presence = Some((
             id,
             Presence::Left {
-                room: member.room.clone(),
-                nick: member.nick.clone(),
+                room: member.room.to_string(),
+                nick: member.name.nick().to_owned(),
             },
         ));
         if let Some(room) = self.rooms.get_mut(&member.room) {
@@ -497,7 +515,9 @@ impl Chat {
             self.notify(
                 &mut out,
                 &others,
-                &Notice::Leave { nick: &member.nick },
+                &Notice::Leave {
+                    nick: member.name.nick(),
+                },
                 now,
             );
         }
@@ -552,12 +572,12 @@ impl Chat {
                 let nicks: Vec<&str> = room
                     .members
                     .iter()
-                    .map(|m| self.members[m].nick.as_str())
+                    .map(|m| self.members[m].name.nick())
                     .chain(
                         room.remote
                             .iter()
                             .filter_map(|r| self.remote_members.get(r))
-                            .map(|r| r.nick.as_str()),
+                            .map(|r| r.name.nick()),
                     )
                     .collect();
                 self.notify(&mut out, &[id], &Notice::Who(&nicks), now);
@@ -594,7 +614,7 @@ impl Chat {
         let member = &self.members[&id];
         let entry = Entry {
             kind,
-            from: member.nick.clone(),
+            from: member.name.nick().to_owned(),
             text: text.to_owned(),
             ts: now.unix_ms,
         };
@@ -615,7 +635,7 @@ impl Chat {
     /// A `/nick`, checked against [`nick`]'s rules.
     fn rename(&mut self, out: &mut Output, id: ClientId, nick: &str, now: Now) {
         let member = &self.members[&id];
-        if nick == member.nick {
+        if nick == member.name.nick() {
             let info = format!("you are already {nick}");
             return self.notify(out, &[id], &Notice::Info(&info), now);
         }
@@ -628,26 +648,26 @@ impl Chat {
                 .iter()
                 .filter(|&&m| m != id)
                 .filter_map(|m| self.members.get(m))
-                .map(|m| (m.nick.as_str(), m.skeleton.as_str()))
+                .map(|m| &m.name)
                 .chain(
                     room.remote
                         .iter()
                         .filter_map(|r| self.remote_members.get(r))
-                        .map(|r| (r.nick.as_str(), r.skeleton.as_str())),
+                        .map(|r| &r.name),
                 )
         };
         let checked = nick::check_nick(nick).and_then(|()| {
-            if others().any(|(other, _)| other.eq_ignore_ascii_case(nick)) {
+            if others().any(|other| other.nick().eq_ignore_ascii_case(nick)) {
                 return Err(NickError::Taken {
                     nick: nick.to_owned(),
-                    room: member.room.clone(),
+                    room: member.room.to_string(),
                 });
             }
-            match others().find(|(_, skeleton)| *skeleton == new_skeleton) {
-                Some((other, _)) => Err(NickError::Confusable {
+            match others().find(|other| other.skeleton() == new_skeleton) {
+                Some(other) => Err(NickError::Confusable {
                     nick: nick.to_owned(),
-                    other: other.to_owned(),
-                    room: member.room.clone(),
+                    other: other.nick().to_owned(),
+                    room: member.room.to_string(),
                 }),
                 None => Ok(()),
             }
@@ -667,12 +687,12 @@ impl Chat {
         let Some(member) = self.members.get_mut(&id) else {
             return;
         };
-        member.skeleton = skeleton(&nick);
-        let old = std::mem::replace(&mut member.nick, nick.clone());
-        let room = member.room.clone();
+        let old = std::mem::replace(&mut member.name, Name::new(&nick));
+        let old = old.nick().to_owned();
+        let room = member.room.to_string();
         let everyone = self
             .rooms
-            .get(&room)
+            .get(&*member.room)
             .map(|r| r.members.clone())
             .unwrap_or_default();
         self.notify(
@@ -759,7 +779,7 @@ impl Chat {
                     _ => false,
                 })
                 .collect();
-            let Some(room) = group.first().map(|id| self.members[id].room.as_str()) else {
+            let Some(room) = group.first().map(|id| &*self.members[id].room) else {
                 continue;
             };
             for text in format::render(format, room, notice, now.unix_ms) {

@@ -68,8 +68,7 @@ pub enum RemoteEvent {
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteMember {
     pub(crate) room: String,
-    pub(crate) nick: String,
-    pub(crate) skeleton: String,
+    pub(crate) name: Name,
 }
 
 impl Chat {
@@ -81,7 +80,7 @@ impl Chat {
         match event {
             RemoteEvent::Joined { room, nick } => {
                 if let Some(old) = self.remote_members.get(&who) {
-                    if old.room == room && old.nick == nick {
+                    if old.room == room && old.name.nick() == nick {
                         return out;
                     }
                     let _ = self.remote_leave(who, now);
@@ -89,7 +88,7 @@ impl Chat {
                 if !self.make_room(&room) {
                     return out;
                 }
-                let r = self.rooms.entry(room.clone()).or_default();
+                let r = self.rooms.entry(self.room_key(&room)).or_default();
                 r.remote.push(who);
                 r.last_active = now.mono;
                 let announced = r.members.len() + r.remote.len() <= self.config.presence_limit;
@@ -101,8 +100,7 @@ impl Chat {
                     who,
                     RemoteMember {
                         room,
-                        skeleton: skeleton(&nick),
-                        nick,
+                        name: Name::new(&nick),
                     },
                 );
             }
@@ -113,7 +111,7 @@ impl Chat {
                     return out;
                 }
                 let limit = self.config.history;
-                let r = self.rooms.entry(appended.room.clone()).or_default();
+                let r = self.rooms.entry(self.room_key(&appended.room)).or_default();
                 r.last_active = now.mono;
                 r.push_history(appended.entry.clone(), limit);
                 let locals = r.members.clone();
@@ -159,7 +157,7 @@ impl Chat {
     /// now on it wins against any other claim (see the module docs).
     pub fn confirm_nick(&mut self, id: ClientId, nick: &str) {
         if let Some(member) = self.members.get_mut(&id) {
-            if member.nick == nick {
+            if member.name.nick() == nick {
                 member.unconfirmed = false;
             }
         }
@@ -176,7 +174,7 @@ impl Chat {
         if self.rooms.len() >= self.config.max_rooms {
             return false;
         }
-        self.rooms.insert(room.to_owned(), Room::default());
+        self.rooms.insert(Arc::from(room), Room::default());
         true
     }
 
@@ -185,7 +183,7 @@ impl Chat {
         let Some(member) = self.remote_members.remove(&who) else {
             return out;
         };
-        let Some(r) = self.rooms.get_mut(&member.room) else {
+        let Some(r) = self.rooms.get_mut(member.room.as_str()) else {
             return out;
         };
         let announced = r.members.len() + r.remote.len() <= self.config.presence_limit;
@@ -196,7 +194,9 @@ impl Chat {
             self.notify(
                 &mut out,
                 &locals,
-                &Notice::Leave { nick: &member.nick },
+                &Notice::Leave {
+                    nick: member.name.nick(),
+                },
                 now,
             );
         }
@@ -207,10 +207,10 @@ impl Chat {
         let Some(member) = self.remote_members.get(&who) else {
             return;
         };
-        if member.nick == nick {
+        if member.name.nick() == nick {
             return;
         }
-        let Some(r) = self.rooms.get(&member.room) else {
+        let Some(r) = self.rooms.get(member.room.as_str()) else {
             return;
         };
         let new_skeleton = skeleton(&nick);
@@ -222,12 +222,12 @@ impl Chat {
             .iter()
             .filter(|&&m| m != who)
             .filter_map(|m| self.remote_members.get(m))
-            .any(|m| clashes(&m.nick, &m.skeleton));
+            .any(|m| clashes(m.name.nick(), m.name.skeleton()));
         let local_clash = r
             .members
             .iter()
             .filter_map(|id| self.members.get(id).map(|m| (*id, m)))
-            .find(|(_, m)| clashes(&m.nick, &m.skeleton))
+            .find(|(_, m)| clashes(m.name.nick(), m.name.skeleton()))
             .map(|(id, m)| (id, m.unconfirmed));
         match local_clash {
             // Later in the shared order than a name held: ignored here.
@@ -236,7 +236,7 @@ impl Chat {
             // Earlier than a local claim not yet confirmed: the local member
             // loses and becomes a guest.
             Some((loser, true)) => {
-                let lost = self.members.get(&loser).map(|m| m.nick.clone());
+                let lost = self.members.get(&loser).map(|m| m.name.nick().to_owned());
                 let guest = self.next_guest();
                 self.set_nick(out, loser, guest.clone(), now);
                 let error = format!(
@@ -250,11 +250,11 @@ impl Chat {
         let Some(member) = self.remote_members.get_mut(&who) else {
             return;
         };
-        member.skeleton = new_skeleton;
-        let old = std::mem::replace(&mut member.nick, nick.clone());
+        let old = std::mem::replace(&mut member.name, Name::new(&nick));
+        let old = old.nick().to_owned();
         let locals = self
             .rooms
-            .get(&member.room)
+            .get(member.room.as_str())
             .map(|r| r.members.clone())
             .unwrap_or_default();
         self.notify(

@@ -605,6 +605,16 @@ impl Connection {
         }
     }
 
+    /// Frees the buffers kept between messages (so that steady traffic
+    /// allocates nothing) once every queued byte is written and every event
+    /// taken, as after the handshake: for a caller that knows the
+    /// connection to be quiet, such as a server that just queued a lone
+    /// notice for it. Traffic grows them again. Optional.
+    pub fn release_when_drained(&mut self) {
+        self.release_when_drained = true;
+        self.release_if_drained();
+    }
+
     /// Queues one fragment of a message (§5.4): the first call sends `kind`'s
     /// opcode, later ones continuation frames, and `fin` ends the message.
     /// Control frames may be sent between fragments. Text fragments must join

@@ -376,6 +376,29 @@ fn the_handshake_buffers_go_once_it_and_what_followed_are_written() {
     assert_eq!(traffic_capacity(&server), busy);
 }
 
+#[test]
+fn a_caller_that_knows_it_quiet_frees_the_buffers_once_drained() {
+    let mut server = open_server(Config::default());
+    server.receive(&masked(0x1, true, b"hi"));
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("hi".into()))]
+    );
+    let notice = crate::PreparedMessage::text("* guest-2 joined #lobby");
+    server.send_prepared(&notice).expect("open");
+    server.send_prepared(&notice).expect("open");
+    // Asked while bytes wait: they go, then the buffers.
+    server.release_when_drained();
+    assert!(traffic_capacity(&server) > 0);
+    let frames = drain(&mut server);
+    assert_eq!(frames.len(), 2 * notice.frame().len());
+    assert_eq!(traffic_capacity(&server), 0);
+    assert!(server.decoder.is_none(), "nothing half read");
+    // And the next traffic works as before.
+    server.send_prepared(&notice).expect("open");
+    assert_eq!(drain(&mut server), notice.frame());
+}
+
 /// An open server that pings after 30 quiet seconds, its clock started.
 fn pinging_server() -> Connection {
     let mut server = open_server(Config {

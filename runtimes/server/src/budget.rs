@@ -78,7 +78,49 @@ pub struct Share {
     /// bytes before position `end` (in `queued`'s count) were all queued by
     /// `ms`. Marks wholly taken are dropped, so the first is the oldest
     /// unread byte's.
-    marks: VecDeque<(u64, u64)>,
+    marks: Marks,
+}
+
+/// A share's marks, oldest first, the oldest kept inline: a connection whose
+/// queue empties at every write has one at most, and holds no heap for it.
+#[derive(Debug, Default)]
+struct Marks {
+    /// `None` only if `later` is empty too.
+    oldest: Option<(u64, u64)>,
+    later: VecDeque<(u64, u64)>,
+}
+
+impl Marks {
+    fn len(&self) -> usize {
+        usize::from(self.oldest.is_some()) + self.later.len()
+    }
+
+    fn front(&self) -> Option<&(u64, u64)> {
+        self.oldest.as_ref()
+    }
+
+    fn back_mut(&mut self) -> Option<&mut (u64, u64)> {
+        match self.later.back_mut() {
+            Some(last) => Some(last),
+            None => self.oldest.as_mut(),
+        }
+    }
+
+    fn push_back(&mut self, mark: (u64, u64)) {
+        match self.oldest {
+            None => self.oldest = Some(mark),
+            Some(_) => self.later.push_back(mark),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.oldest = self.later.pop_front();
+    }
+
+    /// Drops the second oldest mark.
+    fn drop_second(&mut self) {
+        self.later.pop_front();
+    }
 }
 
 /// Backlogs under this many bytes are closed only after every larger one.
@@ -116,7 +158,7 @@ impl Share {
                 Some(last) if last.1 >= now_ms => last.0 = end,
                 _ => {
                     if self.marks.len() >= MAX_MARKS {
-                        self.marks.remove(1);
+                        self.marks.drop_second();
                     }
                     self.marks.push_back((end, now_ms));
                 }
@@ -180,7 +222,7 @@ impl Budget {
             backlog,
             taken: 0,
             queued: 0,
-            marks: VecDeque::new(),
+            marks: Marks::default(),
         }
     }
 
@@ -409,6 +451,14 @@ mod tests {
             assert_eq!(share.account((ms - 9) as usize, 0, || ms), 10);
         }
         assert!(share.marks.len() <= MAX_MARKS);
+        // A queue that empties at every write has one mark at a time, kept
+        // inline.
+        let mut share = Budget::new(None).join(ClientId(3), Outbox::new());
+        for ms in 0..10 {
+            assert_eq!(share.account(10, 0, || ms), ms);
+            assert_eq!(share.account(0, 10, || ms), u64::MAX);
+        }
+        assert_eq!(share.marks.later.capacity(), 0);
         // One that reads, always a little behind (5 bytes at 0 ms, then a
         // byte written and one queued each millisecond), is as old as its
         // lag, however long its queue has not been empty.

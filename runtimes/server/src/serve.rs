@@ -48,6 +48,13 @@ const BYTES_BEFORE_YIELD: usize = read_buffer::SIZE;
 /// shared, so a backlog of small ones leaves in one system call.
 const WRITE_SLICES: usize = 64;
 
+/// Up to this many messages taken from the outbox at once, the connection is
+/// taken to be quiet, and the storage they came in is freed rather than kept
+/// for the next (what the smallest allocation of a vector holds): an idle
+/// client then holds none, and one in a busy room, whose batches are larger,
+/// allocates nothing per message.
+const FEW_MESSAGES: usize = 4;
+
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
 struct Shared<R> {
@@ -573,7 +580,13 @@ fn drive<R: Runtime>(
             // replace the one armed for later.
             let mut due = false;
             let deadline = session.poll_timeout().map(|t| shared.start + t);
-            if let Some(at) = deadline.into_iter().chain(hold).min() {
+            let next = deadline.into_iter().chain(hold).min();
+            if next.is_none() {
+                // Nothing is due (the handshake is done, and pings and the
+                // idle timeout are off): the runtime need not keep a timer.
+                timer = None;
+            }
+            if let Some(at) = next {
                 if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
                     let now = Instant::now();
                     if at <= now {
@@ -650,9 +663,20 @@ fn drive<R: Runtime>(
                     if !delay.is_zero() && hold.is_none() && session.buffered_amount() == 0 {
                         hold = Some(Instant::now() + delay);
                     }
+                    // A few messages are the quiet case (notices, a slow
+                    // room): no storage is kept for the next, here or in the
+                    // connection, so that an idle client holds none. A
+                    // burst's is, and the outbox and the batch swap it back
+                    // and forth.
+                    let few = batch.len() <= FEW_MESSAGES;
                     // All that waited, so that it leaves in one write.
                     for message in batch.drain(..) {
                         session.deliver(message);
+                    }
+                    if few {
+                        batch = Vec::new();
+                        outbox.release();
+                        session.release_when_drained();
                     }
                 }
                 Wake::Inbox(Taken::Closed) => {

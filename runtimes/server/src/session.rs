@@ -235,6 +235,12 @@ impl Session {
         }
     }
 
+    /// The client is quiet: its connection's buffers go once what is
+    /// queued is written (see [`Connection::release_when_drained`]).
+    pub fn release_when_drained(&mut self) {
+        self.conn.release_when_drained();
+    }
+
     /// This client's outbox was closed because it was full (a sender's
     /// put found it so).
     pub fn outbox_closed(&mut self) {
