@@ -152,20 +152,27 @@ pub enum Event {
     },
 }
 
+/// Where the connection is. The handshake's states are boxed: an open
+/// connection, the one that lasts, then holds a tag, not room for a head
+/// being read.
 #[derive(Debug)]
 enum State {
     /// Reading the request (server) or the response (client).
-    Handshake(HeadReader),
+    Handshake(Box<HeadReader>),
     /// Server: the request was reported; waiting for the application.
-    Decision {
-        key: Option<String>,
-        protocols: Vec<String>,
-        deflate: Option<DeflateParams>,
-    },
+    Decision(Box<Decision>),
     /// Messages flow. A close may have been sent (`close_sent`).
     Open,
     /// Done with WebSocket; waiting for the transport to end.
     Closed,
+}
+
+/// What a server needs of the request to accept it.
+#[derive(Debug)]
+struct Decision {
+    key: Option<String>,
+    protocols: Vec<String>,
+    deflate: Option<DeflateParams>,
 }
 
 /// What the application will see, and what happens when it gets there.
@@ -275,7 +282,7 @@ impl Connection {
         let config = config.into();
         Self {
             role,
-            state: State::Handshake(HeadReader::new(config.max_head_size)),
+            state: State::Handshake(Box::new(HeadReader::new(config.max_head_size))),
             client_request: None,
             input: Vec::new(),
             decoder: None,
@@ -339,7 +346,7 @@ impl Connection {
                 }
                 Err(e) => self.fail_handshake(e),
             },
-            State::Decision { .. } => {
+            State::Decision(_) => {
                 if self.input.len() + bytes.len() > self.config.max_message_size {
                     self.finish();
                 } else {
@@ -487,11 +494,14 @@ impl Connection {
     /// Server: accepts the upgrade request reported by [`Event::Request`],
     /// with a subprotocol chosen from those it offered (§4.2.2).
     pub fn accept(&mut self, protocol: Option<&str>) -> Result<(), SendError> {
-        let State::Decision {
+        let State::Decision(decision) = &self.state else {
+            return Err(SendError::InvalidState);
+        };
+        let Decision {
             key: Some(key),
             protocols,
             deflate,
-        } = &self.state
+        } = &**decision
         else {
             return Err(SendError::InvalidState);
         };
@@ -534,7 +544,7 @@ impl Connection {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), SendError> {
-        if !matches!(self.state, State::Decision { .. }) {
+        if !matches!(self.state, State::Decision(_)) {
             return Err(SendError::InvalidState);
         }
         let mut extra = String::new();
@@ -730,11 +740,11 @@ impl Connection {
                         true => deflate::negotiate(request.extensions()),
                         false => None,
                     };
-                    self.state = State::Decision {
+                    self.state = State::Decision(Box::new(Decision {
                         key: request.key().map(str::to_owned),
                         protocols: request.protocols.clone(),
                         deflate,
-                    };
+                    }));
                     self.emit(Event::Request(Box::new(request)));
                 }
                 Err(e) => self.fail_handshake(e),
@@ -958,7 +968,7 @@ impl Connection {
         match self.state {
             // A close is already queued.
             _ if !self.reading && !matches!(self.state, State::Closed) => {}
-            State::Handshake(_) | State::Decision { .. } => {
+            State::Handshake(_) | State::Decision(_) => {
                 self.stop(None, CloseCode::Abnormal, "handshake timed out".into());
                 self.steps.push_back(Step::Finish);
             }

@@ -375,9 +375,15 @@ impl Session {
         }
     }
 
-    /// The next log line.
+    /// The next log line. Once they are all taken, their storage goes: a
+    /// connection logs a few lines at its start (four lines' room, 320
+    /// bytes) and perhaps none for hours after.
     pub fn poll_log(&mut self) -> Option<Log> {
-        self.logs.pop_front()
+        let line = self.logs.pop_front();
+        if line.is_none() && self.logs.capacity() > 0 {
+            self.logs = VecDeque::new();
+        }
+        line
     }
 
     /// See [`Connection::poll_transmit`].
@@ -398,9 +404,10 @@ impl Session {
     /// See [`Connection::advance`].
     pub fn advance(&mut self, n: usize) {
         self.conn.advance(n);
-        if self.conn.buffered_amount() == 0 {
-            // Everything queued is written: the sampled messages too.
-            self.samples.clear();
+        if self.conn.buffered_amount() == 0 && !self.samples.is_empty() {
+            // Everything queued is written: the sampled messages too. (Few
+            // are sampled: their storage is not kept.)
+            self.samples = VecDeque::new();
         }
     }
 
@@ -757,6 +764,24 @@ mod tests {
         let head = sent(&mut session);
         assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
         (session, outbox)
+    }
+
+    #[test]
+    fn log_lines_taken_leave_no_storage_behind() {
+        let config = ServerConfig {
+            log_level: LogLevel::Info,
+            ..ServerConfig::default()
+        };
+        let chat = chat_for(&config);
+        let (mut session, _outbox) = joined((&chat.0, &chat.1), &config, "/");
+        let lines: Vec<Log> = std::iter::from_fn(|| session.poll_log()).collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| matches!(l, Log::HandshakeComplete { .. })),
+            "{lines:?}"
+        );
+        assert_eq!(session.logs.capacity(), 0);
     }
 
     /// Two sessions in the lobby, what they were sent so far read.
