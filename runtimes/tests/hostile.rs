@@ -452,17 +452,23 @@ fn rss_of(pid: u32) -> Option<u64> {
 }
 
 /// Whether a process still holds the server's end of the loopback connection
-/// from `client`, by `/proc/net/tcp`: the entry from port `server_port` to
-/// it, with an inode (a socket no process holds, orphaned, has inode 0).
+/// from `client`, by `/proc/net/tcp` and `tcp6`: the entry from port
+/// `server_port` to the client's port, with an inode (a socket that no
+/// process holds, orphaned, has inode 0).
 fn server_holds(server_port: u16, client: std::net::SocketAddr) -> bool {
-    let ends = (
-        format!("0100007F:{server_port:04X}"),
-        format!("0100007F:{:04X}", client.port()),
-    );
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 9 && (fields[1], fields[2]) == (&*ends.0, &*ends.1) && fields[9] != "0"
+    let port = |field: Option<&&str>| {
+        field
+            .and_then(|end| end.rsplit(':').next())
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let table = std::fs::read_to_string(table).unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            port(fields.get(1)) == Some(server_port)
+                && port(fields.get(2)) == Some(client.port())
+                && fields.get(9).is_some_and(|inode| *inode != "0")
+        })
     })
 }
 
@@ -655,7 +661,12 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                Err(e) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     let client = stream.local_addr().expect("its address");
                     assert!(
                         !server_holds(server.port, client),
@@ -663,6 +674,7 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
                     );
                     break;
                 }
+                Err(e) => panic!("a silent member's socket did not end: {e}"),
             }
         }
     }

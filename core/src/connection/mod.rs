@@ -261,8 +261,9 @@ pub struct Connection {
     deflate: Option<DeflateParams>,
     activity: bool,
     /// The handshake, or a keepalive ping answered after a quiet interval,
-    /// grew buffers that only traffic would use again: they go once every
-    /// event is taken and every byte written.
+    /// grew buffers that only traffic would use again, or the caller said
+    /// the connection is quiet ([`Connection::release_when_drained`]): they
+    /// go once every event is taken and every byte written.
     release_when_drained: bool,
     ping_outstanding: bool,
     rng: u64,
@@ -430,10 +431,11 @@ impl Connection {
 
     /// What the handshake grew (the response's buffer, the request's
     /// events, the queue's slots), once it and whatever was sent right
-    /// behind it (a welcome, a history) are written; or what a keepalive
-    /// ping and its pong grew, once the pong is taken. An idle connection
-    /// then holds no buffers until traffic comes; a busy one grows them
-    /// again in a message or two.
+    /// behind it (a welcome, a history) are written; what a keepalive ping
+    /// and its pong grew, once the pong is taken; or what traffic grew, once
+    /// the caller said the connection is quiet. An idle connection then
+    /// holds no buffers until traffic comes; a busy one grows them again in
+    /// a message or two.
     fn release_if_drained(&mut self) {
         if self.release_when_drained
             && self.queue.len() == 0
@@ -618,8 +620,8 @@ impl Connection {
     /// Frees the buffers kept between messages (so that steady traffic
     /// allocates nothing) once every queued byte is written and every event
     /// taken, as after the handshake: for a caller that knows the
-    /// connection to be quiet, such as a server that just queued a lone
-    /// notice for it. Traffic grows them again. Optional.
+    /// connection to be quiet, such as a server whose client has had no
+    /// traffic for a while. Traffic grows them again. Optional.
     pub fn release_when_drained(&mut self) {
         self.release_when_drained = true;
         self.release_if_drained();
@@ -1014,8 +1016,9 @@ impl Connection {
 
     /// Frees the buffers kept between messages so that steady traffic
     /// allocates nothing: for a connection that has been quiet for a ping
-    /// interval, where they would otherwise be held for as long as it stays
-    /// idle (a burst of history or one large message leaves kilobytes).
+    /// interval, or that its caller knows to be quiet, where they would
+    /// otherwise be held for as long as it stays idle (a burst of history or
+    /// one large message leaves kilobytes).
     fn release_buffers(&mut self) {
         if let Some(decoder) = &mut self.decoder {
             decoder.release_buffers();

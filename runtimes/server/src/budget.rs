@@ -82,7 +82,8 @@ pub struct Share {
 }
 
 /// A share's marks, oldest first, the oldest kept inline: a connection whose
-/// queue empties at every write has one at most, and holds no heap for it.
+/// queue empties at every write has one at most, and allocates nothing for
+/// it (a backlog's later marks take storage, kept until [`Share::release`]).
 #[derive(Debug, Default)]
 struct Marks {
     /// `None` only if `later` is empty too.
@@ -133,6 +134,14 @@ const SMALL_BACKLOG: usize = 64 * 1024;
 const MAX_MARKS: usize = 16;
 
 impl Share {
+    /// Frees the storage of later marks if none is left (for a quiet
+    /// connection: a busy one keeps it, and allocates nothing per write).
+    pub fn release(&mut self) {
+        if self.marks.later.is_empty() {
+            self.marks.later = VecDeque::new();
+        }
+    }
+
     /// Whether the budget closed this connection.
     pub fn is_evicted(&self) -> bool {
         self.backlog.evicted.load(Ordering::Relaxed)
@@ -458,6 +467,17 @@ mod tests {
             assert_eq!(share.account(10, 0, || ms), ms);
             assert_eq!(share.account(0, 10, || ms), u64::MAX);
         }
+        assert_eq!(share.marks.later.capacity(), 0);
+        // A backlog's later marks take storage, which a quiet connection
+        // gives back once they are gone.
+        for ms in 10..13 {
+            share.account(10 * (ms - 9) as usize, 0, || ms);
+        }
+        assert!(share.marks.later.capacity() > 0);
+        share.release();
+        assert!(share.marks.later.capacity() > 0, "kept while in use");
+        share.account(0, 30, || 13);
+        share.release();
         assert_eq!(share.marks.later.capacity(), 0);
         // One that reads, always a little behind (5 bytes at 0 ms, then a
         // byte written and one queued each millisecond), is as old as its

@@ -7,7 +7,9 @@
 //! batch in one swap of vectors. So a burst to a client costs one wake-up,
 //! and a message costs a lock and a push, with nothing allocated per message
 //! or per wait (a channel's receiver makes and drops a listener every time
-//! it waits).
+//! it waits) while the task keeps the storage: it gives it back
+//! ([`Outbox::release`]) when it takes only a few messages at a time, or
+//! when its client goes quiet.
 //!
 //! The queue is bounded by whoever puts into it ([`Outbox::put`]): a full
 //! outbox means its client is too slow, and it is closed. A closed outbox

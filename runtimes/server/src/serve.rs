@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::mem;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
@@ -48,12 +49,68 @@ const BYTES_BEFORE_YIELD: usize = read_buffer::SIZE;
 /// shared, so a backlog of small ones leaves in one system call.
 const WRITE_SLICES: usize = 64;
 
-/// Up to this many messages taken from the outbox at once, the connection is
-/// taken to be quiet, and the storage they came in is freed rather than kept
-/// for the next (what the smallest allocation of a vector holds): an idle
-/// client then holds none, and one in a busy room, whose batches are larger,
-/// allocates nothing per message.
+/// A connection that took nothing from its outbox and read nothing for this
+/// long is quiet: the storage its traffic grew (the outbox's and the batch's
+/// vectors, the connection's buffers, the session's log queue, the budget's
+/// marks) goes, and comes back with the next traffic. Looked at once per
+/// period while traffic flows, so that steady traffic allocates nothing and
+/// reads the clock once a period; not at all once quiet.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// Up to this many messages taken from the outbox at once are few: see
+/// `Wake::Inbox` in [`drive`]. (What the smallest allocation of a vector
+/// holds.)
 const FEW_MESSAGES: usize = 4;
+
+/// Whether a connection went quiet (see [`QUIET`]).
+#[derive(Debug)]
+struct QuietWatch {
+    /// When to look next; `None` once quiet, until traffic comes.
+    look: Option<Instant>,
+    /// Traffic came since `look` was set.
+    traffic: bool,
+}
+
+impl QuietWatch {
+    /// A watch on a connection that starts at `now`.
+    fn new(now: Instant) -> Self {
+        Self {
+            look: Some(now + QUIET),
+            traffic: false,
+        }
+    }
+
+    /// A read or a take from the outbox; `now` is asked only when the
+    /// connection was quiet.
+    fn saw_traffic(&mut self, now: impl FnOnce() -> Instant) {
+        match self.look {
+            Some(_) => self.traffic = true,
+            None => self.look = Some(now() + QUIET),
+        }
+    }
+
+    /// When it wants to look.
+    fn look_at(&self) -> Option<Instant> {
+        self.look
+    }
+
+    /// Looks, if it is time at `now`: whether the connection went quiet
+    /// (then the caller frees what its traffic grew).
+    fn went_quiet(&mut self, now: Instant) -> bool {
+        match self.look {
+            Some(at) if at <= now => {
+                if mem::take(&mut self.traffic) {
+                    self.look = Some(now + QUIET);
+                    false
+                } else {
+                    self.look = None;
+                    true
+                }
+            }
+            _ => false,
+        }
+    }
+}
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
@@ -534,15 +591,16 @@ fn drive<R: Runtime>(
         let mut share = shared.budget.join(session.id(), outbox.clone());
         let mut read_open = true;
         let mut write_shut = false;
-        // The session's timer, made again only when its deadline moves earlier:
-        // a timer that fires early finds nothing to do and is armed again.
+        // The session's timer, made again only when its deadline moves earlier
+        // (a timer that fires early finds nothing to do and is armed again),
+        // and dropped when nothing is due.
         let mut timer: Option<(R::Timer, Instant)> = None;
         // With `--write-delay`: chat messages that came to an empty send
         // queue are held until then, and what follows them joins the write.
         let mut hold: Option<Instant> = None;
         let (mut busy_turns, mut busy_bytes) = (0, 0);
         let mut written = 0;
-        let mut took_since_timer = false;
+        let mut quiet = QuietWatch::new(Instant::now());
         loop {
             // Out of budget: the others first. (Here, where the last turn's
             // bytes read are gone: see `Wake::Read`.)
@@ -580,10 +638,14 @@ fn drive<R: Runtime>(
             // replace the one armed for later.
             let mut due = false;
             let deadline = session.poll_timeout().map(|t| shared.start + t);
-            let next = deadline.into_iter().chain(hold).min();
+            let next = deadline
+                .into_iter()
+                .chain(hold)
+                .chain(quiet.look_at())
+                .min();
             if next.is_none() {
-                // Nothing is due (the handshake is done, and pings and the
-                // idle timeout are off): the runtime need not keep a timer.
+                // Nothing is due (quiet, with pings and the idle timeout off):
+                // the runtime need not keep a timer.
                 timer = None;
             }
             if let Some(at) = next {
@@ -642,6 +704,7 @@ fn drive<R: Runtime>(
                 // buffer, which is another task's once this one waits.
                 Wake::Read(Ok(filled)) if !filled.is_empty() => {
                     busy_bytes += filled.len();
+                    quiet.saw_traffic(Instant::now);
                     shared.metrics.bytes_in.inc_by(filled.len() as u64);
                     filled.take(|bytes| session.receive(bytes));
                 }
@@ -658,16 +721,16 @@ fn drive<R: Runtime>(
                 Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
                 Wake::Flushed(Ok(())) => {}
                 Wake::Inbox(Taken::Messages) => {
-                    took_since_timer = true;
+                    quiet.saw_traffic(Instant::now);
                     let delay = config.write_delay;
                     if !delay.is_zero() && hold.is_none() && session.buffered_amount() == 0 {
                         hold = Some(Instant::now() + delay);
                     }
-                    // A few messages are the quiet case (notices, a slow
-                    // room): no storage is kept for the next, here or in the
-                    // connection, so that an idle client holds none. A
-                    // burst's is, and the outbox and the batch swap it back
-                    // and forth.
+                    // A few messages at a time (notices, a slow room): their
+                    // storage goes once they are written, here, in the
+                    // outbox and in the connection, so that a client that is
+                    // sent little holds little, even before it is quiet. A
+                    // busy client takes more at once, and keeps its storage.
                     let few = batch.len() <= FEW_MESSAGES;
                     // All that waited, so that it leaves in one write.
                     for message in batch.drain(..) {
@@ -694,23 +757,18 @@ fn drive<R: Runtime>(
                     }
                     session.shutdown();
                 }
-                Wake::Due => {
+                Wake::Due | Wake::Timer => {
+                    if let Wake::Timer = wake {
+                        timer = None;
+                    }
                     end_hold(&mut hold);
                     session.handle_timeout(shared.start.elapsed());
-                }
-                Wake::Timer => {
-                    timer = None;
-                    end_hold(&mut hold);
-                    session.handle_timeout(shared.start.elapsed());
-                    // Timers that fire are rare (a ping interval, the handshake,
-                    // close or idle timeouts). Two with nothing taken from the
-                    // outbox between mean its buffers sit unused: they go, as
-                    // the connection's own do when quiet for a ping interval.
-                    if !took_since_timer {
+                    if quiet.went_quiet(Instant::now()) {
                         batch = Vec::new();
                         outbox.release();
+                        session.release_when_drained();
+                        share.release();
                     }
-                    took_since_timer = false;
                 }
             }
         }
@@ -905,5 +963,31 @@ fn now(start: Instant) -> Now {
     Now {
         mono: start.elapsed(),
         unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_quiet_after_a_period_without_traffic() {
+        let t0 = Instant::now();
+        let mut quiet = QuietWatch::new(t0);
+        assert_eq!(quiet.look_at(), Some(t0 + QUIET));
+        // Traffic in the first period: not quiet at its end, looked at again.
+        quiet.saw_traffic(|| unreachable!("the watch runs"));
+        assert!(!quiet.went_quiet(t0 + QUIET / 2), "not time yet");
+        assert!(!quiet.went_quiet(t0 + QUIET));
+        assert_eq!(quiet.look_at(), Some(t0 + 2 * QUIET));
+        // None in the second: quiet, and no more looks until traffic.
+        assert!(quiet.went_quiet(t0 + 2 * QUIET));
+        assert_eq!(quiet.look_at(), None);
+        assert!(!quiet.went_quiet(t0 + 9 * QUIET));
+        // Traffic starts the watch again, from its time.
+        let t1 = t0 + 10 * QUIET;
+        quiet.saw_traffic(|| t1);
+        assert_eq!(quiet.look_at(), Some(t1 + QUIET));
+        assert!(quiet.went_quiet(t1 + QUIET));
     }
 }
