@@ -481,6 +481,15 @@ fn the_server_end_of_a_connection_is_found_by_the_table() {
     assert!(server_holds(server.port, client));
     let other = std::net::SocketAddr::from(([127, 0, 0, 1], client.port() ^ 1));
     assert!(!server_holds(server.port, other));
+    // Once the server has closed it, no process holds its end.
+    raw.send(&masked(true, 8, &1000u16.to_be_bytes()));
+    assert_eq!(raw.read_close().0, 1000);
+    raw.expect_eof();
+    let until = deadline();
+    while server_holds(server.port, client) {
+        assert!(Instant::now() < until, "the server's end is still held");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The server's resident memory, in bytes.
