@@ -1,7 +1,8 @@
 //! A client and a server connection wired to each other, with or without
 //! permessage-deflate (RFC 7692), driven by an arbitrary sequence of
 //! operations: sends (whole, by value or by reference, and fragmented),
-//! pings, closes, partial deliveries and the passing of time. Invariants:
+//! pings, closes, partial deliveries, the passing of time, and a caller's
+//! word that a side is quiet (its buffers go once drained). Invariants:
 //! - nothing panics, and two correct peers never see a protocol error (only a
 //!   keepalive timeout, when time passes without delivery, and 1009 for a
 //!   frame or message over the receiver's limits, which a sender does not
@@ -53,6 +54,11 @@ enum Op {
     },
     Wait {
         ms: u16,
+    },
+    /// `release_when_drained`: whenever it comes (mid-message, mid-write,
+    /// with an inflate window), nothing either side sees may change.
+    Quiet {
+        client: bool,
     },
 }
 
@@ -333,6 +339,10 @@ fuzz_target!(|input: (bool, Vec<Op>)| {
                 } else {
                     deliver(&mut server, &mut client, max.into(), Role::Client);
                 }
+            }
+            Op::Quiet { client: c } => {
+                let side = if c { &mut client } else { &mut server };
+                side.conn.release_when_drained();
             }
             Op::Wait { ms } => {
                 now += Duration::from_millis(ms.into());
