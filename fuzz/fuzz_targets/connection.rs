@@ -55,8 +55,9 @@ enum Op {
     Wait {
         ms: u16,
     },
-    /// `release_when_drained`: whenever it comes (mid-message, mid-write,
-    /// with an inflate window), nothing either side sees may change.
+    /// `release_when_drained`: whenever it comes (mid-message, mid-write),
+    /// nothing either side sees may change. (Two tincan peers agree on no
+    /// context takeover: a window kept between messages is a unit test's.)
     Quiet {
         client: bool,
     },

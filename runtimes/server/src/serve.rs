@@ -53,8 +53,9 @@ const WRITE_SLICES: usize = 64;
 /// long is quiet: the storage its traffic grew (the outbox's and the batch's
 /// vectors, the connection's buffers, the session's log queue, the budget's
 /// marks) goes, and comes back with the next traffic. Looked at once per
-/// period while traffic flows, so that steady traffic allocates nothing and
-/// reads the clock once a period; not at all once quiet.
+/// period while traffic flows, so that steady traffic allocates nothing per
+/// message (the look is a timer made again once a period) and reads the
+/// clock once a period; not at all once quiet.
 const QUIET: Duration = Duration::from_secs(1);
 
 /// Up to this many messages taken from the outbox at once are few: see
@@ -87,6 +88,11 @@ impl QuietWatch {
             Some(_) => self.traffic = true,
             None => self.look = Some(now() + QUIET),
         }
+    }
+
+    /// Looks again a period after `now`, though it went quiet.
+    fn look_again(&mut self, now: Instant) {
+        self.look = Some(now + QUIET);
     }
 
     /// When it wants to look.
@@ -763,11 +769,18 @@ fn drive<R: Runtime>(
                     }
                     end_hold(&mut hold);
                     session.handle_timeout(shared.start.elapsed());
-                    if quiet.went_quiet(Instant::now()) {
+                    let now = Instant::now();
+                    if quiet.went_quiet(now) {
                         batch = Vec::new();
                         outbox.release();
                         session.release_when_drained();
                         share.release();
+                        if session.buffered_amount() > 0 {
+                            // A backlog still drains (writes are not
+                            // traffic): what it holds (samples, marks) is
+                            // looked at again once it is written.
+                            quiet.look_again(now);
+                        }
                     }
                 }
             }
@@ -989,5 +1002,10 @@ mod tests {
         quiet.saw_traffic(|| t1);
         assert_eq!(quiet.look_at(), Some(t1 + QUIET));
         assert!(quiet.went_quiet(t1 + QUIET));
+        // Asked to look again (a backlog still drains): quiet again at the
+        // next look, with no traffic.
+        quiet.look_again(t1 + QUIET);
+        assert_eq!(quiet.look_at(), Some(t1 + 2 * QUIET));
+        assert!(quiet.went_quiet(t1 + 2 * QUIET));
     }
 }

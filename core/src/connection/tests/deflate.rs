@@ -206,6 +206,31 @@ fn a_deflate_connection_keeps_a_decoder_only_while_it_holds_something() {
     }
 }
 
+/// A caller's word that the connection is quiet frees what it can, never a
+/// window the next message refers back to.
+#[test]
+fn a_quiet_release_keeps_a_context_takeover_window() {
+    for offer in [
+        "permessage-deflate; client_no_context_takeover",
+        "permessage-deflate",
+    ] {
+        let (mut client, mut server) = deflate_pair(offer);
+        client.send_text(&chat_text(10)).expect("open");
+        server.receive(&drain(&mut client));
+        assert_eq!(events(&mut server).len(), 1, "{offer}");
+        server.release_when_drained();
+        let keeps_window = !offer.contains("client_no_context_takeover");
+        assert_eq!(server.decoder.is_some(), keeps_window, "{offer}");
+        client.send_text(&chat_text(10)).expect("open");
+        server.receive(&drain(&mut client));
+        assert_eq!(
+            events(&mut server),
+            [Event::Message(Message::Text(chat_text(10)))],
+            "{offer}"
+        );
+    }
+}
+
 #[test]
 fn inflate_state_is_kept_while_busy_and_released_when_quiet() {
     // The client compresses each message on its own: nothing refers back.
