@@ -177,57 +177,40 @@ fn a_broadcast_to_a_thousand_is_compressed_once_and_shared() {
 }
 
 /// A browser that only listens keeps no decoder, deflate or not; one whose
-/// window the server keeps (context takeover) keeps it once it has sent.
+/// window the server keeps (context takeover) keeps it once it has sent,
+/// whether the quiet is a keepalive's or the caller's word
+/// ([`Connection::release_when_drained`]).
 #[test]
 fn a_deflate_connection_keeps_a_decoder_only_while_it_holds_something() {
     for offer in [
         "permessage-deflate; client_no_context_takeover",
         "permessage-deflate",
     ] {
-        let (mut client, mut server) = deflate_pair(offer);
-        assert!(server.decoder.is_none(), "{offer}: nothing has come");
-        server.handle_timeout(Duration::ZERO);
-        client.send_text(&chat_text(10)).expect("open");
-        server.receive(&drain(&mut client));
-        assert_eq!(events(&mut server).len(), 1);
-        server.handle_timeout(Duration::from_secs(31));
-        server.handle_timeout(Duration::from_secs(62));
-        assert_eq!(events(&mut server), [Event::PingSent]);
-        let keeps_window = !offer.contains("client_no_context_takeover");
-        assert_eq!(server.decoder.is_some(), keeps_window, "{offer}");
-        // Either way the next message refers back correctly (or not at all).
-        client.send_text(&chat_text(10)).expect("open");
-        server.receive(&drain(&mut client));
-        assert_eq!(
-            events(&mut server),
-            [Event::Message(Message::Text(chat_text(10)))],
-            "{offer}"
-        );
-    }
-}
-
-/// A caller's word that the connection is quiet frees what it can, never a
-/// window the next message refers back to.
-#[test]
-fn a_quiet_release_keeps_a_context_takeover_window() {
-    for offer in [
-        "permessage-deflate; client_no_context_takeover",
-        "permessage-deflate",
-    ] {
-        let (mut client, mut server) = deflate_pair(offer);
-        client.send_text(&chat_text(10)).expect("open");
-        server.receive(&drain(&mut client));
-        assert_eq!(events(&mut server).len(), 1, "{offer}");
-        server.release_when_drained();
-        let keeps_window = !offer.contains("client_no_context_takeover");
-        assert_eq!(server.decoder.is_some(), keeps_window, "{offer}");
-        client.send_text(&chat_text(10)).expect("open");
-        server.receive(&drain(&mut client));
-        assert_eq!(
-            events(&mut server),
-            [Event::Message(Message::Text(chat_text(10)))],
-            "{offer}"
-        );
+        for keepalive in [true, false] {
+            let (mut client, mut server) = deflate_pair(offer);
+            assert!(server.decoder.is_none(), "{offer}: nothing has come");
+            server.handle_timeout(Duration::ZERO);
+            client.send_text(&chat_text(10)).expect("open");
+            server.receive(&drain(&mut client));
+            assert_eq!(events(&mut server).len(), 1);
+            if keepalive {
+                server.handle_timeout(Duration::from_secs(31));
+                server.handle_timeout(Duration::from_secs(62));
+                assert_eq!(events(&mut server), [Event::PingSent]);
+            } else {
+                server.release_when_drained();
+            }
+            let keeps_window = !offer.contains("client_no_context_takeover");
+            assert_eq!(server.decoder.is_some(), keeps_window, "{offer}");
+            // Either way the next message refers back correctly (or not at all).
+            client.send_text(&chat_text(10)).expect("open");
+            server.receive(&drain(&mut client));
+            assert_eq!(
+                events(&mut server),
+                [Event::Message(Message::Text(chat_text(10)))],
+                "{offer}"
+            );
+        }
     }
 }
 
