@@ -23,7 +23,7 @@ use futures_lite::StreamExt;
 use tincan_chat::{Now, RemoteEvent};
 
 use crate::broker::{Broker, Inbound, Side};
-use crate::budget::Budget;
+use crate::budget::{Budget, Share};
 use crate::config::ServerConfig;
 use crate::fanout::{Fanout, Stripe};
 use crate::hub::{lock, Hub};
@@ -743,9 +743,7 @@ fn drive<R: Runtime>(
                         session.deliver(message);
                     }
                     if few {
-                        batch = Vec::new();
-                        outbox.release();
-                        session.release_when_drained();
+                        release_traffic_storage(&mut batch, &outbox, &mut session, &mut share);
                     }
                 }
                 Wake::Inbox(Taken::Closed) => {
@@ -764,17 +762,14 @@ fn drive<R: Runtime>(
                     session.shutdown();
                 }
                 Wake::Due | Wake::Timer => {
-                    if let Wake::Timer = wake {
+                    if matches!(wake, Wake::Timer) {
                         timer = None;
                     }
                     end_hold(&mut hold);
                     session.handle_timeout(shared.start.elapsed());
                     let now = Instant::now();
                     if quiet.went_quiet(now) {
-                        batch = Vec::new();
-                        outbox.release();
-                        session.release_when_drained();
-                        share.release();
+                        release_traffic_storage(&mut batch, &outbox, &mut session, &mut share);
                         if session.buffered_amount() > 0 {
                             // A backlog still drains (writes are not
                             // traffic): what it holds (samples, marks) is
@@ -793,6 +788,22 @@ fn drive<R: Runtime>(
         }
         shared.budget.leave(share);
     }
+}
+
+/// Frees what a connection's traffic grew, for a client sent little or
+/// nothing: the batch's and the outbox's vectors, the session's and its
+/// connection's buffers (once what is queued is written) and the budget's
+/// later marks. Each keeps what is still in use.
+fn release_traffic_storage(
+    batch: &mut Vec<Outgoing>,
+    outbox: &Outbox,
+    session: &mut Session,
+    share: &mut Share,
+) {
+    *batch = Vec::new();
+    outbox.release();
+    session.release_when_drained();
+    share.release();
 }
 
 /// Ends a `--write-delay` hold that is over.
