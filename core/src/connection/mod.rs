@@ -175,6 +175,52 @@ struct Decision {
     deflate: Option<DeflateParams>,
 }
 
+/// What a connection holds only while something is in flight: input kept
+/// until the request is accepted, events not yet taken, bytes not yet
+/// written and the pongs among them, and a text message being sent in
+/// fragments. An idle connection has none (see `Connection::traffic`).
+#[derive(Debug, Default)]
+struct Traffic {
+    /// Frames that arrived before the application accepted the request.
+    input: Vec<u8>,
+    steps: VecDeque<Step>,
+    queue: SendQueue,
+    /// Where each pong still in the queue ends, oldest first.
+    pongs: VecDeque<u64>,
+    /// Reads that left pings unanswered since the queue last moved, and
+    /// where it was.
+    unanswered: (u32, u64),
+    /// The UTF-8 of the text fragments sent so far.
+    send_utf8: Utf8Validator,
+}
+
+impl Traffic {
+    /// A connection's traffic, made if it has none.
+    fn of(traffic: &mut Option<Box<Self>>) -> &mut Self {
+        traffic.get_or_insert_with(Box::default)
+    }
+
+    /// Whether it holds nothing a new one would not (with no message being
+    /// sent): the written-bytes count starts again with no pong to place,
+    /// and a queue that moves forgets unanswered pings anyway.
+    fn is_idle(&self) -> bool {
+        self.input.is_empty()
+            && self.steps.is_empty()
+            && self.queue.len() == 0
+            && self.pongs.is_empty()
+    }
+
+    /// Frees spare storage, keeping what is queued.
+    fn shrink(&mut self) {
+        self.queue.release();
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        }
+        self.steps.shrink_to_fit();
+        self.pongs.shrink_to_fit();
+    }
+}
+
 /// What the application will see, and what happens when it gets there.
 ///
 /// A close caused by input (the answer to the peer's close frame, or the close
@@ -233,24 +279,18 @@ pub struct Connection {
     /// Client: the request sent, to check the response against. Boxed: a
     /// server's connections (most of them) keep 8 bytes, not 144.
     client_request: Option<Box<ClientRequest>>,
-    /// Frames that arrived before the application accepted the request.
-    input: Vec<u8>,
     /// Made when frames come, and dropped again once the connection is
     /// quiet and the decoder at rest ([`MessageDecoder::is_at_rest`]):
     /// an idle connection holds 8 bytes for it, not 296.
     decoder: Option<Box<MessageDecoder>>,
-    steps: VecDeque<Step>,
+    /// Made when there is something to queue, and dropped once it is all
+    /// taken or written (when buffers are released): an idle connection
+    /// holds 8 bytes for it, not 224.
+    traffic: Option<Box<Traffic>>,
     /// False once input can no longer be used: a close or a failure is queued.
     reading: bool,
-    queue: SendQueue,
-    /// Where each pong still in the queue ends, oldest first.
-    pongs: VecDeque<u64>,
-    /// Reads that left pings unanswered since the queue last moved, and
-    /// where it was; whether the current read has.
-    unanswered: (u32, u64),
     skipped_pong: bool,
     sending: Option<MessageKind>,
-    send_utf8: Utf8Validator,
     close_sent: bool,
     finished: bool,
     now: Duration,
@@ -285,16 +325,11 @@ impl Connection {
             role,
             state: State::Handshake(Box::new(HeadReader::new(config.max_head_size))),
             client_request: None,
-            input: Vec::new(),
             decoder: None,
-            steps: VecDeque::new(),
+            traffic: None,
             reading: true,
-            queue: SendQueue::default(),
-            pongs: VecDeque::new(),
-            unanswered: (0, 0),
             skipped_pong: false,
             sending: None,
-            send_utf8: Utf8Validator::new(),
             close_sent: false,
             finished: false,
             now: Duration::ZERO,
@@ -314,7 +349,7 @@ impl Connection {
     pub fn open(role: Role, config: impl Into<Arc<Config>>) -> Self {
         let mut conn = Self::new(role, config);
         conn.open_state(None);
-        conn.steps.clear();
+        conn.traffic = None;
         conn
     }
 
@@ -342,16 +377,18 @@ impl Connection {
             State::Handshake(reader) => match reader.feed(bytes) {
                 Ok(None) => {}
                 Ok(Some((head, used))) => {
-                    self.input.extend_from_slice(&bytes[used..]);
+                    let input = &mut Traffic::of(&mut self.traffic).input;
+                    input.extend_from_slice(&bytes[used..]);
                     self.on_head(&head);
                 }
                 Err(e) => self.fail_handshake(e),
             },
             State::Decision(_) => {
-                if self.input.len() + bytes.len() > self.config.max_message_size {
+                let input = &mut Traffic::of(&mut self.traffic).input;
+                if input.len() + bytes.len() > self.config.max_message_size {
                     self.finish();
                 } else {
-                    self.input.extend_from_slice(bytes);
+                    input.extend_from_slice(bytes);
                 }
             }
             State::Open => self.read_frames(bytes),
@@ -374,7 +411,7 @@ impl Connection {
     /// `None` after every input: a close that input caused takes effect when
     /// the events before it have been taken.
     pub fn poll_event(&mut self) -> Option<Event> {
-        while let Some(step) = self.steps.pop_front() {
+        while let Some(step) = self.traffic.as_mut().and_then(|t| t.steps.pop_front()) {
             match step {
                 Step::Event(event) => return Some(event),
                 Step::Close(frame) => {
@@ -397,13 +434,13 @@ impl Connection {
     /// [`Connection::advance`] does), so a caller may skip it (and whatever
     /// it takes to handle events).
     pub fn has_pending_events(&self) -> bool {
-        !self.steps.is_empty()
+        self.traffic.as_ref().is_some_and(|t| !t.steps.is_empty())
     }
 
     /// Bytes to write to the transport next, if any. Call
     /// [`Connection::advance`] with how many were written.
     pub fn poll_transmit(&self) -> Option<&[u8]> {
-        self.queue.front()
+        self.traffic.as_ref()?.queue.front()
     }
 
     /// Like [`Connection::poll_transmit`], for a vectored write: fills
@@ -411,20 +448,23 @@ impl Connection {
     /// and returns how many it filled. Call [`Connection::advance`] with how
     /// many bytes were written.
     pub fn poll_transmit_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        self.queue.fill(slices)
+        self.traffic.as_ref().map_or(0, |t| t.queue.fill(slices))
     }
 
     /// Marks `n` bytes from [`Connection::poll_transmit`] as written.
     pub fn advance(&mut self, n: usize) {
+        let Some(traffic) = &mut self.traffic else {
+            return;
+        };
         let decoder = &mut self.decoder;
-        self.queue.advance(n, |bytes| {
+        traffic.queue.advance(n, |bytes| {
             if let Some(decoder) = decoder {
                 decoder.recycle(Message::Binary(bytes));
             }
         });
-        let written = self.queue.written();
-        while self.pongs.front().is_some_and(|&end| end <= written) {
-            self.pongs.pop_front();
+        let written = traffic.queue.written();
+        while traffic.pongs.front().is_some_and(|&end| end <= written) {
+            traffic.pongs.pop_front();
         }
         self.release_if_drained();
     }
@@ -437,11 +477,11 @@ impl Connection {
     /// holds no buffers until traffic comes; a busy one grows them again in
     /// a message or two.
     fn release_if_drained(&mut self) {
-        if self.release_when_drained
-            && self.queue.len() == 0
-            && self.steps.is_empty()
-            && matches!(self.state, State::Open)
-        {
+        let drained = self
+            .traffic
+            .as_ref()
+            .is_none_or(|t| t.queue.len() == 0 && t.steps.is_empty());
+        if self.release_when_drained && drained && matches!(self.state, State::Open) {
             self.release_when_drained = false;
             self.release_buffers();
         }
@@ -449,13 +489,14 @@ impl Connection {
 
     /// Bytes queued and not yet handed to the transport.
     pub fn buffered_amount(&self) -> usize {
-        self.queue.len()
+        self.traffic.as_ref().map_or(0, |t| t.queue.len())
     }
 
     /// Bytes held from the peer: a partial header or control frame, and the
     /// message being assembled. Bounded by the configured limits.
     pub fn buffered_incoming(&self) -> usize {
-        self.input.len() + self.decoder.as_ref().map_or(0, |d| d.buffered())
+        let input = self.traffic.as_ref().map_or(0, |t| t.input.len());
+        input + self.decoder.as_ref().map_or(0, |d| d.buffered())
     }
 
     /// When [`Connection::handle_timeout`] wants to be called next.
@@ -519,7 +560,7 @@ impl Connection {
             self.use_deflate(params);
         }
         self.open_state(protocol.map(str::to_owned));
-        let early = std::mem::take(&mut self.input);
+        let early = self.take_input();
         self.read_frames(&early);
         Ok(())
     }
@@ -603,8 +644,9 @@ impl Connection {
         }
         self.check_send(len)?;
         let header = FrameHeader::new(message.opcode(), len as u64);
-        self.queue.encode(|out| header.encode(out));
-        self.queue.push_given(message.into_bytes());
+        let queue = &mut Traffic::of(&mut self.traffic).queue;
+        queue.encode(|out| header.encode(out));
+        queue.push_given(message.into_bytes());
         Ok(())
     }
 
@@ -644,12 +686,13 @@ impl Connection {
         };
         self.check_send(payload.len())?;
         if kind == MessageKind::Text {
-            let mut check = self.send_utf8.clone();
+            let send_utf8 = &mut Traffic::of(&mut self.traffic).send_utf8;
+            let mut check = send_utf8.clone();
             check.feed(payload).map_err(|_| SendError::InvalidUtf8)?;
             if fin {
                 check.finish().map_err(|_| SendError::InvalidUtf8)?;
             }
-            self.send_utf8 = check;
+            *send_utf8 = check;
         }
         self.sending = if fin { None } else { Some(kind) };
         self.queue_frame(opcode, payload, fin);
@@ -668,7 +711,9 @@ impl Connection {
         let deflated = self
             .deflate
             .is_some_and(|params| params.server_max_window_bits == 15);
-        self.queue.push_shared(message.shared(deflated));
+        Traffic::of(&mut self.traffic)
+            .queue
+            .push_shared(message.shared(deflated));
         Ok(())
     }
 
@@ -731,7 +776,7 @@ impl Connection {
     /// Whether the transport can be dropped: the peer closed it too, or the
     /// close timeout passed, and nothing is left to transmit.
     pub fn is_finished(&self) -> bool {
-        self.finished && self.queue.len() == 0
+        self.finished && self.buffered_amount() == 0
     }
 
     fn on_head(&mut self, head: &[u8]) {
@@ -771,13 +816,13 @@ impl Connection {
                             self.use_deflate(params);
                         }
                         self.open_state(protocol);
-                        let rest = std::mem::take(&mut self.input);
+                        let rest = self.take_input();
                         self.read_frames(&rest);
                     }
                     Err(e) => {
                         self.emit(Event::Error(e.into()));
                         self.enter_closed();
-                        self.steps.push_back(Step::Finish);
+                        self.push_step(Step::Finish);
                     }
                 }
             }
@@ -843,12 +888,13 @@ impl Connection {
             }
         }
         if std::mem::take(&mut self.skipped_pong) {
-            let written = self.queue.written();
-            if self.unanswered.1 != written {
-                self.unanswered = (0, written);
+            let traffic = Traffic::of(&mut self.traffic);
+            let written = traffic.queue.written();
+            if traffic.unanswered.1 != written {
+                traffic.unanswered = (0, written);
             }
-            self.unanswered.0 += 1;
-            if self.reading && self.unanswered.0 > MAX_UNANSWERED_READS {
+            traffic.unanswered.0 += 1;
+            if self.reading && traffic.unanswered.0 > MAX_UNANSWERED_READS {
                 self.fail(ProtocolError::ControlFlood);
             }
         }
@@ -889,10 +935,12 @@ impl Connection {
         if self.close_sent {
             return;
         }
-        let fits = self.queue.len() + payload.len() <= self.config.max_send_queue;
-        if fits && self.pongs.len() < MAX_PENDING_PONGS {
+        let traffic = Traffic::of(&mut self.traffic);
+        let fits = traffic.queue.len() + payload.len() <= self.config.max_send_queue;
+        if fits && traffic.pongs.len() < MAX_PENDING_PONGS {
             self.queue_frame(OpCode::Pong, payload, true);
-            self.pongs.push_back(self.queue.end());
+            let traffic = Traffic::of(&mut self.traffic);
+            traffic.pongs.push_back(traffic.queue.end());
             return;
         }
         self.skipped_pong = true;
@@ -912,12 +960,24 @@ impl Connection {
     fn stop(&mut self, frame: Option<(CloseCode, String)>, code: CloseCode, reason: String) {
         self.reading = false;
         self.message_timer = Timer::Off;
-        self.steps.push_back(Step::Close(frame));
+        self.push_step(Step::Close(frame));
         self.emit(Event::Closed { code, reason });
     }
 
     fn emit(&mut self, event: Event) {
-        self.steps.push_back(Step::Event(event));
+        self.push_step(Step::Event(event));
+    }
+
+    fn push_step(&mut self, step: Step) {
+        Traffic::of(&mut self.traffic).steps.push_back(step);
+    }
+
+    /// Input that came before the connection opened.
+    fn take_input(&mut self) -> Vec<u8> {
+        self.traffic
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.input))
+            .unwrap_or_default()
     }
 
     fn enter_closed(&mut self) {
@@ -925,7 +985,9 @@ impl Connection {
         self.reading = false;
         self.decoder = None;
         self.message_timer = Timer::Off;
-        self.input = Vec::new();
+        if let Some(traffic) = &mut self.traffic {
+            traffic.input = Vec::new();
+        }
         self.timer = Timer::Arm(self.config.close_timeout);
     }
 
@@ -939,7 +1001,7 @@ impl Connection {
             self.enter_closed();
         }
         self.finished = true;
-        self.timer = if self.queue.len() > 0 {
+        self.timer = if self.buffered_amount() > 0 {
             Timer::Arm(self.config.close_timeout)
         } else {
             Timer::Off
@@ -948,16 +1010,19 @@ impl Connection {
 
     /// Finishes now, or after the steps already queued (once).
     fn finish_after_steps(&mut self) {
-        if self.steps.is_empty() {
-            self.finish();
-        } else if !matches!(self.steps.back(), Some(Step::Finish)) {
-            self.steps.push_back(Step::Finish);
+        let last = self.traffic.as_ref().and_then(|t| t.steps.back());
+        match last {
+            None => self.finish(),
+            Some(Step::Finish) => {}
+            Some(_) => self.push_step(Step::Finish),
         }
     }
 
     fn discard_output(&mut self) {
-        self.queue.clear();
-        self.pongs.clear();
+        if let Some(traffic) = &mut self.traffic {
+            traffic.queue.clear();
+            traffic.pongs.clear();
+        }
     }
 
     fn on_timer(&mut self) {
@@ -972,7 +1037,7 @@ impl Connection {
             _ if !self.reading && !matches!(self.state, State::Closed) => {}
             State::Handshake(_) | State::Decision(_) => {
                 self.stop(None, CloseCode::Abnormal, "handshake timed out".into());
-                self.steps.push_back(Step::Finish);
+                self.push_step(Step::Finish);
             }
             State::Open if self.close_sent => {
                 self.stop(
@@ -980,7 +1045,7 @@ impl Connection {
                     CloseCode::Abnormal,
                     "close handshake timed out".into(),
                 );
-                self.steps.push_back(Step::Finish);
+                self.push_step(Step::Finish);
             }
             State::Open => self.keepalive(),
             State::Closed => self.finish(),
@@ -1010,7 +1075,7 @@ impl Connection {
             self.fail(ProtocolError::KeepaliveTimeout);
             // The peer is gone: nothing queued will be read.
             self.discard_output();
-            self.steps.push_back(Step::Finish);
+            self.push_step(Step::Finish);
         }
     }
 
@@ -1026,12 +1091,12 @@ impl Connection {
                 self.decoder = None;
             }
         }
-        self.queue.release();
-        if self.input.is_empty() {
-            self.input = Vec::new();
+        if let Some(traffic) = &mut self.traffic {
+            match traffic.is_idle() && self.sending.is_none() {
+                true => self.traffic = None,
+                false => traffic.shrink(),
+            }
         }
-        self.steps.shrink_to_fit();
-        self.pongs.shrink_to_fit();
     }
 
     fn check_open(&self) -> Result<(), SendError> {
@@ -1045,7 +1110,7 @@ impl Connection {
 
     fn check_send(&self, len: usize) -> Result<(), SendError> {
         self.check_open()?;
-        if self.queue.len() + len > self.config.max_send_queue {
+        if self.buffered_amount() + len > self.config.max_send_queue {
             return Err(SendError::QueueFull);
         }
         Ok(())
@@ -1084,7 +1149,8 @@ impl Connection {
             },
             ..FrameHeader::new(opcode, compressed.len() as u64)
         };
-        self.queue
+        Traffic::of(&mut self.traffic)
+            .queue
             .encode(|out| encode_frame_header(out, header, compressed));
     }
 
@@ -1100,12 +1166,15 @@ impl Connection {
             Role::Client => Some(self.next_mask()),
             Role::Server => None,
         };
-        self.queue
+        Traffic::of(&mut self.traffic)
+            .queue
             .encode(|out| encode_frame(out, fin, opcode, mask, payload));
     }
 
     fn push_owned(&mut self, bytes: &[u8]) {
-        self.queue.encode(|out| out.extend_from_slice(bytes));
+        Traffic::of(&mut self.traffic)
+            .queue
+            .encode(|out| out.extend_from_slice(bytes));
     }
 
     /// SplitMix64: fast, and unpredictable enough given a random seed.

@@ -104,15 +104,17 @@ pub trait Socket: Send + Sync + 'static {
 
     /// Whether bytes wait above the kernel (TLS records that a write
     /// accepted but could not send yet): then the serve loop calls
-    /// [`Socket::flush`] even with nothing new to write.
+    /// [`Socket::poll_flush`] even with nothing new to write.
     fn wants_flush(&self) -> bool {
         false
     }
 
     /// Sends what [`Socket::wants_flush`] reported (and, after
-    /// [`Socket::shutdown_write`], the end of the stream).
-    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send {
-        async { Ok(()) }
+    /// [`Socket::shutdown_write`], the end of the stream), or arranges for
+    /// `cx` to be woken when it can send more. A poll, like the others: a
+    /// connection's task keeps no future for it between polls.
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

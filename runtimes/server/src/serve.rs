@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -589,7 +589,6 @@ fn drive<R: Runtime>(
     async move {
         // Held to the end: counted out after the budget lets it go.
         let _ = &counted;
-        let config = &shared.config;
         // Empty until messages come; a put past `outbox_capacity` closes it.
         let outbox = Outbox::new();
         // What was taken from the outbox in one go, to be delivered.
@@ -616,9 +615,7 @@ fn drive<R: Runtime>(
                 future::yield_now().await;
             }
             shared.process(&mut session, &outbox);
-            while let Some(line) = session.poll_log() {
-                log::print(config.log_level, config.log_format, &line);
-            }
+            shared.print_logs(&mut session);
             if session.is_finished() {
                 break;
             }
@@ -644,25 +641,23 @@ fn drive<R: Runtime>(
             // replace the one armed for later.
             let mut due = false;
             let deadline = session.poll_timeout().map(|t| shared.start + t);
-            let next = deadline
+            match deadline
                 .into_iter()
                 .chain(hold)
                 .chain(quiet.look_at())
-                .min();
-            if next.is_none() {
-                // Nothing is due (quiet, with pings and the idle timeout off):
-                // the runtime need not keep a timer.
-                timer = None;
-            }
-            if let Some(at) = next {
-                if timer.as_ref().is_none_or(|(_, armed)| at < *armed) {
-                    let now = Instant::now();
-                    if at <= now {
+                .min()
+            {
+                // Nothing is due (quiet, with pings and the idle timeout
+                // off): the runtime need not keep a timer.
+                None => timer = None,
+                Some(at) if timer.as_ref().is_none_or(|(_, armed)| at < *armed) => {
+                    if at <= Instant::now() {
                         due = true;
                     } else {
                         timer = Some((shared.runtime.timer_at(at), at));
                     }
                 }
+                Some(_) => {}
             }
             let (wake, waited) = if due {
                 (Wake::Due, false)
@@ -673,33 +668,23 @@ fn drive<R: Runtime>(
                     true => read_buffer::poll_read(&socket, cx).map(Wake::Read),
                     false => Poll::Pending,
                 });
-                let write = async {
-                    match session.buffered_amount() {
-                        0 if socket.wants_flush() => Wake::Flushed(socket.flush().await),
-                        0 => future::pending().await,
-                        _ if hold.is_some() => future::pending().await,
-                        _ => Wake::Wrote(
-                            future::poll_fn(|cx| poll_write_queued(&socket, &session, cx)).await,
-                        ),
-                    }
-                };
+                let write = future::poll_fn(|cx| match session.buffered_amount() {
+                    0 if socket.wants_flush() => socket.poll_flush(cx).map(Wake::Flushed),
+                    0 => Poll::Pending,
+                    _ if hold.is_some() => Poll::Pending,
+                    _ => poll_write_queued(&socket, &session, cx).map(Wake::Wrote),
+                });
                 // Polled even once closed: a shutdown still comes through it.
                 let message =
                     future::poll_fn(|cx| outbox.poll_take(cx, &mut batch).map(Wake::Inbox));
-                let alarm = async {
-                    match &mut timer {
-                        Some((timer, _)) => {
-                            timer.await;
-                            Wake::Timer
-                        }
-                        None => future::pending().await,
-                    }
-                };
-                let events = pin!(future::race(
-                    future::race(read, write),
-                    future::race(message, alarm),
-                ));
-                waited(events).await
+                let alarm = future::poll_fn(|cx| match &mut timer {
+                    Some((timer, _)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
+                    None => Poll::Pending,
+                });
+                // Polls, not async blocks: what the task keeps while it
+                // waits is these references, and no futures' states.
+                let events = future::race(future::race(read, write), future::race(message, alarm));
+                Waited::new(events).await
             };
             if waited {
                 (busy_turns, busy_bytes) = (0, 0);
@@ -728,7 +713,7 @@ fn drive<R: Runtime>(
                 Wake::Flushed(Ok(())) => {}
                 Wake::Inbox(Taken::Messages) => {
                     quiet.saw_traffic(Instant::now);
-                    let delay = config.write_delay;
+                    let delay = shared.config.write_delay;
                     if !delay.is_zero() && hold.is_none() && session.buffered_amount() == 0 {
                         hold = Some(Instant::now() + delay);
                     }
@@ -783,9 +768,7 @@ fn drive<R: Runtime>(
         // The socket is done or broken: make sure the chat forgets this client.
         session.receive_eof();
         shared.process(&mut session, &outbox);
-        while let Some(line) = session.poll_log() {
-            log::print(config.log_level, config.log_format, &line);
-        }
+        shared.print_logs(&mut session);
         shared.budget.leave(share);
     }
 }
@@ -830,6 +813,13 @@ impl<R> Shared<R> {
     /// A session, with a fresh id, for a client that connected from `peer`.
     fn session(&self, peer: SocketAddr) -> Session {
         Session::new(self.ids.next(), peer, &self.sessions)
+    }
+
+    /// Prints the lines `session` logged.
+    fn print_logs(&self, session: &mut Session) {
+        while let Some(line) = session.poll_log() {
+            log::print(self.config.log_level, self.config.log_format, &line);
+        }
     }
 
     /// Counts a line of the serve loop's own in the metrics, and prints it.
@@ -961,21 +951,37 @@ impl<R: Runtime> Side for BrokerSide<R> {
     }
 }
 
-/// Runs `future` and tells whether it had to wait (returned `Pending` at
-/// least once) or was ready at once. It takes the future pinned where it
-/// is: taken by value, it would be held twice in every connection's task
-/// (as the argument and as the pinned local), 300 bytes more.
-async fn waited<F: Future>(mut future: Pin<&mut F>) -> (F::Output, bool) {
-    let mut waited = false;
-    let output = future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Pending => {
-            waited = true;
-            Poll::Pending
+/// A future's output, and whether it had to wait for it (returned
+/// `Pending` at least once) or was ready at once. Takes the future by
+/// value: the serve loop's wait is polls over references, small and
+/// `Unpin`, so the task holds it once.
+struct Waited<F> {
+    future: F,
+    waited: bool,
+}
+
+impl<F: Future + Unpin> Waited<F> {
+    fn new(future: F) -> Self {
+        Self {
+            future,
+            waited: false,
         }
-        Poll::Ready(output) => Poll::Ready(output),
-    })
-    .await;
-    (output, waited)
+    }
+}
+
+impl<F: Future + Unpin> Future for Waited<F> {
+    type Output = (F::Output, bool);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.future).poll(cx) {
+            Poll::Pending => {
+                this.waited = true;
+                Poll::Pending
+            }
+            Poll::Ready(output) => Poll::Ready((output, this.waited)),
+        }
+    }
 }
 
 /// The time as the session and the chat take it: monotonic since `start`,

@@ -138,11 +138,26 @@ pub struct Session {
     upgraded: bool,
     /// Monotonic time of the last chat message (or of joining).
     last_input: Duration,
-    logs: VecDeque<Log>,
-    /// Latency samples of messages queued but not yet written.
-    samples: VecDeque<Arc<Sample>>,
+    /// Made when there is a log line or a sample, and dropped when the
+    /// client is quiet.
+    pending: Option<Box<Pending>>,
     /// The operations port: only `/metrics`, `/healthz` and `/readyz`.
     ops_only: bool,
+}
+
+/// What a session holds for the serve loop while there is traffic: log
+/// lines not yet taken, and the latency samples of messages queued but not
+/// yet written.
+#[derive(Debug, Default)]
+struct Pending {
+    logs: VecDeque<Log>,
+    samples: VecDeque<Arc<Sample>>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.logs.is_empty() && self.samples.is_empty()
+    }
 }
 
 impl Session {
@@ -158,8 +173,7 @@ impl Session {
             stripe: Stripe::of(""),
             upgraded: false,
             last_input: Duration::ZERO,
-            logs: VecDeque::new(),
-            samples: VecDeque::new(),
+            pending: None,
             ops_only: false,
         }
     }
@@ -228,26 +242,24 @@ impl Session {
             self.too_slow();
         }
         if let Some(sample) = outgoing.sample {
-            if self.samples.len() >= MAX_SAMPLES {
-                self.samples.pop_front();
+            let samples = &mut self.pending.get_or_insert_default().samples;
+            if samples.len() >= MAX_SAMPLES {
+                samples.pop_front();
             }
-            self.samples.push_back(sample);
+            samples.push_back(sample);
         }
     }
 
     /// The client is quiet: the storage kept for its traffic goes, its
     /// connection's once what is queued is written (see
     /// [`Connection::release_when_drained`]), and the log queue's and the
-    /// latency samples' if they are empty. (A connection logs a few lines
+    /// latency samples' if both are empty. (A connection logs a few lines
     /// at its start, which would otherwise keep four lines' room, 320
     /// bytes, for as long as it lasts.)
     pub fn release_when_drained(&mut self) {
         self.conn.release_when_drained();
-        if self.logs.is_empty() {
-            self.logs = VecDeque::new();
-        }
-        if self.samples.is_empty() {
-            self.samples = VecDeque::new();
+        if self.pending.as_ref().is_some_and(|p| p.is_empty()) {
+            self.pending = None;
         }
     }
 
@@ -387,7 +399,7 @@ impl Session {
 
     /// The next log line.
     pub fn poll_log(&mut self) -> Option<Log> {
-        self.logs.pop_front()
+        self.pending.as_mut()?.logs.pop_front()
     }
 
     /// See [`Connection::poll_transmit`].
@@ -410,7 +422,9 @@ impl Session {
         self.conn.advance(n);
         if self.conn.buffered_amount() == 0 {
             // Everything queued is written: the sampled messages too.
-            self.samples.clear();
+            if let Some(pending) = &mut self.pending {
+                pending.samples.clear();
+            }
         }
     }
 
@@ -646,7 +660,7 @@ impl Session {
     fn log(&mut self, line: Log) {
         self.config.metrics.record(&line);
         if line.level() <= self.config.log_level {
-            self.logs.push_back(line);
+            self.pending.get_or_insert_default().logs.push_back(line);
         }
     }
 
@@ -784,9 +798,9 @@ mod tests {
                 .any(|l| matches!(l, Log::HandshakeComplete { .. })),
             "{lines:?}"
         );
-        assert!(session.logs.capacity() > 0);
+        assert!(session.pending.is_some());
         session.release_when_drained();
-        assert_eq!(session.logs.capacity(), 0);
+        assert!(session.pending.is_none());
     }
 
     /// Two sessions in the lobby, what they were sent so far read.

@@ -10,7 +10,6 @@
 //! clone of it to each connection, so a reload reaches every connection
 //! accepted after it and none before.
 
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -18,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::future;
 use futures_rustls::pki_types::pem::{self, PemObject};
 use futures_rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use futures_rustls::rustls::{self, crypto::ring, Error as RustlsError, InconsistentKeys};
@@ -230,17 +228,15 @@ where
         inner.close == Close::Closing || inner.stream.get_ref().1.wants_write()
     }
 
-    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send {
-        future::poll_fn(move |cx| {
-            self.poll_with(cx, |inner, cx| {
-                let stream = Pin::new(&mut inner.stream);
-                if inner.close != Close::Closing {
-                    return stream.poll_flush(cx);
-                }
-                ready!(stream.poll_close(cx))?;
-                inner.close = Close::Closed;
-                Poll::Ready(Ok(()))
-            })
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_with(cx, |inner, cx| {
+            let stream = Pin::new(&mut inner.stream);
+            if inner.close != Close::Closing {
+                return stream.poll_flush(cx);
+            }
+            ready!(stream.poll_close(cx))?;
+            inner.close = Close::Closed;
+            Poll::Ready(Ok(()))
         })
     }
 }
