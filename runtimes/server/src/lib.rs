@@ -59,7 +59,7 @@ pub mod tls;
 use std::process::ExitCode;
 
 pub use config::ServerConfig;
-pub use runtime::{IntoStream, Listener, Runtime, Socket};
+pub use runtime::{send_slices, IntoStream, Listener, Runtime, Socket};
 
 /// Parses the command line, makes the runtime with `runtime(threads)` (the
 /// `--threads` that run the connections, by default one per core), then

@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -129,6 +130,20 @@ pub trait IntoStream {
     fn into_stream(self) -> Self::Stream;
 }
 
+/// Writes some of `slices` to a connected socket, in order, with `send`
+/// (one slice) or `sendmsg`: socket calls, which skip the file layer that
+/// `write` and `writev` go through (`vfs_writev` and `fdget_pos` were 8 % of
+/// the server's time in a broadcast to a thousand clients, by `perf`). For
+/// a [`Socket::poll_write_vectored`] of a runtime that lets it make the
+/// call itself.
+pub fn send_slices(socket: &impl AsFd, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(socket);
+    match slices {
+        [one] => socket.send(one),
+        _ => socket.send_vectored(slices),
+    }
+}
+
 /// A listening socket on `addr`, non-blocking, whose accepted sockets have a
 /// kernel send buffer of `send_buffer` bytes (`SO_SNDBUF`, inherited from the
 /// listener; Linux doubles it) and `TCP_NODELAY` (inherited too: chat
@@ -160,5 +175,22 @@ mod tests {
         let _client = std::net::TcpStream::connect(addr).expect("connect");
         let (accepted, _) = listener.accept().expect("accept");
         assert!(accepted.nodelay().expect("TCP_NODELAY"));
+    }
+
+    #[test]
+    fn sent_slices_arrive_in_order() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let one = send_slices(&accepted, &[IoSlice::new(b"one ")]).expect("send");
+        let parts = [b"two ".as_slice(), b"", b"three"].map(IoSlice::new);
+        let more = send_slices(&accepted, &parts).expect("sendmsg");
+        assert_eq!((one, more), (4, 9));
+        drop(accepted);
+        let mut received = String::new();
+        (&client).read_to_string(&mut received).expect("read");
+        assert_eq!(received, "one two three");
     }
 }

@@ -7,15 +7,13 @@
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use smol::io::AsyncWrite;
 use smol::{Async, Executor, Timer};
-use tincan_server::{IntoStream, Listener, Runtime, Socket};
+use tincan_server::{send_slices, IntoStream, Listener, Runtime, Socket};
 
 /// The executor of every connection, run by the main thread and by
 /// `--threads` - 1 more. Each of them drives the reactor itself when it runs
@@ -113,7 +111,14 @@ impl Socket for SmolSocket {
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &self.stream).poll_write_vectored(cx, slices)
+        loop {
+            match send_slices(self.stream.get_ref(), slices) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    ready!(self.stream.poll_writable(cx))?;
+                }
+                result => return Poll::Ready(result),
+            }
+        }
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

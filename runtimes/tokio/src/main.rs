@@ -17,7 +17,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use socket2::SockRef;
-use tincan_server::{IntoStream, Listener, Runtime, Socket};
+use tincan_server::{send_slices, IntoStream, Listener, Runtime, Socket};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -117,7 +117,10 @@ impl Socket for TokioSocket {
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write_vectored(slices) {
+            match self
+                .0
+                .try_io(Interest::WRITABLE, || send_slices(&self.0, slices))
+            {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
             }
