@@ -289,6 +289,7 @@ pub struct Connection {
     traffic: Option<Box<Traffic>>,
     /// False once input can no longer be used: a close or a failure is queued.
     reading: bool,
+    /// The current read left a ping unanswered (see `Traffic::unanswered`).
     skipped_pong: bool,
     sending: Option<MessageKind>,
     close_sent: bool,
@@ -686,13 +687,14 @@ impl Connection {
         };
         self.check_send(payload.len())?;
         if kind == MessageKind::Text {
-            let send_utf8 = &mut Traffic::of(&mut self.traffic).send_utf8;
-            let mut check = send_utf8.clone();
+            // Checked before a refusal could make traffic storage.
+            let sent = self.traffic.as_ref().map(|t| &t.send_utf8);
+            let mut check = sent.cloned().unwrap_or_default();
             check.feed(payload).map_err(|_| SendError::InvalidUtf8)?;
             if fin {
                 check.finish().map_err(|_| SendError::InvalidUtf8)?;
             }
-            *send_utf8 = check;
+            Traffic::of(&mut self.traffic).send_utf8 = check;
         }
         self.sending = if fin { None } else { Some(kind) };
         self.queue_frame(opcode, payload, fin);

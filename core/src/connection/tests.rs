@@ -774,6 +774,36 @@ fn sending_fragments() {
 }
 
 #[test]
+fn a_message_sent_in_fragments_survives_a_release_between_them() {
+    // The first half of a character goes out and is written; the
+    // connection is told it is quiet, and then sits through a quiet ping
+    // interval: the text's UTF-8 state must stay for the second half.
+    let mut server = pinging_server();
+    server
+        .send_fragment(MessageKind::Text, &"κ".as_bytes()[..1], false)
+        .expect("first");
+    assert_eq!(drain(&mut server), [0x01, 0x01, 0xce]);
+    server.release_when_drained();
+    server.handle_timeout(Duration::from_secs(30));
+    server.handle_timeout(Duration::from_secs(60));
+    assert_eq!(events(&mut server), [Event::PingSent]);
+    drain(&mut server);
+    server
+        .send_fragment(MessageKind::Text, &"κ".as_bytes()[1..], true)
+        .expect("the second half completes the character");
+    assert_eq!(drain(&mut server), [0x80, 0x01, 0xba]);
+    // A refused fragment on an idle connection makes no storage.
+    server.receive(&masked(0xA, true, b"tincan"));
+    assert_eq!(events(&mut server), [Event::Pong(b"tincan".to_vec())]);
+    assert!(server.traffic.is_none());
+    assert_eq!(
+        server.send_fragment(MessageKind::Text, &[0xff], true),
+        Err(SendError::InvalidUtf8)
+    );
+    assert!(server.traffic.is_none());
+}
+
+#[test]
 fn plain_http_requests_get_a_response() {
     let mut server = Connection::new(Role::Server, Config::default());
     server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");

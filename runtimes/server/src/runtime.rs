@@ -82,7 +82,8 @@ pub trait Socket: Send + Sync + 'static {
     /// [`crate::read_buffer`]).
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
-    /// Writes some of `slices`, in order (one `writev`), and returns how
+    /// Writes some of `slices`, in order (one vectored write: see
+    /// [`send_slices`]), and returns how
     /// many bytes; or arranges for `cx` to be woken when the socket may take
     /// more. A poll, like [`Socket::poll_read`]: the slices are made on the
     /// stack for each call, so no connection's task holds them (they are a
@@ -135,12 +136,18 @@ pub trait IntoStream {
 /// `write` and `writev` go through (`vfs_writev` and `fdget_pos` were 8 % of
 /// the server's time in a broadcast to a thousand clients, by `perf`). For
 /// a [`Socket::poll_write_vectored`] of a runtime that lets it make the
-/// call itself.
+/// call itself. `MSG_NOSIGNAL`: a peer gone is an error (`EPIPE`), never a
+/// signal, whatever the process does with SIGPIPE. At most `IOV_MAX` (1024)
+/// slices are taken, as `writev` would.
 pub fn send_slices(socket: &impl AsFd, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    const IOV_MAX: usize = 1024;
     let socket = socket2::SockRef::from(socket);
     match slices {
-        [one] => socket.send(one),
-        _ => socket.send_vectored(slices),
+        [one] => socket.send_with_flags(one, libc::MSG_NOSIGNAL),
+        _ => {
+            let slices = &slices[..slices.len().min(IOV_MAX)];
+            socket.send_vectored_with_flags(slices, libc::MSG_NOSIGNAL)
+        }
     }
 }
 

@@ -160,7 +160,7 @@ where
 /// A write hands plaintext to rustls, which encrypts it into records and
 /// sends what the socket takes; records it could not send yet wait in rustls
 /// (at most 64 KiB, its default buffer limit, past which writes wait) until
-/// [`Socket::flush`].
+/// [`Socket::poll_flush`].
 pub struct TlsSocket<S> {
     inner: Mutex<Inner<S>>,
 }
@@ -214,7 +214,7 @@ where
         })
     }
 
-    /// Queues `close_notify` and the FIN: [`Socket::flush`] sends them.
+    /// Queues `close_notify` and the FIN: [`Socket::poll_flush`] sends them.
     fn shutdown_write(&self) -> io::Result<()> {
         let mut inner = self.lock();
         if inner.close == Close::Open {

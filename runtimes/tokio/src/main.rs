@@ -81,8 +81,8 @@ impl Listener for TokioListener {
     }
 }
 
-/// A connection: `readable()`/`try_io` and `writable()`/`try_write_vectored`
-/// take `&self`, as the serve loop wants.
+/// A connection: `poll_read_ready`/`poll_write_ready` and `try_io` take
+/// `&self`, as the serve loop wants.
 struct TokioSocket(TcpStream);
 
 impl Socket for TokioSocket {
