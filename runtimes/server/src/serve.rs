@@ -9,12 +9,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{self, IoSlice};
-use std::mem;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
@@ -23,100 +20,21 @@ use futures_lite::StreamExt;
 use tincan_chat::{Now, RemoteEvent};
 
 use crate::broker::{Broker, Inbound, Side};
-use crate::budget::{Budget, Share};
+use crate::budget::Budget;
 use crate::config::ServerConfig;
 use crate::fanout::{Fanout, Stripe};
 use crate::hub::{lock, Hub};
 use crate::log::{self, Log};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Taken};
-use crate::read_buffer::{self, Filled};
-use crate::runtime::{self, IntoStream, Listener, Runtime, Socket};
-use crate::session::{ClientIds, Outgoing, Session, SessionConfig};
+use crate::outbox::Outbox;
+use crate::runtime::{self, IntoStream, Listener, Runtime};
+use crate::session::{ClientIds, Session, SessionConfig};
 use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
-/// How much a connection may do without waiting before it yields to the
-/// others: a client that keeps its socket full (pings, empty frames) would
-/// otherwise hold a runtime thread for as long as it likes. The budget is a
-/// number of turns (wake-ups that found work at once) or of bytes read,
-/// whichever runs out first (one full read of the thread's buffer);
-/// waiting for anything refills it.
-const TURNS_BEFORE_YIELD: u32 = 16;
-const BYTES_BEFORE_YIELD: usize = read_buffer::SIZE;
+mod driver;
 
-/// Queued frames handed to one vectored write: prepared broadcast frames are
-/// shared, so a backlog of small ones leaves in one system call.
-const WRITE_SLICES: usize = 64;
-
-/// A connection that took nothing from its outbox and read nothing for this
-/// long is quiet: the storage its traffic grew (the outbox's and the batch's
-/// vectors, the connection's buffers, the session's log queue, the budget's
-/// marks) goes, and comes back with the next traffic. Looked at once per
-/// period while traffic flows, so that steady traffic allocates nothing per
-/// message (the look is a timer made again once a period) and reads the
-/// clock once a period; not at all once quiet.
-const QUIET: Duration = Duration::from_secs(1);
-
-/// Up to this many messages taken from the outbox at once are few: see
-/// `Wake::Inbox` in [`drive`]. (What the smallest allocation of a vector
-/// holds.)
-const FEW_MESSAGES: usize = 4;
-
-/// Whether a connection went quiet (see [`QUIET`]).
-#[derive(Debug)]
-struct QuietWatch {
-    /// When to look next; `None` once quiet, until traffic comes.
-    look: Option<Instant>,
-    /// Traffic came since `look` was set.
-    traffic: bool,
-}
-
-impl QuietWatch {
-    /// A watch on a connection that starts at `now`.
-    fn new(now: Instant) -> Self {
-        Self {
-            look: Some(now + QUIET),
-            traffic: false,
-        }
-    }
-
-    /// A read or a take from the outbox; `now` is asked only when the
-    /// connection was quiet.
-    fn saw_traffic(&mut self, now: impl FnOnce() -> Instant) {
-        match self.look {
-            Some(_) => self.traffic = true,
-            None => self.look = Some(now() + QUIET),
-        }
-    }
-
-    /// Looks again a period after `now`, though it went quiet.
-    fn look_again(&mut self, now: Instant) {
-        self.look = Some(now + QUIET);
-    }
-
-    /// When it wants to look.
-    fn look_at(&self) -> Option<Instant> {
-        self.look
-    }
-
-    /// Looks, if it is time at `now`: whether the connection went quiet
-    /// (then the caller frees what its traffic grew).
-    fn went_quiet(&mut self, now: Instant) -> bool {
-        match self.look {
-            Some(at) if at <= now => {
-                if mem::take(&mut self.traffic) {
-                    self.look = Some(now + QUIET);
-                    false
-                } else {
-                    self.look = None;
-                    true
-                }
-            }
-            _ => false,
-        }
-    }
-}
+use driver::drive;
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
@@ -428,20 +346,6 @@ enum Accept<S> {
     Reload,
 }
 
-/// What woke a connection task.
-enum Wake {
-    /// Bytes in the thread's read buffer, to be taken before the next wait.
-    Read(io::Result<Filled>),
-    Wrote(io::Result<usize>),
-    Flushed(io::Result<()>),
-    /// The outbox handed over messages, closed, or told of shutdown.
-    Inbox(Taken),
-    /// The runtime's timer fired.
-    Timer,
-    /// The session's deadline had passed when the turn began.
-    Due,
-}
-
 /// Starts the task of a connection to the public port, over TLS if `tls`
 /// is set. It counts against the connection limits from here on, TLS
 /// handshake included.
@@ -573,240 +477,6 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
             None
         }
     }
-}
-
-/// Drives one connection until its session is finished.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an async fn keeps its arguments twice"
-)]
-fn drive<R: Runtime>(
-    socket: impl Socket,
-    mut session: Session,
-    shared: Arc<Shared<R>>,
-    counted: Option<Counted<R>>,
-) -> impl Future<Output = ()> + Send {
-    async move {
-        // Held to the end: counted out after the budget lets it go.
-        let _ = &counted;
-        // Empty until messages come; a put past `outbox_capacity` closes it.
-        let outbox = Outbox::new();
-        // What was taken from the outbox in one go, to be delivered.
-        let mut batch: Vec<Outgoing> = Vec::new();
-        let mut share = shared.budget.join(session.id(), outbox.clone());
-        let mut read_open = true;
-        let mut write_shut = false;
-        // The session's timer, made again only when its deadline moves earlier
-        // (a timer that fires early finds nothing to do and is armed again),
-        // and dropped when nothing is due.
-        let mut timer: Option<(R::Timer, Instant)> = None;
-        // With `--write-delay`: chat messages that came to an empty send
-        // queue are held until then, and what follows them joins the write.
-        let mut hold: Option<Instant> = None;
-        let (mut busy_turns, mut busy_bytes) = (0, 0);
-        let mut written = 0;
-        let mut quiet = QuietWatch::new(Instant::now());
-        loop {
-            // Out of budget: the others first. (Here, where the last turn's
-            // bytes read are gone: see `Wake::Read`.)
-            if busy_turns > TURNS_BEFORE_YIELD || busy_bytes >= BYTES_BEFORE_YIELD {
-                (busy_turns, busy_bytes) = (0, 0);
-                socket.defer_read();
-                future::yield_now().await;
-            }
-            shared.process(&mut session, &outbox);
-            shared.print_logs(&mut session);
-            if session.is_finished() {
-                break;
-            }
-            let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            shared
-                .budget
-                .update(&mut share, session.buffered_amount(), written, ms);
-            written = 0;
-            if share.is_evicted() {
-                // Not reading: a close frame behind its backlog would never
-                // reach it, and the backlog is what the budget frees.
-                let peer = session.peer().to_string();
-                shared.log(Log::OverBudget { peer });
-                break;
-            }
-            if session.is_closed() && session.poll_transmit().is_none() && !write_shut {
-                let _ = socket.shutdown_write();
-                write_shut = true;
-            }
-            // A deadline already past (the connection asks for the time to
-            // start a timer, e.g. for a message split over reads) is handled
-            // now: a runtime timer for it would cost a timer and a turn, and
-            // replace the one armed for later.
-            let mut due = false;
-            let deadline = session.poll_timeout().map(|t| shared.start + t);
-            match deadline
-                .into_iter()
-                .chain(hold)
-                .chain(quiet.look_at())
-                .min()
-            {
-                // Nothing is due (quiet, with pings and the idle timeout
-                // off): the runtime need not keep a timer.
-                None => timer = None,
-                Some(at) if timer.as_ref().is_none_or(|(_, armed)| at < *armed) => {
-                    if at <= Instant::now() {
-                        due = true;
-                    } else {
-                        timer = Some((shared.runtime.timer_at(at), at));
-                    }
-                }
-                Some(_) => {}
-            }
-            let (wake, waited) = if due {
-                (Wake::Due, false)
-            } else {
-                // A socket at its end reads 0 bytes at once, every time: after that,
-                // only the writes, the inbox and the timer can wake this task.
-                let read = future::poll_fn(|cx| match read_open {
-                    true => read_buffer::poll_read(&socket, cx).map(Wake::Read),
-                    false => Poll::Pending,
-                });
-                let write = future::poll_fn(|cx| match session.buffered_amount() {
-                    0 if socket.wants_flush() => socket.poll_flush(cx).map(Wake::Flushed),
-                    0 => Poll::Pending,
-                    _ if hold.is_some() => Poll::Pending,
-                    _ => poll_write_queued(&socket, &session, cx).map(Wake::Wrote),
-                });
-                // Polled even once closed: a shutdown still comes through it.
-                let message =
-                    future::poll_fn(|cx| outbox.poll_take(cx, &mut batch).map(Wake::Inbox));
-                let alarm = future::poll_fn(|cx| match &mut timer {
-                    Some((timer, _)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
-                    None => Poll::Pending,
-                });
-                // Polls, not async blocks: what the task keeps while it
-                // waits is these references, and no futures' states.
-                let events = future::race(future::race(read, write), future::race(message, alarm));
-                Waited::new(events).await
-            };
-            if waited {
-                (busy_turns, busy_bytes) = (0, 0);
-            }
-            busy_turns += 1;
-            match wake {
-                // Taken before anything else: the bytes are in the thread's
-                // buffer, which is another task's once this one waits.
-                Wake::Read(Ok(filled)) if !filled.is_empty() => {
-                    busy_bytes += filled.len();
-                    quiet.saw_traffic(Instant::now);
-                    shared.metrics.bytes_in.inc_by(filled.len() as u64);
-                    filled.take(|bytes| session.receive(bytes));
-                }
-                // The end of the stream, or a broken socket.
-                Wake::Read(_) => {
-                    read_open = false;
-                    session.receive_eof();
-                }
-                Wake::Wrote(Ok(n)) => {
-                    shared.metrics.bytes_out.inc_by(n as u64);
-                    session.advance(n);
-                    written += n;
-                }
-                Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => break,
-                Wake::Flushed(Ok(())) => {}
-                Wake::Inbox(Taken::Messages) => {
-                    quiet.saw_traffic(Instant::now);
-                    let delay = shared.config.write_delay;
-                    if !delay.is_zero() && hold.is_none() && session.buffered_amount() == 0 {
-                        hold = Some(Instant::now() + delay);
-                    }
-                    // A few messages at a time (notices, a slow room): their
-                    // storage goes once they are written, here, in the
-                    // outbox and in the connection, so that a client that is
-                    // sent little holds little, even before it is quiet. A
-                    // busy client takes more at once, and keeps its storage.
-                    let few = batch.len() <= FEW_MESSAGES;
-                    // All that waited, so that it leaves in one write.
-                    for message in batch.drain(..) {
-                        session.deliver(message);
-                    }
-                    if few {
-                        release_traffic_storage(&mut batch, &outbox, &mut session, &mut share);
-                    }
-                }
-                Wake::Inbox(Taken::Closed) => {
-                    // Closed for the budget, the connection ends above.
-                    if !share.is_evicted() {
-                        session.outbox_closed();
-                    }
-                }
-                Wake::Inbox(Taken::Stop) => {
-                    hold = None;
-                    // Shutdown took the gate before telling us: what the chat
-                    // took is all in the batch, and goes out before the 1001.
-                    for message in batch.drain(..) {
-                        session.deliver(message);
-                    }
-                    session.shutdown();
-                }
-                Wake::Due | Wake::Timer => {
-                    if matches!(wake, Wake::Timer) {
-                        timer = None;
-                    }
-                    end_hold(&mut hold);
-                    session.handle_timeout(shared.start.elapsed());
-                    let now = Instant::now();
-                    if quiet.went_quiet(now) {
-                        release_traffic_storage(&mut batch, &outbox, &mut session, &mut share);
-                        if session.buffered_amount() > 0 {
-                            // A backlog still drains (writes are not
-                            // traffic): what it holds (samples, marks) is
-                            // looked at again once it is written.
-                            quiet.look_again(now);
-                        }
-                    }
-                }
-            }
-        }
-        // The socket is done or broken: make sure the chat forgets this client.
-        session.receive_eof();
-        shared.process(&mut session, &outbox);
-        shared.print_logs(&mut session);
-        shared.budget.leave(share);
-    }
-}
-
-/// Frees what a connection's traffic grew, for a client sent little or
-/// nothing: the batch's and the outbox's vectors, the session's and its
-/// connection's buffers (once what is queued is written) and the budget's
-/// later marks. Each keeps what is still in use.
-fn release_traffic_storage(
-    batch: &mut Vec<Outgoing>,
-    outbox: &Outbox,
-    session: &mut Session,
-    share: &mut Share,
-) {
-    *batch = Vec::new();
-    outbox.release();
-    session.release_when_drained();
-    share.release();
-}
-
-/// Ends a `--write-delay` hold that is over.
-fn end_hold(hold: &mut Option<Instant>) {
-    if hold.is_some_and(|until| until <= Instant::now()) {
-        *hold = None;
-    }
-}
-
-/// One vectored write of what `session` has queued. The slices (a
-/// kilobyte) are made on this call's stack, not kept in every connection's
-/// task between polls.
-fn poll_write_queued<S: Socket>(
-    socket: &S,
-    session: &Session,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-    let n = session.poll_transmit_vectored(&mut slices);
-    socket.poll_write_vectored(cx, &slices[..n])
 }
 
 impl<R> Shared<R> {
@@ -951,39 +621,6 @@ impl<R: Runtime> Side for BrokerSide<R> {
     }
 }
 
-/// A future's output, and whether it had to wait for it (returned
-/// `Pending` at least once) or was ready at once. Takes the future by
-/// value: the serve loop's wait is polls over references, small and
-/// `Unpin`, so the task holds it once.
-struct Waited<F> {
-    future: F,
-    waited: bool,
-}
-
-impl<F: Future + Unpin> Waited<F> {
-    fn new(future: F) -> Self {
-        Self {
-            future,
-            waited: false,
-        }
-    }
-}
-
-impl<F: Future + Unpin> Future for Waited<F> {
-    type Output = (F::Output, bool);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        match Pin::new(&mut this.future).poll(cx) {
-            Poll::Pending => {
-                this.waited = true;
-                Poll::Pending
-            }
-            Poll::Ready(output) => Poll::Ready((output, this.waited)),
-        }
-    }
-}
-
 /// The time as the session and the chat take it: monotonic since `start`,
 /// and the wall clock for the time stamps clients see.
 fn now(start: Instant) -> Now {
@@ -993,36 +630,5 @@ fn now(start: Instant) -> Now {
     Now {
         mono: start.elapsed(),
         unix_ms: u64::try_from(unix.as_millis()).unwrap_or(u64::MAX),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connection_is_quiet_after_a_period_without_traffic() {
-        let t0 = Instant::now();
-        let mut quiet = QuietWatch::new(t0);
-        assert_eq!(quiet.look_at(), Some(t0 + QUIET));
-        // Traffic in the first period: not quiet at its end, looked at again.
-        quiet.saw_traffic(|| unreachable!("the watch runs"));
-        assert!(!quiet.went_quiet(t0 + QUIET / 2), "not time yet");
-        assert!(!quiet.went_quiet(t0 + QUIET));
-        assert_eq!(quiet.look_at(), Some(t0 + 2 * QUIET));
-        // None in the second: quiet, and no more looks until traffic.
-        assert!(quiet.went_quiet(t0 + 2 * QUIET));
-        assert_eq!(quiet.look_at(), None);
-        assert!(!quiet.went_quiet(t0 + 9 * QUIET));
-        // Traffic starts the watch again, from its time.
-        let t1 = t0 + 10 * QUIET;
-        quiet.saw_traffic(|| t1);
-        assert_eq!(quiet.look_at(), Some(t1 + QUIET));
-        assert!(quiet.went_quiet(t1 + QUIET));
-        // Asked to look again (a backlog still drains): quiet again at the
-        // next look, with no traffic.
-        quiet.look_again(t1 + QUIET);
-        assert_eq!(quiet.look_at(), Some(t1 + 2 * QUIET));
-        assert!(quiet.went_quiet(t1 + 2 * QUIET));
     }
 }
