@@ -272,8 +272,9 @@ impl Budget {
         }
     }
 
-    /// Leaves the budget (the connection ended).
-    pub fn leave(&self, share: Share) {
+    /// Leaves the budget (the connection ended). Leaving again changes
+    /// nothing.
+    pub fn leave(&self, share: &mut Share) {
         self.lock().remove(&share.id);
         let bytes = share.backlog.bytes.swap(0, Ordering::Relaxed);
         self.total.dec_by(bytes as i64);
@@ -391,7 +392,7 @@ mod tests {
         budget.update(&mut shares[2], 2 * SMALL_BACKLOG, 0, || 30);
         assert!(inboxes[1].is_closed(), "the oldest large backlog");
         assert!(!inboxes[0].is_closed() && !inboxes[2].is_closed());
-        for share in shares {
+        for share in &mut shares {
             budget.leave(share);
         }
     }
@@ -420,7 +421,7 @@ mod tests {
         budget.update(&mut shares[2], 60, 0, || 70);
         assert!(inboxes[2].is_closed());
         assert!(!inboxes[0].is_closed());
-        for share in shares {
+        for share in &mut shares {
             budget.leave(share);
         }
         assert_eq!(budget.total(), 0);
@@ -502,7 +503,14 @@ mod tests {
         let mut share = budget.join(ClientId(1), rx.clone());
         budget.update(&mut share, usize::MAX / 2, 0, || 1);
         assert!(!rx.is_closed());
-        budget.leave(share);
+        budget.leave(&mut share);
         assert_eq!(budget.total(), 0);
+        assert!(budget.lock().is_empty());
+        // Leaving again (a task dropped after it finished) changes nothing.
+        let mut other = budget.join(ClientId(2), Outbox::new());
+        budget.update(&mut other, 10, 0, || 2);
+        budget.leave(&mut share);
+        assert_eq!((budget.total(), budget.lock().len()), (10, 1));
+        budget.leave(&mut other);
     }
 }

@@ -98,7 +98,7 @@ pub trait Socket: Send + Sync + 'static {
     fn shutdown_write(&self) -> io::Result<()>;
 
     /// The connection used up its budget for this turn (see
-    /// [`crate::serve`]): its next read should wait until the runtime's
+    /// `TURNS_BEFORE_YIELD` in `serve/driver.rs`): its next read should wait until the runtime's
     /// reactor reports the socket readable, so that every other connection's
     /// events are seen first. Nothing to do (the default) where the reactor
     /// runs apart from the tasks and a yield is enough.

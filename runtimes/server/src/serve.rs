@@ -419,9 +419,8 @@ impl<R: Runtime> Drop for Counted<R> {
 /// why, only that line in the log. Its session is made once the handshake
 /// is done, so that the task does not hold it twice.
 ///
-/// (This and [`drive`] return an `async move` block rather than being
-/// `async fn`s: an `async fn`'s future holds its arguments twice, as
-/// arguments and as locals.)
+/// (An `async move` block rather than an `async fn`: an `async fn`'s
+/// future holds its arguments twice, as arguments and as locals.)
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn keeps its arguments twice"

@@ -55,7 +55,9 @@ const FEW_MESSAGES: usize = 4;
 
 /// Drives one connection until its session is finished. The driver is made
 /// here, before the task, so that the task holds it once (an `async` block
-/// keeps what it captures apart from its locals).
+/// keeps what it captures apart from its locals): a plain connection joins
+/// the budget in the accept loop (a lock that an eviction holds while it
+/// sorts the backlogs, so accepting waits that long under overload).
 pub(super) fn drive<R: Runtime>(
     socket: impl Socket,
     session: Session,
@@ -229,7 +231,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// drawn at random each time, as two races of two would (a pair first,
     /// then each pair's first): reading and writing each go first half the
     /// time. (A rotation of the four, or a random first of four, puts reads
-    /// first 3 times in 4; with either, a client flooding pings whose
+    /// before writes 3 times in 4; with either, a client flooding pings whose
     /// pongs the kernel let out in a trickle often outlasted the core's
     /// ping-flood count, each small write starting it again, and
     /// `pings_whose_pongs_are_never_read_are_refused_with_1008` failed 5
@@ -381,12 +383,20 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     }
 
     /// The socket is done or broken: makes sure the chat forgets this
-    /// client, and lets the budget go.
-    fn finish(mut self) {
+    /// client. (The budget is left when the driver is dropped.)
+    fn finish(&mut self) {
         self.session.receive_eof();
         self.shared.process(&mut self.session, &self.outbox);
         self.shared.print_logs(&mut self.session);
-        self.shared.budget.leave(self.share);
+    }
+}
+
+/// However the task ends (finished, or dropped with its runtime), the
+/// connection leaves the budget, before its socket closes and before it is
+/// counted out (the fields drop after this, `_counted` last).
+impl<R: Runtime, S> Drop for Driver<R, S> {
+    fn drop(&mut self) {
+        self.shared.budget.leave(&mut self.share);
     }
 }
 
