@@ -645,7 +645,7 @@ impl Connection {
         }
         self.check_send(len)?;
         let header = FrameHeader::new(message.opcode(), len as u64);
-        let queue = &mut Traffic::of(&mut self.traffic).queue;
+        let queue = self.send_queue();
         queue.encode(|out| header.encode(out));
         queue.push_given(message.into_bytes());
         Ok(())
@@ -713,9 +713,7 @@ impl Connection {
         let deflated = self
             .deflate
             .is_some_and(|params| params.server_max_window_bits == 15);
-        Traffic::of(&mut self.traffic)
-            .queue
-            .push_shared(message.shared(deflated));
+        self.send_queue().push_shared(message.shared(deflated));
         Ok(())
     }
 
@@ -1151,8 +1149,7 @@ impl Connection {
             },
             ..FrameHeader::new(opcode, compressed.len() as u64)
         };
-        Traffic::of(&mut self.traffic)
-            .queue
+        self.send_queue()
             .encode(|out| encode_frame_header(out, header, compressed));
     }
 
@@ -1168,15 +1165,18 @@ impl Connection {
             Role::Client => Some(self.next_mask()),
             Role::Server => None,
         };
-        Traffic::of(&mut self.traffic)
-            .queue
+        self.send_queue()
             .encode(|out| encode_frame(out, fin, opcode, mask, payload));
     }
 
     fn push_owned(&mut self, bytes: &[u8]) {
-        Traffic::of(&mut self.traffic)
-            .queue
-            .encode(|out| out.extend_from_slice(bytes));
+        self.send_queue().encode(|out| out.extend_from_slice(bytes));
+    }
+
+    /// The send queue, made (with the rest of the traffic state) if there
+    /// is none.
+    fn send_queue(&mut self) -> &mut SendQueue {
+        &mut Traffic::of(&mut self.traffic).queue
     }
 
     /// SplitMix64: fast, and unpredictable enough given a random seed.

@@ -506,7 +506,8 @@ mod tests {
         budget.leave(&mut share);
         assert_eq!(budget.total(), 0);
         assert!(budget.lock().is_empty());
-        // Leaving again (a task dropped after it finished) changes nothing.
+        // Leaving again changes nothing (a share is left through `&mut`, from
+        // its driver's drop, so nothing but this rule stops a second call).
         let mut other = budget.join(ClientId(2), Outbox::new());
         budget.update(&mut other, 10, 0, || 2);
         budget.leave(&mut share);
