@@ -703,10 +703,14 @@ impl Connection {
 
     /// Server: queues a message encoded once for many connections. Its bytes
     /// are shared, not copied; [`Connection::poll_transmit_vectored`] writes
-    /// many of them at once.
+    /// many of them at once. Like any message, not while one sent in
+    /// fragments is unfinished ([`SendError::FragmentInProgress`], §5.4).
     pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
         if self.role != Role::Server {
             return Err(SendError::InvalidState);
+        }
+        if self.sending.is_some() {
+            return Err(SendError::FragmentInProgress);
         }
         self.check_send(message.frame().len())?;
         // One compressed frame serves every connection with a full window.

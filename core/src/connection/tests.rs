@@ -646,6 +646,29 @@ fn prepared_messages_are_shared_and_ordered() {
 }
 
 #[test]
+fn a_prepared_message_waits_for_a_fragmented_one_to_end() {
+    // §5.4: no other message's frame goes between the fragments of one.
+    let prepared = PreparedMessage::text("to all");
+    let mut server = open_server(Config::default());
+    server
+        .send_fragment(MessageKind::Text, b"hal", false)
+        .expect("first");
+    assert_eq!(
+        server.send_prepared(&prepared),
+        Err(SendError::FragmentInProgress)
+    );
+    server
+        .send_fragment(MessageKind::Text, b"f", true)
+        .expect("last");
+    server
+        .send_prepared(&prepared)
+        .expect("after the last fragment");
+    let mut expected = b"\x01\x03hal\x80\x01f".to_vec();
+    expected.extend_from_slice(prepared.frame());
+    assert_eq!(drain(&mut server), expected);
+}
+
+#[test]
 fn a_ping_flood_that_reads_nothing_is_refused() {
     let mut server = open_server(Config::default());
     let ping = masked(0x9, true, b"p");
