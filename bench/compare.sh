@@ -145,15 +145,23 @@ PY
 }
 
 # Runs the load tool RUNS times against a fresh server each time; the JSON
-# lines go to $scratch/<label>.jsonl and the results file.
+# lines go to $scratch/<label>.jsonl and the results file. Inside a
+# `for ROUND` loop, only that round's run: the scenarios that compare
+# servers run them in turn, round after round, so that each round measures
+# every server within minutes of the others (this machine's speed drifts by
+# more than the differences measured), and the ratios are taken per round
+# (see paired_ratio).
 measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --, server command...
   local label=$1 scheme=$2
   shift 2
   local load_args=()
   while [ "$1" != -- ]; do load_args+=("$1"); shift; done
   shift
-  : >"$scratch/$label.jsonl"
-  for run in $(seq "$RUNS"); do
+  local runs
+  runs=$(seq "$RUNS")
+  [ -n "${ROUND:-}" ] && runs=$ROUND
+  [ "${ROUND:-1}" = 1 ] && : >"$scratch/$label.jsonl"
+  for run in $runs; do
     local started=$EPOCHREALTIME
     start_server "$@"
     sample_cpu "$server_pid" >"$scratch/cpu.samples" &
@@ -203,6 +211,19 @@ PY
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}x' if b else '-')" "$1" "$2"; }
 
+# The median over rounds of one server's `field` divided by another's in the
+# same round (line i of each file): a ratio that the machine's drift from
+# round to round does not move.
+paired_ratio() { # file, peer file, field
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, statistics, sys
+def values(path):
+    return [json.loads(l)[sys.argv[3]] for l in open(path) if l.strip()]
+pairs = [a / b for a, b in zip(values(sys.argv[1]), values(sys.argv[2])) if a and b]
+print(f"{statistics.median(pairs):.2f}x" if pairs else "-")
+PY
+}
+
 table=()
 row() { # cells...
   local line="|" cell
@@ -221,13 +242,15 @@ echo_scenario() { # size depth [tls]
     label=tls-$label scheme=wss name="wss $name" extra=("${TLS[@]}")
     servers=("${TINCAN[@]}" tokio-tungstenite)
   fi
-  local bin
-  for bin in "${TINCAN[@]}"; do
-    measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${ECHO[@]}" "${extra[@]}"
+  local bin ROUND
+  for ROUND in $(seq "$RUNS"); do
+    for bin in "${TINCAN[@]}"; do
+      measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${ECHO[@]}" "${extra[@]}"
+    done
+    [ -z "$tls" ] && measure "$label-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
+    measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-echo" "${extra[@]}"
+    [ -z "$tls" ] && measure "$label-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
   done
-  [ -z "$tls" ] && measure "$label-fastwebsockets" ws "${args[@]}" -- "$PEERS/peer-fastws-echo"
-  measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-echo" "${extra[@]}"
-  [ -z "$tls" ] && measure "$label-raw-tcp" tcp "${args[@]}" -- "$PEERS/peer-raw-echo"
   local -A echoed=()
   local server
   for server in "${servers[@]}"; do
@@ -237,8 +260,9 @@ echo_scenario() { # size depth [tls]
     local f="$scratch/$label-$server.jsonl" m=${echoed[$server]} note=
     case $server in
       tincan-*)
-        note="$(ratio "$m" "${echoed[tokio-tungstenite]}") of tokio-tungstenite"
-        [ -z "$tls" ] && note="$(ratio "$m" "${echoed[fastwebsockets]}") of fastwebsockets, $note, $(ratio "$m" "${echoed[raw-tcp]}") of raw TCP"
+        local of="$scratch/$label"
+        note="$(paired_ratio "$f" "$of-tokio-tungstenite.jsonl" msgs_per_sec) of tokio-tungstenite"
+        [ -z "$tls" ] && note="$(paired_ratio "$f" "$of-fastwebsockets.jsonl" msgs_per_sec) of fastwebsockets, $note, $(paired_ratio "$f" "$of-raw-tcp.jsonl" msgs_per_sec) of raw TCP"
         ;;
       raw-tcp) note="ceiling (no WebSocket)" ;;
     esac
@@ -254,19 +278,17 @@ broadcast_scenario() { # [tls]
     rate=$TLS_BC_RATE label=tls-broadcast scheme=wss extra=("${TLS[@]}") name="wss broadcast"
   fi
   local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$BC_SENDERS" -r "$rate" -t "$SECS")
-  local bin
-  for bin in "${TINCAN[@]}"; do
-    measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${CHAT[@]}" "${extra[@]}"
+  local bin ROUND
+  for ROUND in $(seq "$RUNS"); do
+    for bin in "${TINCAN[@]}"; do
+      measure "$label-$bin" $scheme "${args[@]}" -- "target/release/$bin" "${CHAT[@]}" "${extra[@]}"
+    done
+    measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast" "${extra[@]}"
   done
-  measure "$label-tokio-tungstenite" $scheme "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast" "${extra[@]}"
-  local peer
-  peer=$(median "$scratch/$label-tokio-tungstenite.jsonl" delivered_per_sec)
-  local peer_p99
-  peer_p99=$(median "$scratch/$label-tokio-tungstenite.jsonl" p99_us)
   for server in "${TINCAN[@]}" tokio-tungstenite; do
     local f="$scratch/$label-$server.jsonl" m note=
     m=$(median "$f" delivered_per_sec)
-    [ "$server" != tokio-tungstenite ] && note="$(ratio "$m" "$peer") of tokio-tungstenite; p99 $(ratio "$(median "$f" p99_us)" "$peer_p99")"
+    [ "$server" != tokio-tungstenite ] && note="$(paired_ratio "$f" "$scratch/$label-tokio-tungstenite.jsonl" delivered_per_sec) of tokio-tungstenite; p99 $(paired_ratio "$f" "$scratch/$label-tokio-tungstenite.jsonl" p99_us)"
     row "$name ${BC_SENDERS}x${rate}/s to $BC_RECEIVERS" "$server" "$m delivered/s" \
       "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
       "$(median "$f" server_cpu_us_per_msg) us" "lost $(median "$f" lost), out of order $(median "$f" out_of_order), errors $(median "$f" errors); $note"
@@ -313,8 +335,11 @@ idle_extra=()
 run_idle() { # label, server command...
   local label=$1
   shift
-  : >"$scratch/idle-$label.txt"
-  for run in $(seq "$RUNS"); do
+  local runs
+  runs=$(seq "$RUNS")
+  [ -n "${ROUND:-}" ] && runs=$ROUND
+  [ "${ROUND:-1}" = 1 ] && : >"$scratch/idle-$label.txt"
+  for run in $runs; do
     start_server "$@"
     local before
     before=$(rss_kib "$server_pid")
@@ -336,11 +361,13 @@ run_idle() { # label, server command...
 }
 
 idle_scenario() {
-  local bin
-  for bin in "${TINCAN[@]}"; do
-    run_idle "$bin" "target/release/$bin" "${CHAT[@]}"
+  local bin ROUND
+  for ROUND in $(seq "$RUNS"); do
+    for bin in "${TINCAN[@]}"; do
+      run_idle "$bin" "target/release/$bin" "${CHAT[@]}"
+    done
+    run_idle tokio-tungstenite "$PEERS/peer-tungstenite-broadcast"
   done
-  run_idle tokio-tungstenite "$PEERS/peer-tungstenite-broadcast"
   for server in "${TINCAN[@]}" tokio-tungstenite; do
     local note=
     [ "$server" != tokio-tungstenite ] && note="$(ratio "${per_conn[$server]}" "${per_conn[tokio-tungstenite]}") of tokio-tungstenite"
@@ -515,22 +542,26 @@ rate_scenario() {
   for total in $RATES; do
     local senders=$(((total + 99) / 100)) label=rate-$total
     local args=(broadcast @URL@ -n "$BC_RECEIVERS" -k "$senders" -r $((total / senders)) -t "$SECS")
-    local names=() delay
-    for server in "${TINCAN[@]}"; do
-      measure "$label-$server" ws "${args[@]}" -- "target/release/$server" "${CHAT[@]}"
-      names+=("$server")
-      for delay in $WRITE_DELAYS; do
-        measure "$label-$server-delay$delay" ws "${args[@]}" -- \
-          "target/release/$server" "${CHAT[@]}" --write-delay "$delay"
-        names+=("$server-delay$delay")
+    local names=() delay ROUND
+    for ROUND in $(seq "$RUNS"); do
+      names=()
+      for server in "${TINCAN[@]}"; do
+        measure "$label-$server" ws "${args[@]}" -- "target/release/$server" "${CHAT[@]}"
+        names+=("$server")
+        for delay in $WRITE_DELAYS; do
+          measure "$label-$server-delay$delay" ws "${args[@]}" -- \
+            "target/release/$server" "${CHAT[@]}" --write-delay "$delay"
+          names+=("$server-delay$delay")
+        done
       done
+      measure "$label-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
     done
-    measure "$label-tokio-tungstenite" ws "${args[@]}" -- "$PEERS/peer-tungstenite-broadcast"
     for server in "${names[@]}" tokio-tungstenite; do
-      local f="$scratch/$label-$server.jsonl" name=${server/-delay/ --write-delay }
+      local f="$scratch/$label-$server.jsonl" name=${server/-delay/ --write-delay } note=
+      [ "$server" != tokio-tungstenite ] && note=" ($(paired_ratio "$f" "$scratch/$label-tokio-tungstenite.jsonl" msgs_per_server_cpu_s) of tokio-tungstenite)"
       row "broadcast ${total}/s offered to $BC_RECEIVERS" "$name" "$(median "$f" delivered_per_sec) delivered/s" \
         "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" "$(median "$f" server_cpu_us_per_msg) us" \
-        "$(median "$f" msgs_per_server_cpu_s) deliveries per CPU-s; lost $(median "$f" lost), errors $(median "$f" errors)"
+        "$(median "$f" msgs_per_server_cpu_s) deliveries per CPU-s$note; lost $(median "$f" lost), errors $(median "$f" errors)"
     done
   done
 }

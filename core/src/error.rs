@@ -77,8 +77,9 @@ pub enum ProtocolError {
     /// time.
     #[error("a message took longer than {0:?} to arrive")]
     MessageTimeout(std::time::Duration),
-    /// §5.5.3 lets an endpoint answer only the latest ping: a peer that keeps
-    /// sending pings while it reads none of the pongs is refused.
+    /// §5.5.3 lets an endpoint answer only the latest ping: a peer whose
+    /// pings go unanswered read after read (more than 16 pongs waiting each
+    /// time) is refused.
     #[error("pings sent faster than their pongs are read")]
     ControlFlood,
     /// The peer did not answer a keepalive ping in time.

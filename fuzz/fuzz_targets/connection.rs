@@ -98,8 +98,8 @@ struct Side {
     /// from this side is right.
     expect_too_big: bool,
     /// Pings the peer sent: past the core's bound on unanswered pings (64
-    /// while this side's output does not move: its pongs wait, or its send
-    /// queue is full), a 1008 for the flood is this side's right.
+    /// reads in a row that each left one unanswered: its pongs wait, or its
+    /// send queue is full), a 1008 for the flood is this side's right.
     pings_from_peer: usize,
 }
 

@@ -43,10 +43,14 @@ const MAX_PENDING_PONGS: usize = 16;
 #[cfg(feature = "deflate")]
 const COMPRESS_FROM: usize = 64;
 
-/// Reads in a row that brought pings left unanswered, while nothing queued
-/// left, before the peer is refused with 1008 ([`ProtocolError::ControlFlood`]).
-/// Counted per read, not per ping: a burst of pings in one read from a peer
-/// that reads is only answered in part (§5.5.3), never refused.
+/// Reads in a row that each left a ping unanswered (more pings than
+/// [`MAX_PENDING_PONGS`] waiting) before the peer is refused with 1008
+/// ([`ProtocolError::ControlFlood`]); a read that answers every ping it
+/// brought starts the count again. Per read, not per ping: a burst in one
+/// read is answered in part (§5.5.3), never refused. Not restarted by what
+/// is written either: the transport's buffers take megabytes of pongs
+/// whether or not the peer reads them, so a flood of pings is refused
+/// however fast, or slowly, its pongs are read.
 const MAX_UNANSWERED_READS: u32 = 64;
 
 /// Limits and timers of a connection.
@@ -187,9 +191,9 @@ struct Traffic {
     queue: SendQueue,
     /// Where each pong still in the queue ends, oldest first.
     pongs: VecDeque<u64>,
-    /// Reads that left pings unanswered since the queue last moved, and
-    /// where it was.
-    unanswered: (u32, u64),
+    /// Reads in a row that left pings unanswered (see
+    /// [`MAX_UNANSWERED_READS`]).
+    unanswered: u32,
     /// The UTF-8 of the text fragments sent so far.
     send_utf8: Utf8Validator,
 }
@@ -202,7 +206,7 @@ impl Traffic {
 
     /// Whether it holds nothing a new one would not (with no message being
     /// sent): the written-bytes count starts again with no pong to place,
-    /// and a queue that moves forgets unanswered pings anyway.
+    /// and with no pong waiting, the next ping is answered anyway.
     fn is_idle(&self) -> bool {
         self.input.is_empty()
             && self.steps.is_empty()
@@ -893,14 +897,12 @@ impl Connection {
         }
         if std::mem::take(&mut self.skipped_pong) {
             let traffic = Traffic::of(&mut self.traffic);
-            let written = traffic.queue.written();
-            if traffic.unanswered.1 != written {
-                traffic.unanswered = (0, written);
-            }
-            traffic.unanswered.0 += 1;
-            if self.reading && traffic.unanswered.0 > MAX_UNANSWERED_READS {
+            traffic.unanswered += 1;
+            if self.reading && traffic.unanswered > MAX_UNANSWERED_READS {
                 self.fail(ProtocolError::ControlFlood);
             }
+        } else if let Some(traffic) = &mut self.traffic {
+            traffic.unanswered = 0;
         }
         self.message_timer = match self.config.message_timeout {
             Some(limit) if self.reading && self.in_message() => match self.message_timer {
@@ -933,7 +935,7 @@ impl Connection {
 
     /// Queues the pong for a ping (§5.5.2), unless too many pongs wait
     /// already: §5.5.3 allows answering only the latest ping. A peer whose
-    /// pings keep going unanswered while it reads nothing is refused (see
+    /// pings go unanswered read after read is refused (see
     /// [`MAX_UNANSWERED_READS`]).
     fn answer_ping(&mut self, payload: &[u8]) {
         if self.close_sent {

@@ -669,6 +669,51 @@ fn a_prepared_message_waits_for_a_fragmented_one_to_end() {
 }
 
 #[test]
+fn a_ping_flood_whose_pongs_are_read_in_a_trickle_is_refused() {
+    let mut server = open_server(Config::default());
+    let ping = masked(0x9, true, b"p");
+    let burst: Vec<u8> = (0..100).flat_map(|_| ping.clone()).collect();
+    // Read after read of pings, while the peer reads one pong (3 bytes)
+    // between them: the queue moves, but never empties.
+    for read in 0..=MAX_UNANSWERED_READS {
+        assert!(server.is_open(), "refused early, at read {read}");
+        server.receive(&burst);
+        let pong = server.poll_transmit().expect("pongs wait")[..3].to_vec();
+        assert_eq!(pong, b"\x8a\x01p");
+        server.advance(3);
+    }
+    assert!(
+        events(&mut server).contains(&Event::Error(Error::Protocol(ProtocolError::ControlFlood)))
+    );
+}
+
+#[test]
+fn pings_that_are_all_answered_are_never_refused() {
+    // Ten at a time (as Autobahn's case 2.10 sends them), read after read.
+    let mut server = open_server(Config::default());
+    let ping = masked(0x9, true, b"p");
+    let ten: Vec<u8> = (0..10).flat_map(|_| ping.clone()).collect();
+    for _ in 0..4 * MAX_UNANSWERED_READS {
+        server.receive(&ten);
+        assert_eq!(drain(&mut server).len(), 10 * 3);
+        events(&mut server);
+    }
+    assert!(server.is_open());
+    // A read that answers every ping starts the count again.
+    let burst: Vec<u8> = (0..100).flat_map(|_| ping.clone()).collect();
+    for _ in 0..3 {
+        for _ in 0..MAX_UNANSWERED_READS {
+            server.receive(&burst);
+            drain(&mut server);
+        }
+        server.receive(&ping);
+        drain(&mut server);
+    }
+    events(&mut server);
+    assert!(server.is_open());
+}
+
+#[test]
 fn a_ping_flood_that_reads_nothing_is_refused() {
     let mut server = open_server(Config::default());
     let ping = masked(0x9, true, b"p");

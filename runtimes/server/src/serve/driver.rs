@@ -230,13 +230,11 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// flush), the outbox, or the timer: the first ready, in an order
     /// drawn at random each time, as two races of two would (a pair first,
     /// then each pair's first): reading and writing each go first half the
-    /// time. (A rotation of the four, or a random first of four, puts reads
-    /// before writes 3 times in 4; with either, a client flooding pings whose
-    /// pongs the kernel let out in a trickle often outlasted the core's
-    /// ping-flood count, each small write starting it again, and
-    /// `pings_whose_pongs_are_never_read_are_refused_with_1008` failed 5
-    /// times in 15 and 12 in 12. With this order it passed 12 in 12; why
-    /// the even order avoids it, I have not worked out.)
+    /// time. (A random first of four puts reads before writes 3 times in 4.
+    /// With it, `pings_whose_pongs_are_never_read_are_refused_with_1008`
+    /// failed 12 times in 12 while the core's ping-flood count started again
+    /// at every write; it counts reads in a row now, and passes with either
+    /// order.)
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let coins = fastrand::u8(..);
         let pair = |first: u8, coin: u8| match coins & coin {
