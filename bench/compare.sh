@@ -19,6 +19,8 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-5}
 SECS=${SECS:-10}
+# Set only by the scenarios' own round loops (see measure).
+unset ROUND
 scenarios=()
 for arg in "$@"; do
   case "$arg" in

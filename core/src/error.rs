@@ -78,8 +78,8 @@ pub enum ProtocolError {
     #[error("a message took longer than {0:?} to arrive")]
     MessageTimeout(std::time::Duration),
     /// §5.5.3 lets an endpoint answer only the latest ping: a peer whose
-    /// pings go unanswered read after read (more than 16 pongs waiting each
-    /// time) is refused.
+    /// pings go unanswered read after read (16 pongs waiting already each
+    /// time, or a full send queue) is refused.
     #[error("pings sent faster than their pongs are read")]
     ControlFlood,
     /// The peer did not answer a keepalive ping in time.

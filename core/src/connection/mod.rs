@@ -43,14 +43,15 @@ const MAX_PENDING_PONGS: usize = 16;
 #[cfg(feature = "deflate")]
 const COMPRESS_FROM: usize = 64;
 
-/// Reads in a row that each left a ping unanswered (more pings than
-/// [`MAX_PENDING_PONGS`] waiting) before the peer is refused with 1008
-/// ([`ProtocolError::ControlFlood`]); a read that answers every ping it
-/// brought starts the count again. Per read, not per ping: a burst in one
-/// read is answered in part (§5.5.3), never refused. Not restarted by what
-/// is written either: the transport's buffers take megabytes of pongs
-/// whether or not the peer reads them, so a flood of pings is refused
-/// however fast, or slowly, its pongs are read.
+/// Reads that each left a ping unanswered ([`MAX_PENDING_PONGS`] waiting
+/// already, or a full send queue) before the peer is refused with 1008
+/// ([`ProtocolError::ControlFlood`]); only a read that brought pings and
+/// answered every one starts the count again (reads with no ping leave it
+/// as it is). Per read, not per ping: a burst in one read is answered in
+/// part (§5.5.3), never refused. Not restarted by what is written either:
+/// the transport's buffers take megabytes of pongs whether or not the peer
+/// reads them, so a flood of pings is refused however fast, or slowly, its
+/// pongs are read.
 const MAX_UNANSWERED_READS: u32 = 64;
 
 /// Limits and timers of a connection.
@@ -191,8 +192,8 @@ struct Traffic {
     queue: SendQueue,
     /// Where each pong still in the queue ends, oldest first.
     pongs: VecDeque<u64>,
-    /// Reads in a row that left pings unanswered (see
-    /// [`MAX_UNANSWERED_READS`]).
+    /// Reads that left pings unanswered since one answered all it brought
+    /// (see [`MAX_UNANSWERED_READS`]).
     unanswered: u32,
     /// The UTF-8 of the text fragments sent so far.
     send_utf8: Utf8Validator,
@@ -239,6 +240,19 @@ enum Step {
     Close(Option<(CloseCode, String)>),
     /// The transport ended too.
     Finish,
+}
+
+/// What became of the pings in the bytes being read (see
+/// [`MAX_UNANSWERED_READS`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ReadPings {
+    /// None came.
+    #[default]
+    None,
+    /// Each got its pong.
+    Answered,
+    /// At least one got none.
+    Skipped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,8 +307,9 @@ pub struct Connection {
     traffic: Option<Box<Traffic>>,
     /// False once input can no longer be used: a close or a failure is queued.
     reading: bool,
-    /// The current read left a ping unanswered (see `Traffic::unanswered`).
-    skipped_pong: bool,
+    /// Whether the current read's pings were answered (see
+    /// `Traffic::unanswered`).
+    read_pings: ReadPings,
     sending: Option<MessageKind>,
     close_sent: bool,
     finished: bool,
@@ -333,7 +348,7 @@ impl Connection {
             decoder: None,
             traffic: None,
             reading: true,
-            skipped_pong: false,
+            read_pings: ReadPings::None,
             sending: None,
             close_sent: false,
             finished: false,
@@ -895,14 +910,22 @@ impl Connection {
                 Err(e) => self.fail(e),
             }
         }
-        if std::mem::take(&mut self.skipped_pong) {
-            let traffic = Traffic::of(&mut self.traffic);
-            traffic.unanswered += 1;
-            if self.reading && traffic.unanswered > MAX_UNANSWERED_READS {
-                self.fail(ProtocolError::ControlFlood);
+        match std::mem::take(&mut self.read_pings) {
+            ReadPings::Skipped => {
+                let traffic = Traffic::of(&mut self.traffic);
+                traffic.unanswered += 1;
+                if self.reading && traffic.unanswered > MAX_UNANSWERED_READS {
+                    self.fail(ProtocolError::ControlFlood);
+                }
             }
-        } else if let Some(traffic) = &mut self.traffic {
-            traffic.unanswered = 0;
+            // Only a read whose pings were all answered starts the count
+            // again: one without any (a byte, a message) says nothing.
+            ReadPings::Answered => {
+                if let Some(traffic) = &mut self.traffic {
+                    traffic.unanswered = 0;
+                }
+            }
+            ReadPings::None => {}
         }
         self.message_timer = match self.config.message_timeout {
             Some(limit) if self.reading && self.in_message() => match self.message_timer {
@@ -947,9 +970,12 @@ impl Connection {
             self.queue_frame(OpCode::Pong, payload, true);
             let traffic = Traffic::of(&mut self.traffic);
             traffic.pongs.push_back(traffic.queue.end());
+            if self.read_pings == ReadPings::None {
+                self.read_pings = ReadPings::Answered;
+            }
             return;
         }
-        self.skipped_pong = true;
+        self.read_pings = ReadPings::Skipped;
     }
 
     /// Fails the connection (§7.1.7): the close frame, then closed.
