@@ -172,7 +172,9 @@ pub enum SendError {
     #[error("not possible in this state or role")]
     InvalidState,
     /// A response header whose name is not an HTTP token or whose value
-    /// holds a line break (RFC 9110 §5.1, §5.5).
+    /// holds a line break (RFC 9110 §5.1, §5.5), or a client's request
+    /// with a field that could not go into it as it is (see
+    /// [`ClientRequest::is_valid`](crate::ClientRequest::is_valid)).
     #[error("invalid header field")]
     InvalidHeader,
 }

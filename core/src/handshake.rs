@@ -147,7 +147,7 @@ impl HeadReader {
     /// bytes of `bytes` it used; the rest belongs to the connection.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, HandshakeError> {
         let searched = self.buf.len().saturating_sub(3);
-        let room = (self.limit + 1).saturating_sub(self.buf.len());
+        let room = self.limit.saturating_add(1).saturating_sub(self.buf.len());
         let before = self.buf.len();
         self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
         match find(&self.buf[searched..], b"\r\n\r\n") {
@@ -426,6 +426,31 @@ impl ClientRequest {
             origin: None,
             extensions: None,
         }
+    }
+
+    /// Whether every field can go into the request as it is (§4.1): a
+    /// request target and host of visible ASCII, a key that is the Base64
+    /// of 16 bytes, unique subprotocols that are tokens, and an origin and
+    /// extension offer without control characters. Nothing a caller passes
+    /// can add a header field or split the request.
+    pub fn is_valid(&self) -> bool {
+        let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        let value = |s: &str| {
+            s.bytes()
+                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        };
+        let key = BASE64.decode(&self.key).is_ok_and(|k| k.len() == 16);
+        let protocols = self
+            .protocols
+            .iter()
+            .enumerate()
+            .all(|(i, p)| is_token(p) && !self.protocols[..i].contains(p));
+        visible(&self.path)
+            && visible(&self.host)
+            && key
+            && protocols
+            && self.origin.as_deref().is_none_or(value)
+            && self.extensions.as_deref().is_none_or(value)
     }
 
     /// The request head.

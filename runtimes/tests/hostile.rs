@@ -227,6 +227,26 @@ fn one_address_cannot_take_every_slot() {
     }
 }
 
+#[test]
+fn connections_that_send_nothing_cannot_pile_up_from_one_address() {
+    let server = Server::start(&["--max-connections-per-ip", "2"]);
+    // Two within the limit and two just over it (those wait for their
+    // request, and its 503), all silent.
+    let mut silent: Vec<Raw> = (0..4).map(|_| Raw::connect(&server)).collect();
+    // Past twice the limit: closed at once, unanswered.
+    let mut far_over = Raw::connect(&server);
+    far_over.expect_eof();
+    server.wait_line("Refused connection from 127.0.0.1:");
+    // The ones just over the limit still get their answer.
+    let mut over = silent.pop().expect("four");
+    over.send(
+        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(over.read_response().status, 503);
+    drop(silent);
+}
+
 /// What a member of a room heard until the server closed it: the chat
 /// lines, and the close code.
 struct Heard {

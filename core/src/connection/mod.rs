@@ -86,7 +86,10 @@ pub struct Config {
     /// Needs the crate's `deflate` feature; without it this is ignored.
     pub deflate: bool,
     /// Seed of the masking keys of a client (§5.3 wants them unpredictable:
-    /// take the seed from a random source).
+    /// take the seed from a random source). Every connection made from one
+    /// config starts from it: clients that share a config should each be
+    /// given a seed of their own ([`Connection::seed_masks`]). The
+    /// default is a constant, fit for tests only.
     pub mask_seed: u64,
 }
 
@@ -373,11 +376,27 @@ impl Connection {
         conn
     }
 
-    /// Client: queues the opening handshake request.
-    /// With [`Config::deflate`], the request offers permessage-deflate.
+    /// Client: the masking keys from here on come from `seed` (§5.3: from
+    /// a random source), not from [`Config::mask_seed`], which every
+    /// connection made from the same config shares. This crate has no
+    /// source of randomness of its own: the caller brings it.
+    pub fn seed_masks(&mut self, seed: u64) {
+        self.rng = seed;
+    }
+
+    /// Client: queues the opening handshake request, on a connection made
+    /// with [`Connection::new`] (not yet opened). With [`Config::deflate`]
+    /// and no offer of the caller's own, the request offers
+    /// permessage-deflate. A request with a field that cannot go into it as
+    /// it is ([`ClientRequest::is_valid`]) is refused
+    /// ([`SendError::InvalidHeader`]).
     pub fn connect(&mut self, mut request: ClientRequest) -> Result<(), SendError> {
-        if self.role != Role::Client || self.client_request.is_some() {
+        let fresh = matches!(self.state, State::Handshake(_)) && self.reading;
+        if self.role != Role::Client || self.client_request.is_some() || !fresh {
             return Err(SendError::InvalidState);
+        }
+        if !request.is_valid() {
+            return Err(SendError::InvalidHeader);
         }
         if self.offers_deflate() && request.extensions.is_none() {
             request.extensions = Some(deflate::CLIENT_OFFER.to_owned());
@@ -406,7 +425,15 @@ impl Connection {
             State::Decision(_) => {
                 let input = &mut Traffic::of(&mut self.traffic).input;
                 if input.len() + bytes.len() > self.config.max_message_size {
-                    self.finish();
+                    // More than a message's worth before the request was
+                    // answered: the connection ends, and says so.
+                    let limit = self.config.max_message_size;
+                    let size = (input.len() + bytes.len()) as u64;
+                    let error = ProtocolError::MessageTooBig { size, limit };
+                    let (code, reason) = (error.close_code(), error.to_string());
+                    self.emit(Event::Error(error.into()));
+                    self.stop(None, code, reason);
+                    self.finish_after_steps();
                 } else {
                     input.extend_from_slice(bytes);
                 }
@@ -536,7 +563,7 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = self.now.max(now);
         match self.message_timer {
-            Timer::Arm(after) => self.message_timer = Timer::Due(self.now + after),
+            Timer::Arm(after) => self.message_timer = Timer::Due(self.now.saturating_add(after)),
             Timer::Due(at) if self.now >= at => {
                 self.message_timer = Timer::Off;
                 if self.reading {
@@ -548,7 +575,7 @@ impl Connection {
         }
         match self.timer {
             Timer::Off => {}
-            Timer::Arm(after) => self.timer = Timer::Due(self.now + after),
+            Timer::Arm(after) => self.timer = Timer::Due(self.now.saturating_add(after)),
             Timer::Due(at) if self.now >= at => self.on_timer(),
             Timer::Due(_) => {}
         }
@@ -560,6 +587,11 @@ impl Connection {
         let State::Decision(decision) = &self.state else {
             return Err(SendError::InvalidState);
         };
+        // Stopped while the request waited (the transport ended, or the
+        // handshake's time ran out): there is nobody to answer.
+        if !self.reading {
+            return Err(SendError::InvalidState);
+        }
         let Decision {
             key: Some(key),
             protocols,
@@ -607,7 +639,7 @@ impl Connection {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), SendError> {
-        if !matches!(self.state, State::Decision(_)) {
+        if !matches!(self.state, State::Decision(_)) || !self.reading {
             return Err(SendError::InvalidState);
         }
         let mut extra = String::new();
@@ -826,9 +858,18 @@ impl Connection {
                 };
                 // RFC 7692 §7.1: a response that does not accept our offer
                 // as made fails the connection.
+                // Checked against the offer as sent (ours, or the caller's
+                // own): nothing it did not offer is accepted (§9.1).
+                let offer = self
+                    .client_request
+                    .as_ref()
+                    .and_then(|r| r.extensions.clone());
                 let checked = checked.and_then(|accepted| match &accepted.extensions {
                     None => Ok((accepted.protocol, None)),
-                    Some(values) => deflate::check_response(std::iter::once(values.as_str()))
+                    Some(values) => offer
+                        .and_then(|offer| {
+                            deflate::check_response_to(&offer, std::iter::once(values.as_str()))
+                        })
                         .filter(|_| self.offers_deflate())
                         .map(|params| (accepted.protocol, Some(params)))
                         .ok_or(HandshakeError::UnexpectedExtension),
@@ -1094,7 +1135,7 @@ impl Connection {
         };
         if std::mem::take(&mut self.activity) {
             self.ping_outstanding = false;
-            self.timer = Timer::Due(self.now + interval);
+            self.timer = Timer::Due(self.now.saturating_add(interval));
         } else if !self.ping_outstanding {
             // Quiet for a whole interval: what only traffic needs goes
             // (buffers kept for the next messages, the inflate state).
@@ -1102,7 +1143,7 @@ impl Connection {
             self.ping_outstanding = true;
             self.queue_frame(OpCode::Ping, b"tincan", true);
             self.emit(Event::PingSent);
-            self.timer = Timer::Due(self.now + self.config.ping_timeout);
+            self.timer = Timer::Due(self.now.saturating_add(self.config.ping_timeout));
         } else {
             self.fail(ProtocolError::KeepaliveTimeout);
             // The peer is gone: nothing queued will be read.

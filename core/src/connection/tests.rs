@@ -1213,3 +1213,166 @@ fn deflate_is_answered_only_when_configured_and_offered() {
 
 #[cfg(feature = "deflate")]
 mod deflate;
+
+#[test]
+fn a_request_whose_peer_left_before_the_answer_cannot_be_answered() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    server.receive(RFC_REQUEST);
+    server.receive_eof();
+    assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+    // Nobody is there to answer: no 101, and no `Open` after the `Closed`.
+    assert_eq!(server.accept(None), Err(SendError::InvalidState));
+    assert_eq!(
+        server.respond(503, "text/plain", b"busy"),
+        Err(SendError::InvalidState)
+    );
+    let rest = events(&mut server);
+    assert!(matches!(rest[..], [Event::Closed { .. }]), "{rest:?}");
+    assert_eq!(server.poll_transmit(), None);
+}
+
+#[test]
+fn more_than_a_message_before_the_request_is_answered_ends_the_connection_with_an_event() {
+    let config = Config {
+        max_message_size: 100,
+        ..Config::default()
+    };
+    let mut server = Connection::new(Role::Server, config);
+    server.receive(RFC_REQUEST);
+    server.receive(&[0; 101]);
+    let evs = events(&mut server);
+    assert!(matches!(evs[0], Event::Request(_)));
+    assert_eq!(
+        evs[1..],
+        [
+            Event::Error(Error::Protocol(ProtocolError::MessageTooBig {
+                size: 101,
+                limit: 100
+            })),
+            Event::Closed {
+                code: CloseCode::TooBig,
+                reason: ProtocolError::MessageTooBig {
+                    size: 101,
+                    limit: 100
+                }
+                .to_string()
+            }
+        ]
+    );
+    assert_eq!(server.accept(None), Err(SendError::InvalidState));
+}
+
+#[test]
+fn connect_refuses_a_request_that_would_not_go_out_as_it_is() {
+    let valid = ClientRequest::new("example.com", "/chat", [7; 16]);
+    let refused = |change: &dyn Fn(&mut ClientRequest)| {
+        let mut request = valid.clone();
+        change(&mut request);
+        let mut client = Connection::new(Role::Client, Config::default());
+        client.connect(request)
+    };
+    assert_eq!(
+        refused(&|r| r.path = "/x HTTP/1.1\r\nEvil: 1\r\nX: y".into()),
+        Err(SendError::InvalidHeader)
+    );
+    assert_eq!(
+        refused(&|r| r.path = "/a b".into()),
+        Err(SendError::InvalidHeader)
+    );
+    assert_eq!(
+        refused(&|r| r.host = "h\r\nEvil: 1".into()),
+        Err(SendError::InvalidHeader)
+    );
+    assert_eq!(
+        refused(&|r| r.key = "c2hvcnQ=".into()),
+        Err(SendError::InvalidHeader),
+        "not 16 bytes"
+    );
+    assert_eq!(
+        refused(&|r| r.protocols = vec!["chat v2".into()]),
+        Err(SendError::InvalidHeader),
+        "§4.1: a token"
+    );
+    assert_eq!(
+        refused(&|r| r.protocols = vec!["chat".into(), "chat".into()]),
+        Err(SendError::InvalidHeader),
+        "§4.1: unique"
+    );
+    assert_eq!(
+        refused(&|r| r.origin = Some("https://a\r\nEvil: 1".into())),
+        Err(SendError::InvalidHeader)
+    );
+    assert_eq!(
+        refused(&|r| r.extensions = Some("x\ny".into())),
+        Err(SendError::InvalidHeader)
+    );
+    assert_eq!(refused(&|r| r.protocols = vec!["chat".into()]), Ok(()));
+    // Only a connection still in its handshake sends a request.
+    let mut open = Connection::open(Role::Client, Config::default());
+    assert_eq!(open.connect(valid), Err(SendError::InvalidState));
+}
+
+#[test]
+fn a_client_takes_permessage_deflate_only_as_it_offered_it() {
+    let config = Config {
+        deflate: true,
+        ..Config::default()
+    };
+    let mut request = ClientRequest::new("h", "/", [1; 16]);
+    // The caller's own offer, which the connection does not understand.
+    request.extensions = Some("x-custom".into());
+    let key = request.key.clone();
+    let mut client = Connection::new(Role::Client, config);
+    client.connect(request).expect("a fresh client");
+    let head = drain(&mut client);
+    assert!(!String::from_utf8_lossy(&head).contains("permessage-deflate"));
+    let response =
+        handshake::accept_response_with_extensions(&key, None, Some("permessage-deflate"));
+    client.receive(&response);
+    assert_eq!(
+        client.poll_event(),
+        Some(Event::Error(Error::Handshake(
+            HandshakeError::UnexpectedExtension
+        )))
+    );
+    assert_eq!(client.deflate(), None);
+}
+
+#[test]
+fn timeouts_as_long_as_a_duration_goes_do_not_overflow() {
+    let config = Config {
+        ping_interval: Some(Duration::MAX),
+        ping_timeout: Duration::MAX,
+        close_timeout: Duration::MAX,
+        message_timeout: Some(Duration::MAX),
+        handshake_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    let mut server = open_server(config);
+    server.handle_timeout(Duration::from_secs(1));
+    server.receive(&masked(0x1, false, b"half"));
+    server.handle_timeout(Duration::from_secs(2));
+    server.close(CloseCode::Normal, "").expect("open");
+    server.handle_timeout(Duration::from_secs(3));
+    // (Each deadline is `now + timeout`: unchecked, these calls panicked.)
+    server.handle_timeout(Duration::MAX);
+}
+
+#[test]
+fn clients_that_share_a_config_mask_alike_unless_each_is_seeded() {
+    let config = Arc::new(Config::default());
+    let first_mask = |seed: Option<u64>| {
+        let mut client = Connection::open(Role::Client, Arc::clone(&config));
+        if let Some(seed) = seed {
+            client.seed_masks(seed);
+        }
+        client.send_text("x").expect("open");
+        drain(&mut client)[2..6].to_vec()
+    };
+    assert_eq!(
+        first_mask(None),
+        first_mask(None),
+        "one config, one sequence"
+    );
+    assert_ne!(first_mask(Some(1)), first_mask(Some(2)));
+}

@@ -198,6 +198,21 @@ pub fn negotiate<'a>(values: impl Iterator<Item = &'a str>) -> Option<DeflatePar
 /// `None` if it is not a valid acceptance of it (§7.1: the client fails the
 /// connection).
 pub fn check_response<'a>(values: impl Iterator<Item = &'a str>) -> Option<DeflateParams> {
+    check_response_to(CLIENT_OFFER, values)
+}
+
+/// Client: [`check_response`] for the offers a client made in `offer` (a
+/// `Sec-WebSocket-Extensions` value): the response must accept one of its
+/// permessage-deflate offers as RFC 7692 lets a server accept it. With a
+/// `server_no_context_takeover` or a `server_max_window_bits` the offer
+/// named, the response names it too (§7.1.1.1; §7.1.2.1, at most the
+/// offered value, though a window of 15 may go unnamed); a
+/// `client_max_window_bits` the offer did not name, the response must not
+/// name (§7.1.2.2), nor more than its value.
+pub fn check_response_to<'a>(
+    offer: &str,
+    values: impl Iterator<Item = &'a str>,
+) -> Option<DeflateParams> {
     let list = extensions(values);
     let [(name, params_list)] = list.as_slice() else {
         return None;
@@ -206,6 +221,32 @@ pub fn check_response<'a>(values: impl Iterator<Item = &'a str>) -> Option<Defla
         return None;
     }
     let p = params(params_list)?;
+    let offers = extensions(std::iter::once(offer));
+    let accepts = |o: &Params| {
+        let server_bits = match (o.server_max_window_bits, p.server_max_window_bits) {
+            (Some(offered), Some(bits)) => bits <= offered,
+            // Unnamed is the largest window, 15: as offered only if 15.
+            (Some(offered), None) => offered == 15,
+            (None, _) => true,
+        };
+        let client_bits = match (o.client_max_window_bits, p.client_max_window_bits) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(None), Some(_)) => true,
+            (Some(Some(offered)), Some(bits)) => bits.is_some_and(|b| b <= offered),
+        };
+        server_bits
+            && client_bits
+            && (p.server_no_context_takeover || !o.server_no_context_takeover)
+    };
+    let offered = offers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(NAME))
+        .filter_map(|(_, list)| params(list))
+        .any(|o| accepts(&o));
+    if !offered {
+        return None;
+    }
     Some(DeflateParams {
         server_no_context_takeover: p.server_no_context_takeover,
         client_no_context_takeover: p.client_no_context_takeover,
@@ -330,5 +371,52 @@ mod tests {
         ] {
             assert_eq!(check(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_response_must_accept_an_offer_the_client_made() {
+        let check = |offer: &str, response: &str| {
+            check_response_to(offer, std::iter::once(response)).is_some()
+        };
+        let plain = "permessage-deflate";
+        assert!(check(plain, "permessage-deflate"));
+        assert!(check(
+            plain,
+            "permessage-deflate; server_no_context_takeover"
+        ));
+        assert!(check(
+            plain,
+            "permessage-deflate; server_max_window_bits=10"
+        ));
+        // §7.1.2.2: not offered, so not in the response.
+        assert!(!check(
+            plain,
+            "permessage-deflate; client_max_window_bits=10"
+        ));
+        assert!(!check("x-custom", "permessage-deflate"), "never offered");
+        let bits = "permessage-deflate; client_max_window_bits=10; server_max_window_bits=12";
+        assert!(check(
+            bits,
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=9"
+        ));
+        // §7.1.2.1: the offered server window is named, at most as large.
+        assert!(!check(bits, "permessage-deflate; client_max_window_bits=9"));
+        assert!(!check(
+            bits,
+            "permessage-deflate; server_max_window_bits=13"
+        ));
+        assert!(!check(
+            bits,
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=11"
+        ));
+        let full = "permessage-deflate; server_max_window_bits=15";
+        assert!(check(full, "permessage-deflate"), "15 goes unnamed");
+        // §7.1.1.1: an offered server_no_context_takeover is accepted by name.
+        let nct = "permessage-deflate; server_no_context_takeover";
+        assert!(!check(nct, "permessage-deflate"));
+        assert!(check(nct, "permessage-deflate; server_no_context_takeover"));
+        // Any of several offers.
+        let two = "permessage-deflate; server_no_context_takeover, permessage-deflate";
+        assert!(check(two, "permessage-deflate"));
     }
 }

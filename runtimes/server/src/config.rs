@@ -64,8 +64,10 @@ pub struct ServerConfig {
     /// Bounded so that clients that never read cannot park gigabytes in the
     /// kernel, where no budget sees them.
     pub socket_send_buffer: usize,
-    /// Connections one IP address may hold at once (open, in the handshake
-    /// or closing); more get 503. `None`: no limit.
+    /// Connections one IP address (for IPv6, one /64: see
+    /// `session::client_key`) may hold at once (open, in the handshake or
+    /// closing); more get 503, and past twice as many a plain connection
+    /// is closed at once. `None`: no limit.
     pub max_connections_per_ip: Option<usize>,
     /// Serve https and wss with this certificate and key; `None`: plain
     /// http and ws.

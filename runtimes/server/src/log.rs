@@ -170,6 +170,15 @@ pub enum Log {
         /// The close reason.
         reason: String,
     },
+    /// A plain connection was closed as soon as it was accepted, unanswered:
+    /// its address holds more than twice as many connections as allowed
+    /// (those just over the limit get their 503).
+    ConnectionRefused {
+        /// The client's address.
+        peer: String,
+        /// Which limit.
+        reason: &'static str,
+    },
     /// A TLS connection was closed before its handshake: its address, or
     /// the server, already holds as many connections as allowed.
     TlsRefused {
@@ -291,6 +300,7 @@ impl Log {
             | Self::SlowClient { .. }
             | Self::OverBudget { .. }
             | Self::Flooding { .. }
+            | Self::ConnectionRefused { .. }
             | Self::TlsRefused { .. }
             | Self::TlsHandshakeFailed { .. }
             | Self::TlsReloadFailed { .. }
@@ -326,6 +336,7 @@ impl Log {
             Self::SlowClient { .. } => "slow_client",
             Self::OverBudget { .. } => "over_budget",
             Self::Closed { .. } => "closed",
+            Self::ConnectionRefused { .. } => "connection_refused",
             Self::TlsRefused { .. } => "tls_refused",
             Self::TlsHandshakeFailed { .. } => "tls_handshake_failed",
             Self::TlsReloaded { .. } => "tls_reloaded",
@@ -391,7 +402,9 @@ impl Log {
             Self::Closed { peer, code, reason } => {
                 json!({ "peer": peer, "code": code.as_u16(), "reason": reason })
             }
-            Self::TlsRefused { peer, reason } => json!({ "peer": peer, "reason": reason }),
+            Self::ConnectionRefused { peer, reason } | Self::TlsRefused { peer, reason } => {
+                json!({ "peer": peer, "reason": reason })
+            }
             Self::TlsHandshakeFailed { peer, error } => json!({ "peer": peer, "error": error }),
             Self::TlsReloaded { cert } => json!({ "cert": cert }),
             Self::TlsReloadFailed { error } => json!({ "error": error }),
@@ -499,6 +512,9 @@ impl fmt::Display for Log {
             }
             Self::Closed { peer, code, reason } => {
                 write!(f, "Connection with {peer} closed: {code} {reason:?}")
+            }
+            Self::ConnectionRefused { peer, reason } => {
+                write!(f, "Refused connection from {peer}: {reason}")
             }
             Self::TlsRefused { peer, reason } => {
                 write!(f, "Refused TLS connection from {peer}: {reason}")

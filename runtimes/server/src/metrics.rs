@@ -254,7 +254,7 @@ impl Metrics {
             Log::OverBudget { .. } => "over_budget",
             Log::Idle { .. } => "idle",
             Log::NoPong { .. } => "no_pong",
-            Log::TlsRefused { .. } => "over_limit",
+            Log::TlsRefused { .. } | Log::ConnectionRefused { .. } => "over_limit",
             Log::BrokerConnected { .. } => {
                 self.redis_connected.set(1);
                 return;

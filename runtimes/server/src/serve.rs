@@ -361,6 +361,19 @@ fn start<R: Runtime>(
         .max_connections_per_ip
         .is_some_and(|max| from_address > max);
     let Some(acceptor) = tls else {
+        // Just over the limit, the request gets its 503. Far over it, the
+        // connection is closed at once, unanswered: an address that opens
+        // connections and sends nothing would otherwise hold as many as it
+        // opens in a handshake timeout, each waiting for its request.
+        let far_over = shared
+            .config
+            .max_connections_per_ip
+            .is_some_and(|max| from_address > max.saturating_mul(2));
+        if far_over {
+            let reason = "too many connections from its address";
+            let peer = peer.to_string();
+            return shared.log(Log::ConnectionRefused { peer, reason });
+        }
         let mut session = shared.session(peer);
         if over_address_limit {
             session.over_address_limit();
@@ -399,8 +412,10 @@ struct Counted<R: Runtime> {
 
 impl<R: Runtime> Counted<R> {
     /// Counts a connection from `ip` in; also returns how many are open,
-    /// in all and from `ip`, with it.
+    /// in all and from `ip` (from its /64, for IPv6: see
+    /// [`client_key`](crate::session::client_key)), with it.
     fn new(shared: &Arc<Shared<R>>, ip: IpAddr) -> (Self, usize, usize) {
+        let ip = IpAddr::V6(crate::session::client_key(ip));
         let total = shared.metrics.connection_opened();
         let from_address = shared.count_address(ip, 1);
         let shared = shared.clone();

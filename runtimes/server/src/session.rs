@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -302,6 +302,10 @@ impl Session {
         // Echoed messages, counted once per call: the counters are atomics
         // every thread shares, and a read can hold many messages.
         let mut echoed = 0;
+        // Pings and pongs are logged once per call (per read), however
+        // many it held: a read of empty pongs holds ten thousand, and a
+        // line for each would make the log, not the client, the cost.
+        let (mut pinged, mut ponged) = (false, false);
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Request(request) => {
@@ -353,8 +357,8 @@ impl Session {
                         .close(CloseCode::Unsupported, "this chat accepts text only");
                     self.conn.recycle(Message::Binary(bytes));
                 }
-                Event::Ping(_) => self.log(Log::ReceivedPing),
-                Event::Pong(_) => self.log(Log::ReceivedPong),
+                Event::Ping(_) => pinged = true,
+                Event::Pong(_) => ponged = true,
                 Event::PingSent => self.log(Log::SendingPing {
                     peer: self.peer.to_string(),
                 }),
@@ -388,6 +392,12 @@ impl Session {
         if echoed > 0 {
             self.config.metrics.messages_in.inc_by(echoed);
             self.config.metrics.deliveries_out.inc_by(echoed);
+        }
+        if pinged {
+            self.log(Log::ReceivedPing);
+        }
+        if ponged {
+            self.log(Log::ReceivedPong);
         }
         if self.must_leave() {
             self.joined = false;
@@ -704,15 +714,24 @@ impl Drop for Session {
     }
 }
 
-/// The chat's key for a peer: its IPv6 address, or for IPv4 the
-/// IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2), so that a client has one
-/// key whether it reached a dual-stack socket over IPv4 or IPv6.
-fn address(ip: IpAddr) -> chat::Address {
-    let v6 = match ip {
+/// The key a peer's limits go by (its connections at once, its chat
+/// rate): for IPv4 its address, as the IPv4-mapped IPv6 address (RFC 4291
+/// §2.5.5.2), so that a client has one key whether it reached a dual-stack
+/// socket over IPv4 or IPv6; for IPv6 its /64 network. A host picks the
+/// last 64 bits of its addresses itself (RFC 4291 §2.5.1, RFC 8981's
+/// temporary addresses), as many as it likes: keyed on the whole address,
+/// one host would have as many limits as addresses.
+pub(crate) fn client_key(ip: IpAddr) -> Ipv6Addr {
+    match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    };
-    chat::Address(v6.octets())
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6,
+        IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64)),
+    }
+}
+
+/// The chat's key for a peer (see [`client_key`]).
+fn address(ip: IpAddr) -> chat::Address {
+    chat::Address(client_key(ip).octets())
 }
 
 #[cfg(test)]
@@ -931,6 +950,31 @@ mod tests {
     }
 
     #[test]
+    fn a_read_full_of_pings_and_pongs_logs_one_line_of_each() {
+        let config = ServerConfig {
+            log_level: LogLevel::Info,
+            ..ServerConfig::default()
+        };
+        let (hub, fanout) = chat_for(&config);
+        let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
+        sent(&mut session);
+        std::iter::from_fn(|| session.poll_log()).for_each(drop);
+        let mut read = Vec::new();
+        for _ in 0..1000 {
+            read.extend(client_frame(OpCode::Pong, b""));
+            read.extend(client_frame(OpCode::Ping, b""));
+        }
+        session.receive(&read);
+        session.process(&hub, &fanout, &outbox, at(1));
+        let lines: Vec<Log> = std::iter::from_fn(|| session.poll_log()).collect();
+        assert_eq!(lines, [Log::ReceivedPing, Log::ReceivedPong]);
+        // The next read logs again.
+        session.receive(&client_frame(OpCode::Pong, b""));
+        session.process(&hub, &fanout, &outbox, at(2));
+        assert_eq!(session.poll_log(), Some(Log::ReceivedPong));
+    }
+
+    #[test]
     fn binary_in_the_chat_is_1003() {
         let config = ServerConfig::default();
         let (hub, fanout) = chat_for(&config);
@@ -1047,18 +1091,25 @@ mod tests {
     }
 
     #[test]
-    fn peers_are_keyed_by_their_ipv6_or_v4_mapped_address() {
+    fn peers_are_keyed_by_their_ipv4_mapped_address_or_ipv6_network() {
         let v4: SocketAddr = ([192, 0, 2, 1], 1000).into();
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:2000".parse().expect("address");
         let mut octets = [0; 16];
         octets[10..].copy_from_slice(&[0xff, 0xff, 192, 0, 2, 1]);
         assert_eq!(address(v4.ip()), chat::Address(octets));
         assert_eq!(address(mapped.ip()), chat::Address(octets));
-        let v6: SocketAddr = "[2001:db8::1]:3000".parse().expect("address");
+        // IPv6: the /64, whatever address in it the host took.
         let mut octets = [0; 16];
-        octets[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-        octets[15] = 1;
-        assert_eq!(address(v6.ip()), chat::Address(octets));
+        octets[..8].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7]);
+        for host in [
+            "[2001:db8:0:7::1]:3000",
+            "[2001:db8:0:7:a1b2:c3d4:e5f6:789]:3001",
+        ] {
+            let v6: SocketAddr = host.parse().expect("address");
+            assert_eq!(address(v6.ip()), chat::Address(octets), "{host}");
+        }
+        let other: SocketAddr = "[2001:db8:0:8::1]:3000".parse().expect("address");
+        assert_ne!(address(other.ip()), chat::Address(octets), "another /64");
     }
 
     #[test]
