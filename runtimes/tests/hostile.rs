@@ -228,8 +228,37 @@ fn one_address_cannot_take_every_slot() {
 }
 
 #[test]
+fn timeouts_as_long_as_the_command_line_takes_them_do_not_overflow() {
+    // u64::MAX seconds each: a deadline past what the clock holds is none.
+    let max = u64::MAX.to_string();
+    let server = Server::start(&[
+        "--ping-interval",
+        &max,
+        "--idle-timeout",
+        &max,
+        "--message-timeout",
+        &max,
+        "--history",
+        "0",
+    ]);
+    slowest_round_trip(&server, 2);
+    // A message begun and left unfinished arms the message timer too.
+    let mut raw = Raw::connect(&server);
+    raw.upgrade("/");
+    raw.send(&masked(false, 0x1, b"half"));
+    slowest_round_trip(&server, 1);
+}
+
+#[test]
 fn connections_that_send_nothing_cannot_pile_up_from_one_address() {
-    let server = Server::start(&["--max-connections-per-ip", "2"]);
+    // (A handshake timeout that the silent ones cannot reach on a slow
+    // machine: each would leave, and the count go down.)
+    let server = Server::start(&[
+        "--max-connections-per-ip",
+        "2",
+        "--handshake-timeout",
+        "120",
+    ]);
     // Two within the limit and two just over it (those wait for their
     // request, and its 503), all silent.
     let mut silent: Vec<Raw> = (0..4).map(|_| Raw::connect(&server)).collect();

@@ -430,9 +430,11 @@ impl Connection {
                     let limit = self.config.max_message_size;
                     let size = (input.len() + bytes.len()) as u64;
                     let error = ProtocolError::MessageTooBig { size, limit };
-                    let (code, reason) = (error.close_code(), error.to_string());
+                    // No close frame can go before the upgrade: closed
+                    // abnormally (§7.1.5), the error says why.
+                    let reason = error.to_string();
                     self.emit(Event::Error(error.into()));
-                    self.stop(None, code, reason);
+                    self.stop(None, CloseCode::Abnormal, reason);
                     self.finish_after_steps();
                 } else {
                     input.extend_from_slice(bytes);
@@ -639,7 +641,7 @@ impl Connection {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), SendError> {
-        if !matches!(self.state, State::Decision(_)) || !self.reading {
+        if !matches!(self.state, State::Decision(_)) {
             return Err(SendError::InvalidState);
         }
         let mut extra = String::new();

@@ -137,7 +137,7 @@ struct Args {
           value_parser = positive(), default_value_t = DEFAULT.chat.max_room_clients)]
     max_room_clients: usize,
 
-    /// Connections one IP address (an IPv6 /64) may hold at once; more get 503. 0: no limit
+    /// Connections one IP address (an IPv6 /64) may hold at once; more get 503, past twice as many closed at once. 0: no limit
     #[arg(long, env = "TINCAN_MAX_CONNECTIONS_PER_IP", value_name = "N",
           default_value_t = DEFAULT.max_connections_per_ip.unwrap_or(0))]
     max_connections_per_ip: usize,

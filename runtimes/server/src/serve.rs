@@ -370,9 +370,16 @@ fn start<R: Runtime>(
             .max_connections_per_ip
             .is_some_and(|max| from_address > max.saturating_mul(2));
         if far_over {
-            let reason = "too many connections from its address";
-            let peer = peer.to_string();
-            return shared.log(Log::ConnectionRefused { peer, reason });
+            // Closed now, logged by a task of its own: the accept loop does
+            // not wait for the line (a slow log would slow every accept).
+            drop(socket);
+            let (runtime, shared) = (shared.runtime.clone(), shared.clone());
+            return runtime.spawn(async move {
+                let reason = "too many connections from its address";
+                let peer = peer.to_string();
+                shared.log(Log::ConnectionRefused { peer, reason });
+                drop(counted);
+            });
         }
         let mut session = shared.session(peer);
         if over_address_limit {

@@ -653,7 +653,7 @@ impl Session {
 
     fn idle_deadline(&self) -> Option<Duration> {
         match (self.joined && self.conn.is_open(), self.config.idle_timeout) {
-            (true, Some(timeout)) => Some(self.last_input + timeout),
+            (true, Some(timeout)) => Some(self.last_input.saturating_add(timeout)),
             _ => None,
         }
     }
@@ -720,12 +720,24 @@ impl Drop for Session {
 /// socket over IPv4 or IPv6; for IPv6 its /64 network. A host picks the
 /// last 64 bits of its addresses itself (RFC 4291 §2.5.1, RFC 8981's
 /// temporary addresses), as many as it likes: keyed on the whole address,
-/// one host would have as many limits as addresses.
+/// one host would have as many limits as addresses. Addresses whose last
+/// bits name an IPv4 client (NAT64's `64:ff9b::/96` and `64:ff9b:1::/48`,
+/// RFC 6052 and 8215) or whose first 64 bits name a relay (Teredo's
+/// `2001::/32`, RFC 4380) are keyed whole.
 pub(crate) fn client_key(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6,
-        IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64)),
+    let v6 = match ip {
+        IpAddr::V4(v4) => return v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let bits = u128::from(v6);
+    let prefix = |len: u32, value: u128| bits >> (128 - len) == value >> (128 - len);
+    let whole = v6.to_ipv4_mapped().is_some()
+        || prefix(96, 0x0064_ff9b << 96)
+        || prefix(48, 0x0064_ff9b_0001 << 80)
+        || prefix(32, 0x2001_0000 << 96);
+    match whole {
+        true => v6,
+        false => Ipv6Addr::from(bits & (u128::MAX << 64)),
     }
 }
 
@@ -1110,6 +1122,19 @@ mod tests {
         }
         let other: SocketAddr = "[2001:db8:0:8::1]:3000".parse().expect("address");
         assert_ne!(address(other.ip()), chat::Address(octets), "another /64");
+        // Whole where the address names the client past its /64: NAT64
+        // (the IPv4 client in the last bits), Teredo (a relay before them).
+        for whole in [
+            "64:ff9b::c000:201",
+            "64:ff9b:1::c000:201",
+            "2001:0:4136:e378::1",
+        ] {
+            let ip: Ipv6Addr = whole.parse().expect("address");
+            assert_eq!(client_key(IpAddr::V6(ip)), ip, "{whole}");
+        }
+        let two = ["64:ff9b::c000:201", "64:ff9b::c000:202"]
+            .map(|a| client_key(IpAddr::V6(a.parse().expect("address"))));
+        assert_ne!(two[0], two[1], "two IPv4 clients behind NAT64");
     }
 
     #[test]

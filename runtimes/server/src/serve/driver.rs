@@ -205,7 +205,11 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         // start a timer, e.g. for a message split over reads) is handled
         // now: a runtime timer for it would cost a timer and a turn, and
         // replace the one armed for later.
-        let deadline = session.poll_timeout().map(|t| shared.start + t);
+        // (A deadline past what an `Instant` holds, from a timeout of
+        // billions of years, is none.)
+        let deadline = session
+            .poll_timeout()
+            .and_then(|t| shared.start.checked_add(t));
         let next = deadline
             .into_iter()
             .chain(self.hold)
