@@ -424,17 +424,15 @@ impl Connection {
             },
             State::Decision(_) => {
                 let input = &mut Traffic::of(&mut self.traffic).input;
-                if input.len() + bytes.len() > self.config.max_message_size {
+                let size = input.len() + bytes.len();
+                if size > self.config.max_message_size {
                     // More than a message's worth before the request was
                     // answered: the connection ends, and says so.
                     let limit = self.config.max_message_size;
-                    let size = (input.len() + bytes.len()) as u64;
-                    let error = ProtocolError::MessageTooBig { size, limit };
-                    // No close frame can go before the upgrade: closed
-                    // abnormally (§7.1.5), the error says why.
-                    let reason = error.to_string();
-                    self.emit(Event::Error(error.into()));
-                    self.stop(None, CloseCode::Abnormal, reason);
+                    self.fail(ProtocolError::MessageTooBig {
+                        size: size as u64,
+                        limit,
+                    });
                     self.finish_after_steps();
                 } else {
                     input.extend_from_slice(bytes);
@@ -858,10 +856,8 @@ impl Connection {
                     Some(request) => request.check_response_accepted(head),
                     None => Err(HandshakeError::MalformedStatusLine),
                 };
-                // RFC 7692 §7.1: a response that does not accept our offer
-                // as made fails the connection.
-                // Checked against the offer as sent (ours, or the caller's
-                // own): nothing it did not offer is accepted (§9.1).
+                // RFC 7692 §7.1: a response that does not accept the offer
+                // as sent (ours, or the caller's own) fails the connection.
                 let offer = self
                     .client_request
                     .as_ref()
@@ -1021,9 +1017,15 @@ impl Connection {
         self.read_pings = ReadPings::Skipped;
     }
 
-    /// Fails the connection (§7.1.7): the close frame, then closed.
+    /// Fails the connection (§7.1.7): the close frame (once open), then
+    /// closed.
     fn fail(&mut self, error: ProtocolError) {
-        let code = error.close_code();
+        // Before the upgrade no close frame can go: closed abnormally
+        // (§7.1.5), and the error says why.
+        let code = match self.state {
+            State::Open => error.close_code(),
+            _ => CloseCode::Abnormal,
+        };
         let reason = error.to_string();
         self.emit(Event::Error(error.into()));
         let frame = (code != CloseCode::Abnormal).then(|| (code, reason.clone()));

@@ -1215,7 +1215,7 @@ fn deflate_is_answered_only_when_configured_and_offered() {
 mod deflate;
 
 #[test]
-fn a_request_whose_peer_left_before_the_answer_cannot_be_answered() {
+fn a_request_whose_peer_left_before_the_answer_cannot_be_upgraded() {
     let mut server = Connection::new(Role::Server, Config::default());
     server.receive(RFC_REQUEST);
     server.receive_eof();
