@@ -268,12 +268,8 @@ fn connections_that_send_nothing_cannot_pile_up_from_one_address() {
     server.wait_line("Refused connection from 127.0.0.1:");
     // The ones just over the limit still get their answer.
     let mut over = silent.pop().expect("four");
-    over.send(
-        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    );
+    over.send(upgrade_request("/", "").as_bytes());
     assert_eq!(over.read_response().status, 503);
-    drop(silent);
 }
 
 /// What a member of a room heard until the server closed it: the chat

@@ -204,9 +204,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         // A deadline already past (the connection asks for the time to
         // start a timer, e.g. for a message split over reads) is handled
         // now: a runtime timer for it would cost a timer and a turn, and
-        // replace the one armed for later.
-        // (A deadline past what an `Instant` holds, from a timeout of
-        // billions of years, is none.)
+        // replace the one armed for later. One past what an `Instant`
+        // holds (a timeout of billions of years) is none.
         let deadline = session
             .poll_timeout()
             .and_then(|t| shared.start.checked_add(t));
@@ -234,11 +233,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// flush), the outbox, or the timer: the first ready, in an order
     /// drawn at random each time, as two races of two would (a pair first,
     /// then each pair's first): reading and writing each go first half the
-    /// time. (A random first of four puts reads before writes 3 times in 4.
-    /// With it, `pings_whose_pongs_are_never_read_are_refused_with_1008`
-    /// failed 12 times in 12 while the core's ping-flood count started again
-    /// at every write; with the count of reads now, it passed 10 times in 10
-    /// on tincan-async-std.)
+    /// time (a random first of four would put reads first 3 times in 4).
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         let coins = fastrand::u8(..);
         let pair = |first: u8, coin: u8| match coins & coin {
