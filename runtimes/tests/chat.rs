@@ -389,3 +389,87 @@ fn a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() 
     assert_eq!(b.buffered(), 2 + two.len(), "both frames in one read");
     assert_eq!(b.read_text(), two);
 }
+
+/// Waits until `/metrics` counts `n` parked connections.
+fn wait_parked(server: &Server, n: f64) {
+    common::metrics::scrape_until(server.port, &format!("{n} parked"), |scrape| {
+        common::metrics::value(scrape, "tincan_connections_parked", &[]) == Some(n)
+    });
+}
+
+/// The next text message, past pings (which tungstenite answers).
+fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match ws_read(ws) {
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// The next chat message, past pings and notices.
+fn next_chat(ws: &mut Ws) -> String {
+    loop {
+        let text = next_text(ws);
+        if !is_notice(&text) {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn quiet_clients_park_and_wake_for_what_comes() {
+    // Pings every 3 s: a connection is quiet a second after its pong, so
+    // it parks between pings, and the ping is a deadline that wakes it.
+    let server = Server::start(&["--ping-interval", "3", "--ping-timeout", "20"]);
+    let (mut a, a_nick) = join(&server, "");
+    let (mut b, b_nick) = join(&server, "");
+    assert_eq!(next_text(&mut a), format!("* {b_nick} joined #lobby"));
+    // Both park once their handshake and welcome are written (the join
+    // notice went to `a` while it was parked).
+    wait_parked(&server, 2.0);
+    // A message from a parked client wakes it; the other receives it
+    // parked.
+    ws_send_text(&mut a, "hello");
+    assert_eq!(next_chat(&mut b), chat_line(&a_nick, "hello"));
+    assert_eq!(next_chat(&mut a), chat_line(&a_nick, "hello"));
+    wait_parked(&server, 2.0);
+    // The next ping comes while `b` is parked: its deadline wakes it, and
+    // it parks again after the pong (tungstenite answers while `b` reads).
+    let pinged = server.mark();
+    let b_port = b.get_ref().0.local_addr().expect("address").port();
+    let reader = std::thread::spawn(move || {
+        let text = next_chat(&mut b);
+        (b, text)
+    });
+    server.wait_line_after(pinged, &format!("Sending PING to 127.0.0.1:{b_port}"));
+    server.wait_line_after(pinged, "Received PONG");
+    wait_parked(&server, 2.0);
+    ws_send_text(&mut a, "still there?");
+    let (b, text) = reader.join().expect("b's reader");
+    assert_eq!(text, chat_line(&a_nick, "still there?"));
+    assert_eq!(next_chat(&mut a), chat_line(&a_nick, "still there?"));
+    wait_parked(&server, 2.0);
+    // A parked client that goes away is noticed (its socket reads its
+    // end), and its leave reaches the other, parked too.
+    drop(b);
+    assert_eq!(next_text(&mut a), format!("* {b_nick} left #lobby"));
+    wait_parked(&server, 1.0);
+    // Shutdown reaches a parked client: 1001.
+    server.signal("TERM");
+    loop {
+        match ws_read(&mut a) {
+            Message::Close(Some(frame)) => {
+                let reason = frame.reason.as_str().to_owned();
+                assert_eq!(
+                    (u16::from(frame.code), reason.as_str()),
+                    (1001, "server shutting down")
+                );
+                break;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+    }
+}

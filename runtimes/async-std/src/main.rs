@@ -60,6 +60,17 @@ impl Runtime for AsyncStd {
     fn timer_at(&self, at: Instant) -> Self::Timer {
         Box::pin(task::sleep(at.saturating_duration_since(Instant::now())))
     }
+
+    /// async-std's conversion registers the socket with its reactor and
+    /// panics if that fails (the kernel out of memory for an `epoll`
+    /// entry): the panic is an error here (the socket is closed), not the
+    /// end of the thread that wakes parked connections.
+    fn socket(&self, stream: std::net::TcpStream) -> io::Result<AsyncStdSocket> {
+        let convert = std::panic::AssertUnwindSafe(|| TcpStream::from(stream));
+        std::panic::catch_unwind(convert)
+            .map(AsyncStdSocket)
+            .map_err(|_| io::Error::other("the reactor did not take the socket"))
+    }
 }
 
 struct AsyncStdListener(TcpListener);
@@ -92,6 +103,19 @@ impl Socket for AsyncStdSocket {
 
     fn shutdown_write(&self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
+    }
+
+    fn parks(&self) -> bool {
+        true
+    }
+
+    /// Removes the socket from the reactor (this task holds its only
+    /// handle). async-std makes it blocking again; a parked connection's
+    /// socket stays non-blocking.
+    fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let stream = std::net::TcpStream::try_from(self.0)?;
+        stream.set_nonblocking(true)?;
+        Ok(stream)
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub(crate) connections_open: Gauge,
     connections_accepted: Counter,
     websockets_open: Gauge,
+    /// Idle WebSocket connections parked (see `serve/park.rs`).
+    pub(crate) connections_parked: Gauge,
     handshakes_refused: Family<StatusLabel, Counter>,
     closes: Family<CodeLabel, Counter>,
     pub(crate) messages_in: Counter,
@@ -80,6 +82,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             websockets_open: Gauge::default(),
+            connections_parked: Gauge::default(),
             handshakes_refused: Family::default(),
             closes: Family::default(),
             messages_in: Counter::default(),
@@ -115,6 +118,11 @@ impl Metrics {
             "websockets_open",
             "WebSocket connections open (past the handshake) on the public port",
             m.websockets_open.clone(),
+        );
+        r.register(
+            "connections_parked",
+            "Idle WebSocket connections parked without a task, until they have traffic",
+            m.connections_parked.clone(),
         );
         r.register(
             "handshakes_refused",

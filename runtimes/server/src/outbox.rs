@@ -183,6 +183,30 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Takes what waits into `batch` (which should be empty) if that is
+    /// messages only, from one to `limit` of them, with no stop or close to
+    /// tell: for a parked connection, which is written to without a task.
+    pub fn take_few(&self, batch: &mut Vec<Outgoing>, limit: usize) -> bool {
+        let mut state = self.state();
+        let few = (1..=limit).contains(&state.queue.len()) && !state.stop && !state.closed;
+        if few {
+            Self::take_from(&mut state, batch);
+        }
+        few
+    }
+
+    /// Stores `waker` to be woken when [`Outbox::poll_take`] would hand
+    /// something over (for a parked connection, which has no task to
+    /// poll); `false`, storing nothing, if it would now.
+    pub fn wait(&self, waker: Waker) -> bool {
+        let mut state = self.state();
+        let ready = state.stop || !state.queue.is_empty() || (state.closed && !state.told_closed);
+        if !ready {
+            state.waiter = Some(waker);
+        }
+        !ready
+    }
+
     /// Frees the queue's memory kept from a burst (its task calls this when
     /// quiet), if none waits.
     pub fn release(&self) {
@@ -359,5 +383,49 @@ mod tests {
         outbox.put(message("b"), 10).expect("room");
         assert!(outbox.take(&mut batch));
         assert_eq!(texts(&batch), [b"a", b"b"]);
+    }
+
+    #[test]
+    fn a_parked_connection_is_woken_by_what_it_would_take_and_takes_only_a_few_messages() {
+        let outbox = Outbox::new();
+        let counter = Arc::new(Counter::default());
+        // Nothing waits: the waker is kept, and a message wakes it once.
+        assert!(outbox.wait(Waker::from(counter.clone())));
+        outbox.put(message("a"), 10).expect("room");
+        outbox.put(message("b"), 10).expect("room");
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        // Something waits: nothing is kept.
+        assert!(!outbox.wait(Waker::from(counter.clone())));
+        // More than the limit: nothing taken.
+        let mut batch = Vec::new();
+        assert!(!outbox.take_few(&mut batch, 1));
+        assert!(batch.is_empty());
+        assert!(outbox.take_few(&mut batch, 2));
+        assert_eq!(texts(&batch), [b"a", b"b"]);
+        // Empty: nothing to take.
+        batch.clear();
+        assert!(!outbox.take_few(&mut batch, 2));
+        // A stop, or a close, is for the task to tell, with what waits.
+        for signal in [Outbox::stop, Outbox::close] {
+            let outbox = Outbox::new();
+            outbox.put(message("c"), 10).expect("room");
+            signal(&outbox);
+            assert!(!outbox.take_few(&mut batch, 2));
+            assert!(!outbox.wait(Waker::from(counter.clone())));
+            assert!(batch.is_empty());
+        }
+        // A close told already leaves only a stop to wait for.
+        let outbox = Outbox::new();
+        outbox.close();
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Closed)
+        );
+        assert!(outbox.wait(Waker::from(counter.clone())));
+        let before = counter.0.load(Ordering::Relaxed);
+        outbox.stop();
+        assert_eq!(counter.0.load(Ordering::Relaxed), before + 1);
     }
 }

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -48,6 +48,12 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// A timer that fires at `at` (at once if that has passed).
     fn timer_at(&self, at: Instant) -> Self::Timer;
+
+    /// Takes over a connected socket that [`Socket::into_std`] let go (a
+    /// connection waking from `serve/park.rs`): registers it with the
+    /// runtime's reactor again. Called from any thread, the parking one
+    /// mostly, which is not the runtime's.
+    fn socket(&self, stream: TcpStream) -> io::Result<<Self::Listener as Listener>::Socket>;
 
     /// SIGINT and SIGTERM, as a stream.
     fn shutdown_signals(&self) -> io::Result<ShutdownSignals> {
@@ -118,6 +124,24 @@ pub trait Socket: Send + Sync + 'static {
     fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+
+    /// Whether an idle connection on this socket can be parked (see
+    /// `serve/park.rs`): a plain TCP socket that [`Socket::into_std`] can
+    /// hand back. Not a TLS one (the default), whose state is above the
+    /// kernel.
+    fn parks(&self) -> bool {
+        false
+    }
+
+    /// The socket, taken out of the runtime's reactor (and its memory
+    /// there freed), for a parked connection; [`Runtime::socket`] takes it
+    /// back. Only called where [`Socket::parks`] says so.
+    fn into_std(self) -> io::Result<TcpStream>
+    where
+        Self: Sized,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// An accepted socket that can also be had as a futures-io byte stream,
@@ -137,16 +161,18 @@ pub trait IntoStream {
 /// the server's time in a broadcast to a thousand clients, by `perf`). For
 /// a [`Socket::poll_write_vectored`] of a runtime that lets it make the
 /// call itself. `MSG_NOSIGNAL`: a peer gone is an error (`EPIPE`), never a
-/// signal, whatever the process does with SIGPIPE. At most `IOV_MAX` (1024)
-/// slices are taken, as `writev` would.
+/// signal, whatever the process does with SIGPIPE. `MSG_DONTWAIT`: a full
+/// socket is `WouldBlock`, never a wait, even on a socket some runtime left
+/// blocking. At most `IOV_MAX` (1024) slices are taken, as `writev` would.
 pub fn send_slices(socket: &impl AsFd, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     const IOV_MAX: usize = 1024;
+    const FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
     let socket = socket2::SockRef::from(socket);
     match slices {
-        [one] => socket.send_with_flags(one, libc::MSG_NOSIGNAL),
+        [one] => socket.send_with_flags(one, FLAGS),
         _ => {
             let slices = &slices[..slices.len().min(IOV_MAX)];
-            socket.send_vectored_with_flags(slices, libc::MSG_NOSIGNAL)
+            socket.send_vectored_with_flags(slices, FLAGS)
         }
     }
 }
@@ -199,5 +225,29 @@ mod tests {
         let mut received = String::new();
         (&client).read_to_string(&mut received).expect("read");
         assert_eq!(received, "one two three");
+    }
+
+    #[test]
+    fn a_full_socket_is_would_block_even_when_blocking() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        accepted.set_nonblocking(false).expect("blocking");
+        socket2::SockRef::from(&accepted)
+            .set_send_buffer_size(4096)
+            .expect("SO_SNDBUF");
+        // The client reads nothing: the kernels' buffers fill, and a send
+        // then fails at once rather than waiting.
+        let chunk = vec![0u8; 64 << 10];
+        let mut sent = 0;
+        let error = loop {
+            match send_slices(&accepted, &[IoSlice::new(&chunk)]) {
+                Ok(n) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(sent < 64 << 20, "the buffers never filled");
+        };
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     }
 }

@@ -33,12 +33,14 @@ use crate::store::Store;
 use crate::tls::{self, TlsAcceptor};
 
 mod driver;
+mod park;
 
 use driver::drive;
+use park::Parker;
 
 /// What every connection task shares. Once the accept loop and every task
 /// have dropped it, `_alive` is gone and shutdown knows all sessions ended.
-struct Shared<R> {
+struct Shared<R: Runtime> {
     runtime: R,
     config: ServerConfig,
     /// What every session reads, one copy for all.
@@ -68,6 +70,8 @@ struct Shared<R> {
     /// Connections per IP address, for `max_connections_per_ip`; an address
     /// is forgotten when its last connection ends.
     per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Where idle connections wait without a task.
+    parker: Parker<R>,
     _alive: Sender<()>,
 }
 
@@ -197,6 +201,7 @@ pub async fn serve<R: Runtime>(
         }
         None => None,
     };
+    let parker = Parker::new().map_err(|e| format!("cannot watch idle connections: {e}"))?;
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(hub),
@@ -210,6 +215,7 @@ pub async fn serve<R: Runtime>(
         start: Instant::now(),
         stop: stopped,
         per_address: Mutex::new(HashMap::new()),
+        parker,
         _alive: alive,
     });
     let link = broker.map(|broker| {
@@ -500,7 +506,7 @@ async fn tls_handshake<R: Runtime, S: IntoStream>(
     }
 }
 
-impl<R> Shared<R> {
+impl<R: Runtime> Shared<R> {
     /// A session, with a fresh id, for a client that connected from `peer`.
     fn session(&self, peer: SocketAddr) -> Session {
         Session::new(self.ids.next(), peer, &self.sessions)
@@ -551,7 +557,7 @@ impl<R> Shared<R> {
 /// The broker's view of the server: applies what other nodes did to the
 /// chat and hands the deliveries to the outboxes, as a session does. Holds
 /// the server weakly, so that its tasks never keep shutdown waiting.
-struct BrokerSide<R>(Weak<Shared<R>>);
+struct BrokerSide<R: Runtime>(Weak<Shared<R>>);
 
 impl<R: Runtime> Side for BrokerSide<R> {
     fn apply(&self, events: Vec<Inbound>) {

@@ -438,6 +438,12 @@ impl Session {
         }
     }
 
+    /// Whether the session can wait without a task (see `serve/park.rs`):
+    /// an open WebSocket connection, with nothing to write or to handle.
+    pub fn may_park(&self) -> bool {
+        self.upgraded && self.conn.is_open() && self.conn.buffered_amount() == 0 && !self.has_work()
+    }
+
     /// See [`Connection::is_closed`]: shut the write side once nothing is left
     /// to transmit.
     pub fn is_closed(&self) -> bool {

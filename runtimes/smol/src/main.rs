@@ -60,6 +60,12 @@ impl Runtime for Smol {
     fn timer_at(&self, at: Instant) -> Timer {
         Timer::at(at)
     }
+
+    fn socket(&self, stream: TcpStream) -> io::Result<SmolSocket> {
+        let stream = Async::new(stream)?;
+        let may_read = AtomicBool::new(true);
+        Ok(SmolSocket { stream, may_read })
+    }
 }
 
 struct SmolListener(Async<TcpListener>);
@@ -130,6 +136,15 @@ impl Socket for SmolSocket {
     /// socket events waiting.
     fn defer_read(&self) {
         self.may_read.store(false, Ordering::Relaxed);
+    }
+
+    fn parks(&self) -> bool {
+        true
+    }
+
+    /// Removes the socket from the reactor, which frees its source there.
+    fn into_std(self) -> io::Result<TcpStream> {
+        self.stream.into_inner()
     }
 }
 

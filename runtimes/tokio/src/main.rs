@@ -68,6 +68,11 @@ impl Runtime for Tokio {
         let _context = self.0.enter();
         Box::pin(tokio::time::sleep_until(at.into()))
     }
+
+    fn socket(&self, stream: std::net::TcpStream) -> io::Result<TokioSocket> {
+        let _context = self.0.enter();
+        TcpStream::from_std(stream).map(TokioSocket)
+    }
 }
 
 struct TokioListener(TcpListener);
@@ -129,6 +134,16 @@ impl Socket for TokioSocket {
 
     fn shutdown_write(&self) -> io::Result<()> {
         SockRef::from(&self.0).shutdown(Shutdown::Write)
+    }
+
+    fn parks(&self) -> bool {
+        true
+    }
+
+    /// Deregisters the socket from tokio's driver, which frees its
+    /// registration.
+    fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.0.into_std()
     }
 }
 

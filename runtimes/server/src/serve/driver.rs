@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
+use super::park::Parked;
 use super::{Counted, Shared};
 use crate::budget::Share;
 use crate::log::Log;
+use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Taken};
 use crate::read_buffer::{self, Filled};
-use crate::runtime::{Runtime, Socket};
+use crate::runtime::{send_slices, Runtime, Socket};
 use crate::session::{Outgoing, Session};
 
 /// How much a connection may do without waiting before it yields to the
@@ -64,7 +66,96 @@ pub(super) fn drive<R: Runtime>(
     shared: Arc<Shared<R>>,
     counted: Option<Counted<R>>,
 ) -> impl Future<Output = ()> + Send {
-    let mut driver = Driver::new(socket, session, shared, counted);
+    let conn = Conn::new(session, shared);
+    run(Driver::new(socket, conn, counted, Instant::now(), true))
+}
+
+/// A parked connection woke (see [`super::park`]): its socket goes back to
+/// the runtime, and a task drives it again. If the runtime cannot take the
+/// socket, the connection ends there.
+pub(super) fn resume<R: Runtime>(parked: Parked<R>) {
+    let Parked {
+        stream,
+        mut conn,
+        counted,
+        ..
+    } = parked;
+    let runtime = conn.shared.runtime.clone();
+    match runtime.socket(stream) {
+        Ok(socket) => {
+            let driver = Driver::new(socket, conn, counted, Instant::now(), false);
+            runtime.spawn(run(driver));
+        }
+        Err(_) => {
+            // The socket closed (the runtime dropped it); leaving the
+            // budget comes before counting out, as in [`Conn`].
+            conn.finish();
+            drop(conn);
+            drop(counted);
+        }
+    }
+}
+
+/// A parked connection's outbox rang: what it holds, if at most `allowed`
+/// messages (and a vectored write's worth), is written from the parking
+/// thread, and the connection stays parked (a client in a room that talks
+/// now and then costs no task, and the notices of a room filling up wake
+/// none): the messages sent. More (the room is busy, or the thread
+/// behind), a close, shutdown, `--write-delay`, or a socket that does not
+/// take it all: `None`, and the connection wakes, with what the outbox
+/// holds still in it.
+pub(super) fn deliver_parked<R: Runtime>(
+    parked: &mut Parked<R>,
+    batch: &mut Vec<Outgoing>,
+    allowed: usize,
+) -> Option<usize> {
+    let conn = &mut parked.conn;
+    let shared = &*conn.shared;
+    let limit = allowed.min(WRITE_SLICES);
+    if !shared.config.write_delay.is_zero() || !conn.outbox.take_few(batch, limit) {
+        return None;
+    }
+    let sent = batch.len();
+    let session = &mut conn.session;
+    for message in batch.drain(..) {
+        session.deliver(message);
+    }
+    let mut written = 0;
+    while session.buffered_amount() > 0 {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let n = session.poll_transmit_vectored(&mut slices);
+        match send_slices(&parked.stream, &slices[..n]) {
+            Ok(n) => {
+                shared.metrics.bytes_out.inc_by(n as u64);
+                session.advance(n);
+                written += n;
+            }
+            // Full, or broken: a task waits for room, or finds out.
+            Err(_) => break,
+        }
+    }
+    shared.print_logs(session);
+    let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let queued = session.buffered_amount();
+    shared.budget.update(&mut conn.share, queued, written, ms);
+    if queued > 0 || conn.share.is_evicted() || !session.may_park() {
+        return None;
+    }
+    session.release_when_drained();
+    conn.outbox.release();
+    conn.share.release();
+    parked.deadline = session
+        .poll_timeout()
+        .and_then(|t| shared.start.checked_add(t));
+    Some(sent)
+}
+
+/// The connection's task: handles what happened, waits for the next thing,
+/// until the connection is over or parks. (An `async move` block, not an
+/// `async fn`, whose future would hold the driver twice: as its argument
+/// and as the local that the `mut` binding makes.)
+#[allow(clippy::manual_async_fn)]
+fn run<R: Runtime, S: Socket>(mut driver: Driver<R, S>) -> impl Future<Output = ()> + Send {
     async move {
         loop {
             if driver.out_of_budget() {
@@ -75,13 +166,14 @@ pub(super) fn drive<R: Runtime>(
             };
             let wake = match due {
                 true => Wake::Due,
+                false if driver.may_park() => return driver.park(),
                 false => future::poll_fn(|cx| driver.poll_wake(cx)).await,
             };
             if !driver.handle(wake) {
                 break;
             }
         }
-        driver.finish();
+        driver.conn.finish();
     }
 }
 
@@ -99,16 +191,60 @@ enum Wake {
     Due,
 }
 
-/// A connection, as its task drives it.
-struct Driver<R: Runtime, S> {
-    socket: S,
+/// What a connection is apart from its socket and its task: what a parked
+/// one keeps. However it ends (finished, parked and woken into a runtime
+/// that stopped, or dropped with its runtime), it leaves the budget first,
+/// before its socket closes and before it is counted out.
+pub(super) struct Conn<R: Runtime> {
     session: Session,
     shared: Arc<Shared<R>>,
     /// Empty until messages come; a put past `outbox_capacity` closes it.
     outbox: Outbox,
+    share: Share,
+}
+
+impl<R: Runtime> Conn<R> {
+    fn new(session: Session, shared: Arc<Shared<R>>) -> Self {
+        let outbox = Outbox::new();
+        let share = shared.budget.join(session.id(), outbox.clone());
+        Self {
+            session,
+            shared,
+            outbox,
+            share,
+        }
+    }
+
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub(super) fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The socket is done or broken: makes sure the chat forgets this
+    /// client. (The budget is left when the connection is dropped.)
+    fn finish(&mut self) {
+        self.session.receive_eof();
+        self.shared.process(&mut self.session, &self.outbox);
+        self.shared.print_logs(&mut self.session);
+    }
+}
+
+impl<R: Runtime> Drop for Conn<R> {
+    fn drop(&mut self) {
+        self.shared.budget.leave(&mut self.share);
+    }
+}
+
+/// A connection, as its task drives it.
+struct Driver<R: Runtime, S> {
+    /// Declared first, dropped first: see [`Conn`].
+    conn: Conn<R>,
+    socket: S,
     /// What was taken from the outbox in one go, to be delivered.
     batch: Vec<Outgoing>,
-    share: Share,
     /// The session's timer, made again only when its deadline moves earlier
     /// (a timer that fires early finds nothing to do and is armed again),
     /// and dropped when nothing is due.
@@ -128,36 +264,38 @@ struct Driver<R: Runtime, S> {
     write_shut: bool,
     /// The last wait returned `Pending` at least once.
     waited: bool,
+    /// A new connection that has not parked yet: see [`Driver::may_park`].
+    fresh: bool,
     /// Held to the end (declared last, dropped last): counted out after
     /// the budget lets the connection go.
     _counted: Option<Counted<R>>,
 }
 
 impl<R: Runtime, S: Socket> Driver<R, S> {
+    /// A driver from `now`: a new connection's (`fresh`), or a parked
+    /// one's that woke (it parks again at the earliest a quiet period
+    /// later).
     fn new(
         socket: S,
-        session: Session,
-        shared: Arc<Shared<R>>,
+        conn: Conn<R>,
         counted: Option<Counted<R>>,
+        now: Instant,
+        fresh: bool,
     ) -> Self {
-        let outbox = Outbox::new();
-        let share = shared.budget.join(session.id(), outbox.clone());
         Self {
+            conn,
             socket,
-            session,
-            shared,
-            outbox,
             batch: Vec::new(),
-            share,
             timer: None,
             hold: None,
-            quiet: QuietWatch::new(Instant::now()),
+            quiet: QuietWatch::new(now),
             written: 0,
             busy_bytes: 0,
             busy_turns: 0,
             read_open: true,
             write_shut: false,
             waited: false,
+            fresh,
             _counted: counted,
         }
     }
@@ -178,9 +316,9 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// `None` once the connection is over, otherwise whether a deadline
     /// has passed already.
     fn prepare(&mut self) -> Option<bool> {
-        let shared = &*self.shared;
-        let session = &mut self.session;
-        shared.process(session, &self.outbox);
+        let shared = &*self.conn.shared;
+        let session = &mut self.conn.session;
+        shared.process(session, &self.conn.outbox);
         shared.print_logs(session);
         if session.is_finished() {
             return None;
@@ -189,8 +327,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         let written = mem::take(&mut self.written);
         shared
             .budget
-            .update(&mut self.share, session.buffered_amount(), written, ms);
-        if self.share.is_evicted() {
+            .update(&mut self.conn.share, session.buffered_amount(), written, ms);
+        if self.conn.share.is_evicted() {
             // Not reading: a close frame behind its backlog would never
             // reach it, and the backlog is what the budget frees.
             let peer = session.peer().to_string();
@@ -250,7 +388,11 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 0 => self.poll_read(cx),
                 1 => self.poll_write(cx),
                 // Polled even once closed: a shutdown still comes through it.
-                2 => self.outbox.poll_take(cx, &mut self.batch).map(Wake::Inbox),
+                2 => self
+                    .conn
+                    .outbox
+                    .poll_take(cx, &mut self.batch)
+                    .map(Wake::Inbox),
                 _ => match &mut self.timer {
                     Some((timer, _)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
                     None => Poll::Pending,
@@ -272,11 +414,11 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>) -> Poll<Wake> {
-        match self.session.buffered_amount() {
+        match self.conn.session.buffered_amount() {
             0 if self.socket.wants_flush() => self.socket.poll_flush(cx).map(Wake::Flushed),
             0 => Poll::Pending,
             _ if self.hold.is_some() => Poll::Pending,
-            _ => poll_write_queued(&self.socket, &self.session, cx).map(Wake::Wrote),
+            _ => poll_write_queued(&self.socket, &self.conn.session, cx).map(Wake::Wrote),
         }
     }
 
@@ -287,8 +429,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             (self.busy_turns, self.busy_bytes) = (0, 0);
         }
         self.busy_turns += 1;
-        let shared = &*self.shared;
-        let session = &mut self.session;
+        let shared = &*self.conn.shared;
+        let session = &mut self.conn.session;
         match wake {
             // Taken before anything else: the bytes are in the thread's
             // buffer, which is another task's once this one waits.
@@ -332,7 +474,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             }
             Wake::Inbox(Taken::Closed) => {
                 // Closed for the budget, the connection ends in `prepare`.
-                if !self.share.is_evicted() {
+                if !self.conn.share.is_evicted() {
                     session.outbox_closed();
                 }
             }
@@ -356,7 +498,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 let now = Instant::now();
                 if self.quiet.went_quiet(now) {
                     self.release_traffic_storage();
-                    if self.session.buffered_amount() > 0 {
+                    if self.conn.session.buffered_amount() > 0 {
                         // A backlog still drains (writes are not
                         // traffic): what it holds (samples, marks) is
                         // looked at again once it is written.
@@ -374,26 +516,64 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// budget's later marks. Each keeps what is still in use.
     fn release_traffic_storage(&mut self) {
         self.batch = Vec::new();
-        self.outbox.release();
-        self.session.release_when_drained();
-        self.share.release();
+        self.conn.outbox.release();
+        self.conn.session.release_when_drained();
+        self.conn.share.release();
     }
 
-    /// The socket is done or broken: makes sure the chat forgets this
-    /// client. (The budget is left when the driver is dropped.)
-    fn finish(&mut self) {
-        self.session.receive_eof();
-        self.shared.process(&mut self.session, &self.outbox);
-        self.shared.print_logs(&mut self.session);
+    /// Whether the connection parks now (see [`super::park`]): nothing
+    /// held, queued or to handle, both directions open, a socket the
+    /// runtime can let go, an open WebSocket session; and quiet (what its
+    /// traffic grew is gone), or new. A new connection parks as soon as
+    /// its handshake is written (most connect and wait), so that many
+    /// connecting at once do not all hold a task and leave the allocator
+    /// the holes of them; one that woke from parking parks again only once
+    /// quiet, so that traffic does not pay for parking.
+    fn may_park(&mut self) -> bool {
+        let idle = self.hold.is_none()
+            && self.batch.is_empty()
+            && self.read_open
+            && !self.write_shut
+            && self.socket.parks()
+            && self.conn.session.may_park();
+        match self.quiet.look_at() {
+            _ if !idle => false,
+            None => true,
+            Some(_) if self.fresh => {
+                self.release_traffic_storage();
+                true
+            }
+            Some(_) => false,
+        }
     }
-}
 
-/// However the task ends (finished, or dropped with its runtime), the
-/// connection leaves the budget, before its socket closes and before it is
-/// counted out (the fields drop after this, `_counted` last).
-impl<R: Runtime, S> Drop for Driver<R, S> {
-    fn drop(&mut self) {
-        self.shared.budget.leave(&mut self.share);
+    /// Parks the connection: its task ends here. If the runtime cannot let
+    /// the socket go, the socket is gone, and so is the connection.
+    fn park(self) {
+        let Driver {
+            mut conn,
+            socket,
+            _counted: counted,
+            ..
+        } = self;
+        let shared = conn.shared.clone();
+        let deadline = conn
+            .session
+            .poll_timeout()
+            .and_then(|t| shared.start.checked_add(t));
+        match socket.into_std() {
+            Ok(stream) => shared.parker.park(Parked {
+                conn,
+                stream,
+                counted,
+                deadline,
+            }),
+            Err(_) => {
+                conn.finish();
+                drop(conn);
+                drop(counted);
+            }
+        }
     }
 }
 
