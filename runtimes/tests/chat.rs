@@ -433,6 +433,11 @@ fn quiet_clients_park_and_wake_for_what_comes() {
     // parked.
     ws_send_text(&mut a, "hello");
     assert_eq!(next_chat(&mut b), chat_line(&a_nick, "hello"));
+    // `b` did not wake for it (woken, it would hold a task for a quiet
+    // second; `a` woke to read): at least one is parked now.
+    let scrape = common::metrics::scrape(server.port);
+    let parked = common::metrics::value(&scrape, "tincan_connections_parked", &[]);
+    assert!(parked >= Some(1.0), "{parked:?} parked");
     assert_eq!(next_chat(&mut a), chat_line(&a_nick, "hello"));
     wait_parked(&server, 2.0);
     // The next ping comes while `b` is parked: its deadline wakes it, and

@@ -444,6 +444,11 @@ impl Session {
         self.upgraded && self.conn.is_open() && self.conn.buffered_amount() == 0 && !self.has_work()
     }
 
+    /// Whether log lines wait for [`Session::poll_log`].
+    pub fn has_logs(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.logs.is_empty())
+    }
+
     /// See [`Connection::is_closed`]: shut the write side once nothing is left
     /// to transmit.
     pub fn is_closed(&self) -> bool {

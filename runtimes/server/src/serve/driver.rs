@@ -134,11 +134,12 @@ pub(super) fn deliver_parked<R: Runtime>(
             Err(_) => break,
         }
     }
-    shared.print_logs(session);
     let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let queued = session.buffered_amount();
     shared.budget.update(&mut conn.share, queued, written, ms);
-    if queued > 0 || conn.share.is_evicted() || !session.may_park() {
+    // A log line (a client too slow) is printed by the task, not here:
+    // this thread does not wait on stdout.
+    if queued > 0 || conn.share.is_evicted() || !session.may_park() || session.has_logs() {
         return None;
     }
     session.release_when_drained();
@@ -535,7 +536,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             && self.read_open
             && !self.write_shut
             && self.socket.parks()
-            && self.conn.session.may_park();
+            && self.conn.session.may_park()
+            && self.conn.shared.parker.takes();
         match self.quiet.look_at() {
             _ if !idle => false,
             None => true,

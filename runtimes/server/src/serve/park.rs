@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use rustix::event::{eventfd, EventfdFlags, Timespec};
 use super::driver::{self, Conn};
 use super::Counted;
 use crate::runtime::Runtime;
+use crate::session::Outgoing;
 
 /// The `epoll` key of the bell (connections are keyed from 1).
 const BELL: u64 = 0;
@@ -42,6 +44,9 @@ const BELL: u64 = 0;
 /// threads, and this one thread stays free for the quiet ones. (A room
 /// filling up sends each member a notice per join, well below it.)
 const PARKED_RATE: u32 = 64;
+
+/// The longest the thread waits for a deadline before it looks again.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// The `epoll` set of parked connections and the thread that watches it.
 /// Dropped with the server's shared state, which a parked connection
@@ -73,6 +78,9 @@ struct Entry<R: Runtime> {
 
 struct Inner<R: Runtime> {
     start: Instant,
+    /// The thread ended: connections no longer park (read without the
+    /// lock by every connection that might).
+    closed: AtomicBool,
     epoll: OwnedFd,
     /// An `eventfd` in the set: written to wake the thread (an outbox
     /// rang, an earlier deadline came, or the parker is dropped).
@@ -105,6 +113,7 @@ impl<R: Runtime> Parker<R> {
         let start = Instant::now();
         let inner = Arc::new(Inner {
             start,
+            closed: AtomicBool::new(false),
             epoll,
             bell,
             state,
@@ -114,6 +123,11 @@ impl<R: Runtime> Parker<R> {
             .name("tincan-park".into())
             .spawn(move || watched.run())?;
         Ok(Self(inner))
+    }
+
+    /// Whether connections park: not once the thread has ended.
+    pub(super) fn takes(&self) -> bool {
+        !self.0.closed.load(Ordering::Relaxed)
     }
 
     /// Parks a connection whose task ends. If its outbox has something
@@ -199,47 +213,66 @@ impl<R: Runtime> Inner<R> {
 
     /// The thread: watches until the parker is dropped. Should it end
     /// otherwise (an error of `epoll_wait`, or a panic in a session), the
-    /// parker closes to new connections and every parked one wakes: none
-    /// is left with nobody to wake it.
+    /// parker takes no more connections and every parked one wakes, those
+    /// the thread was handling too: none is left with nobody to wake it.
     fn run(self: Arc<Self>) {
-        let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.watch()));
-        let parked: Vec<_> = {
+        let mut work = Work {
+            wake: Vec::new(),
+            woken: Vec::new(),
+            rung: Vec::new(),
+            current: None,
+            batch: Vec::new(),
+        };
+        let watched =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.watch(&mut work)));
+        self.closed.store(true, Ordering::Relaxed);
+        let mut left = {
             let mut state = self.lock();
             state.closing = true;
             state.deadlines.clear();
-            state.parked.drain().map(|(_, entry)| entry).collect()
+            state
+                .parked
+                .drain()
+                .map(|(_, entry)| entry)
+                .collect::<Vec<_>>()
         };
-        for entry in parked {
-            let parked = entry.parked;
-            let _ = epoll::delete(&self.epoll, &parked.stream);
-            parked.conn.metrics().connections_parked.dec();
-            driver::resume(parked);
+        left.append(&mut work.woken);
+        left.extend(work.rung.drain(..).map(|(_, entry)| entry));
+        left.extend(work.current.take().map(|(_, entry)| entry));
+        for entry in left {
+            self.resume(entry);
         }
         if let Err(panic) = watched {
             std::panic::resume_unwind(panic);
         }
     }
 
+    /// Takes a connection out of the set and lets a task drive it again.
+    fn resume(&self, entry: Box<Entry<R>>) {
+        let parked = entry.parked;
+        let _ = epoll::delete(&self.epoll, &parked.stream);
+        parked.conn.metrics().connections_parked.dec();
+        driver::resume(parked);
+    }
+
     /// Waits for sockets, the bell and deadlines, and wakes or writes to
-    /// the connections they are for.
-    fn watch(&self) {
+    /// the connections they are for. What it took out of the map is in
+    /// `work` until it is back or woken, so that [`Inner::run`] can wake it
+    /// should this panic.
+    fn watch(&self, work: &mut Work<R>) {
         let mut events = Vec::with_capacity(256);
-        // Keys to wake (readable, or a deadline), connections to wake, and
-        // connections rung, reused from turn to turn.
-        let mut wake = Vec::new();
-        let mut woken = Vec::new();
-        let mut rung = Vec::new();
-        let mut batch = Vec::new();
         loop {
             let timeout = {
                 let state = self.lock();
                 if state.closing {
                     return;
                 }
-                // Rounded up to the millisecond `epoll_wait` counts in,
-                // so that a deadline is never looked at just before it.
+                // Rounded up to the millisecond `epoll_wait` counts in, so
+                // that a deadline is never looked at just before it; at most
+                // an hour (a longer wait takes `epoll_pwait2`, which an older
+                // kernel lacks).
                 state.deadlines.first().map(|(at, _)| {
-                    let left = at.saturating_duration_since(Instant::now());
+                    let left = at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
                     let ms = left.as_nanos().div_ceil(1_000_000);
                     timespec(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
                 })
@@ -257,7 +290,7 @@ impl<R: Runtime> Inner<R> {
                     BELL => {
                         let _ = rustix::io::read(&self.bell, &mut [0u8; 8]);
                     }
-                    key => wake.push(key),
+                    key => work.wake.push(key),
                 }
             }
             let mut guard = self.lock();
@@ -267,70 +300,102 @@ impl<R: Runtime> Inner<R> {
                 if at > now {
                     break;
                 }
-                wake.push(key);
+                work.wake.push(key);
                 state.deadlines.pop_first();
             }
             // A key may come twice (readable and rung), or after its
             // connection woke (a late ring): only the first finds it.
-            for key in wake.drain(..) {
+            for key in work.wake.drain(..) {
                 if let Some(entry) = state.parked.remove(&key) {
                     if let Some(at) = entry.parked.deadline {
                         state.deadlines.remove(&(at, key));
                     }
-                    woken.push(entry);
+                    work.woken.push(entry);
                 }
             }
             for key in state.rung.drain(..) {
                 if let Some(entry) = state.parked.remove(&key) {
-                    rung.push((key, entry));
+                    work.rung.push((key, entry));
                 }
             }
             drop(guard);
             // Rung: written to from here, and parked again; or woken.
-            for (key, mut entry) in rung.drain(..) {
-                let second = self.start.elapsed().as_secs();
-                if second != entry.second {
-                    (entry.second, entry.sent) = (second, 0);
-                }
-                let allowed = PARKED_RATE.saturating_sub(entry.sent) as usize;
-                let deadline = entry.parked.deadline;
-                if let Some(sent) = driver::deliver_parked(&mut entry.parked, &mut batch, allowed) {
-                    entry.sent += sent as u32;
-                    if entry.parked.deadline != deadline {
-                        let mut state = self.lock();
-                        if let Some(at) = deadline {
-                            state.deadlines.remove(&(at, key));
-                        }
-                        if let Some(at) = entry.parked.deadline {
-                            state.deadlines.insert((at, key));
-                        }
+            while let Some(rung) = work.rung.pop() {
+                let (key, entry) = work.current.insert(rung);
+                let key = *key;
+                if self.deliver(key, entry, &mut work.batch) {
+                    if let Some((_, entry)) = work.current.take() {
+                        self.repark(key, entry);
                     }
-                } else {
-                    if let Some(at) = entry.parked.deadline {
-                        self.lock().deadlines.remove(&(at, key));
-                    }
-                    woken.push(entry);
-                    continue;
-                }
-                let outbox = entry.parked.conn.outbox().clone();
-                let ring = entry.ring.clone();
-                let mut state = self.lock();
-                state.parked.insert(key, entry);
-                if !outbox.wait(ring) {
-                    // Taken at the next turn (this thread's own bell).
-                    state.rung.push(key);
-                    drop(state);
-                    self.ring_bell();
+                } else if let Some((_, entry)) = work.current.take() {
+                    work.woken.push(entry);
                 }
             }
-            for entry in woken.drain(..) {
-                let parked = entry.parked;
-                let _ = epoll::delete(&self.epoll, &parked.stream);
-                parked.conn.metrics().connections_parked.dec();
-                driver::resume(parked);
+            while let Some(entry) = work.woken.pop() {
+                self.resume(entry);
             }
         }
     }
+
+    /// Writes what a rung connection's outbox holds, if it may stay
+    /// parked (see [`driver::deliver_parked`]); `false` if it wakes (its
+    /// deadline is out of the set then).
+    fn deliver(&self, key: u64, entry: &mut Entry<R>, batch: &mut Vec<Outgoing>) -> bool {
+        let second = self.start.elapsed().as_secs();
+        if second != entry.second {
+            (entry.second, entry.sent) = (second, 0);
+        }
+        let allowed = PARKED_RATE.saturating_sub(entry.sent) as usize;
+        let deadline = entry.parked.deadline;
+        let delivered = driver::deliver_parked(&mut entry.parked, batch, allowed);
+        if let Some(sent) = delivered {
+            entry.sent = entry
+                .sent
+                .saturating_add(u32::try_from(sent).unwrap_or(u32::MAX));
+        }
+        let after = delivered.and(entry.parked.deadline);
+        if after != deadline {
+            let mut state = self.lock();
+            if let Some(at) = deadline {
+                state.deadlines.remove(&(at, key));
+            }
+            if let Some(at) = after {
+                state.deadlines.insert((at, key));
+            }
+        }
+        delivered.is_some()
+    }
+
+    /// Puts a connection written to back in the map, with its waker in its
+    /// outbox again (under the lock, as in [`Parker::park`]).
+    fn repark(&self, key: u64, entry: Box<Entry<R>>) {
+        let outbox = entry.parked.conn.outbox().clone();
+        let ring = entry.ring.clone();
+        let mut state = self.lock();
+        state.parked.insert(key, entry);
+        if !outbox.wait(ring) {
+            // Taken at the next turn (this thread's own bell).
+            state.rung.push(key);
+            drop(state);
+            self.ring_bell();
+        }
+    }
+}
+
+/// What the parking thread holds between taking connections out of the map
+/// and putting them back or waking them.
+#[allow(
+    clippy::vec_box,
+    reason = "entries move between the map and these lists as boxes, not 400-byte copies"
+)]
+struct Work<R: Runtime> {
+    /// Keys to wake: readable, or a deadline.
+    wake: Vec<u64>,
+    woken: Vec<Box<Entry<R>>>,
+    rung: Vec<(u64, Box<Entry<R>>)>,
+    /// The rung connection being written to.
+    current: Option<(u64, Box<Entry<R>>)>,
+    batch: Vec<Outgoing>,
 }
 
 fn timespec(d: Duration) -> Timespec {
