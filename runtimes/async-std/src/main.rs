@@ -105,10 +105,6 @@ impl Socket for AsyncStdSocket {
         self.0.shutdown(Shutdown::Write)
     }
 
-    fn parks(&self) -> bool {
-        true
-    }
-
     /// Removes the socket from the reactor (this task holds its only
     /// handle). async-std makes it blocking again; a parked connection's
     /// socket stays non-blocking.

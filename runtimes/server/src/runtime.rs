@@ -125,17 +125,10 @@ pub trait Socket: Send + Sync + 'static {
         Poll::Ready(Ok(()))
     }
 
-    /// Whether an idle connection on this socket can be parked (see
-    /// `serve/park.rs`): a plain TCP socket that [`Socket::into_std`] can
-    /// hand back. Not a TLS one (the default), whose state is above the
-    /// kernel.
-    fn parks(&self) -> bool {
-        false
-    }
-
     /// The socket, taken out of the runtime's reactor (and its memory
-    /// there freed), for a parked connection; [`Runtime::socket`] takes it
-    /// back. Only called where [`Socket::parks`] says so.
+    /// there freed), for an idle connection parked (see `serve/park.rs`);
+    /// [`Runtime::socket`] takes it back. Only the listener's plain
+    /// sockets are asked (the default is for those that cannot: TLS).
     fn into_std(self) -> io::Result<TcpStream>
     where
         Self: Sized,
@@ -210,13 +203,18 @@ mod tests {
         assert!(accepted.nodelay().expect("TCP_NODELAY"));
     }
 
+    /// A connected pair on loopback: the client's end and the accepted one.
+    fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        (client, accepted)
+    }
+
     #[test]
     fn sent_slices_arrive_in_order() {
         use std::io::Read;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client =
-            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
-        let (accepted, _) = listener.accept().expect("accept");
+        let (client, accepted) = socket_pair();
         let one = send_slices(&accepted, &[IoSlice::new(b"one ")]).expect("send");
         let parts = [b"two ".as_slice(), b"", b"three"].map(IoSlice::new);
         let more = send_slices(&accepted, &parts).expect("sendmsg");
@@ -229,10 +227,7 @@ mod tests {
 
     #[test]
     fn a_full_socket_is_would_block_even_when_blocking() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let _client =
-            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
-        let (accepted, _) = listener.accept().expect("accept");
+        let (_client, accepted) = socket_pair();
         accepted.set_nonblocking(false).expect("blocking");
         socket2::SockRef::from(&accepted)
             .set_send_buffer_size(4096)

@@ -35,7 +35,7 @@ use crate::tls::{self, TlsAcceptor};
 mod driver;
 mod park;
 
-use driver::drive;
+use driver::{drive, Park};
 use park::Parker;
 
 /// What every connection task shares. Once the accept loop and every task
@@ -263,7 +263,7 @@ pub async fn serve<R: Runtime>(
                 session.ops_only();
                 shared
                     .runtime
-                    .spawn(drive(socket, session, shared.clone(), None));
+                    .spawn(drive(socket, session, shared.clone(), None, Park::Never));
             }
             Accept::Ops(Err(_)) => {}
             // The first SIGTERM with a grace: not ready any more, and the
@@ -391,7 +391,7 @@ fn start<R: Runtime>(
         if over_address_limit {
             session.over_address_limit();
         }
-        let task = drive(socket, session, shared.clone(), Some(counted));
+        let task = drive(socket, session, shared.clone(), Some(counted), Park::New);
         return shared.runtime.spawn(task);
     };
     // A TLS handshake is the expensive part: past a limit the connection
@@ -468,7 +468,7 @@ fn tls_connection<R: Runtime>(
         }
         if let Some(socket) = tls_handshake(&shared, &acceptor, socket, peer).await {
             let session = shared.session(peer);
-            drive(socket, session, shared, Some(counted)).await;
+            drive(socket, session, shared, Some(counted), Park::Never).await;
         }
     }
 }

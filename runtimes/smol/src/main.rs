@@ -62,9 +62,7 @@ impl Runtime for Smol {
     }
 
     fn socket(&self, stream: TcpStream) -> io::Result<SmolSocket> {
-        let stream = Async::new(stream)?;
-        let may_read = AtomicBool::new(true);
-        Ok(SmolSocket { stream, may_read })
+        Async::new(stream).map(SmolSocket::new)
     }
 }
 
@@ -75,8 +73,7 @@ impl Listener for SmolListener {
 
     async fn accept(&self) -> io::Result<(SmolSocket, SocketAddr)> {
         let (stream, peer) = self.0.accept().await?;
-        let may_read = AtomicBool::new(true);
-        Ok((SmolSocket { stream, may_read }, peer))
+        Ok((SmolSocket::new(stream), peer))
     }
 }
 
@@ -87,6 +84,13 @@ impl Listener for SmolListener {
 struct SmolSocket {
     stream: Async<TcpStream>,
     may_read: AtomicBool,
+}
+
+impl SmolSocket {
+    fn new(stream: Async<TcpStream>) -> Self {
+        let may_read = AtomicBool::new(true);
+        Self { stream, may_read }
+    }
 }
 
 impl Socket for SmolSocket {
@@ -138,11 +142,6 @@ impl Socket for SmolSocket {
         self.may_read.store(false, Ordering::Relaxed);
     }
 
-    fn parks(&self) -> bool {
-        true
-    }
-
-    /// Removes the socket from the reactor, which frees its source there.
     fn into_std(self) -> io::Result<TcpStream> {
         self.stream.into_inner()
     }

@@ -136,12 +136,6 @@ impl Socket for TokioSocket {
         SockRef::from(&self.0).shutdown(Shutdown::Write)
     }
 
-    fn parks(&self) -> bool {
-        true
-    }
-
-    /// Deregisters the socket from tokio's driver, which frees its
-    /// registration.
     fn into_std(self) -> io::Result<std::net::TcpStream> {
         self.0.into_std()
     }

@@ -65,9 +65,21 @@ pub(super) fn drive<R: Runtime>(
     session: Session,
     shared: Arc<Shared<R>>,
     counted: Option<Counted<R>>,
+    park: Park,
 ) -> impl Future<Output = ()> + Send {
     let conn = Conn::new(session, shared);
-    run(Driver::new(socket, conn, counted, Instant::now(), true))
+    run(Driver::new(socket, conn, counted, Instant::now(), park))
+}
+
+/// When a connection parks (see [`Driver::may_park`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Park {
+    /// Never: its socket is not one the runtime can let go (TLS).
+    Never,
+    /// New: as soon as it has nothing to do.
+    New,
+    /// Woken from parking: once quiet.
+    Quiet,
 }
 
 /// A parked connection woke (see [`super::park`]): its socket goes back to
@@ -83,7 +95,7 @@ pub(super) fn resume<R: Runtime>(parked: Parked<R>) {
     let runtime = conn.shared.runtime.clone();
     match runtime.socket(stream) {
         Ok(socket) => {
-            let driver = Driver::new(socket, conn, counted, Instant::now(), false);
+            let driver = Driver::new(socket, conn, counted, Instant::now(), Park::Quiet);
             runtime.spawn(run(driver));
         }
         Err(_) => {
@@ -265,23 +277,22 @@ struct Driver<R: Runtime, S> {
     write_shut: bool,
     /// The last wait returned `Pending` at least once.
     waited: bool,
-    /// A new connection that has not parked yet: see [`Driver::may_park`].
-    fresh: bool,
+    /// When it parks: [`Park::New`] until it first does.
+    park: Park,
     /// Held to the end (declared last, dropped last): counted out after
     /// the budget lets the connection go.
     _counted: Option<Counted<R>>,
 }
 
 impl<R: Runtime, S: Socket> Driver<R, S> {
-    /// A driver from `now`: a new connection's (`fresh`), or a parked
-    /// one's that woke (it parks again at the earliest a quiet period
-    /// later).
+    /// A driver from `now`: a new connection's, or a parked one's that
+    /// woke ([`Park::Quiet`]).
     fn new(
         socket: S,
         conn: Conn<R>,
         counted: Option<Counted<R>>,
         now: Instant,
-        fresh: bool,
+        park: Park,
     ) -> Self {
         Self {
             conn,
@@ -296,7 +307,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             read_open: true,
             write_shut: false,
             waited: false,
-            fresh,
+            park,
             _counted: counted,
         }
     }
@@ -524,24 +535,24 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
 
     /// Whether the connection parks now (see [`super::park`]): nothing
     /// held, queued or to handle, both directions open, a socket the
-    /// runtime can let go, an open WebSocket session; and quiet (what its
-    /// traffic grew is gone), or new. A new connection parks as soon as
+    /// runtime can let go ([`Park::Never`] otherwise), an open WebSocket
+    /// session; and quiet (what its traffic grew is gone), or new. A new connection parks as soon as
     /// its handshake is written (most connect and wait), so that many
     /// connecting at once do not all hold a task and leave the allocator
     /// the holes of them; one that woke from parking parks again only once
     /// quiet, so that traffic does not pay for parking.
     fn may_park(&mut self) -> bool {
-        let idle = self.hold.is_none()
+        let idle = self.park != Park::Never
+            && self.hold.is_none()
             && self.batch.is_empty()
             && self.read_open
             && !self.write_shut
-            && self.socket.parks()
             && self.conn.session.may_park()
             && self.conn.shared.parker.takes();
         match self.quiet.look_at() {
             _ if !idle => false,
             None => true,
-            Some(_) if self.fresh => {
+            Some(_) if self.park == Park::New => {
                 self.release_traffic_storage();
                 true
             }
