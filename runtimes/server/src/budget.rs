@@ -70,63 +70,24 @@ struct Backlog {
 pub struct Share {
     id: ClientId,
     backlog: Arc<Backlog>,
-    /// Bytes ever taken off the queue (written, or dropped by the
-    /// connection) and ever queued: the queue holds `queued - taken`.
+    /// What its queue took and gave since bytes last waited in it: made
+    /// when some do, and dropped by [`Share::release`] once none does, so
+    /// that an idle connection holds 8 bytes for it, not 56.
+    flow: Option<Box<Flow>>,
+}
+
+/// A share's account while its queue holds bytes.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Bytes taken off the queue (written, or dropped by the connection)
+    /// and queued: the queue holds `queued - taken`.
     taken: u64,
     queued: u64,
     /// When the queued bytes arrived, oldest first: `(end, ms)` says the
     /// bytes before position `end` (in `queued`'s count) were all queued by
     /// `ms`. Marks wholly taken are dropped, so the first is the oldest
     /// unread byte's.
-    marks: Marks,
-}
-
-/// A share's marks, oldest first, the oldest kept inline: a connection whose
-/// queue empties at every write has one at most, and allocates nothing for
-/// it (a backlog's later marks take storage, kept until [`Share::release`]).
-#[derive(Debug, Default)]
-struct Marks {
-    /// `None` only if `later` is empty too.
-    oldest: Option<(u64, u64)>,
-    /// Boxed: most connections never have a second mark, and hold 8
-    /// bytes for the rest, not 32.
-    #[allow(clippy::box_collection, reason = "8 bytes held, not 32")]
-    later: Option<Box<VecDeque<(u64, u64)>>>,
-}
-
-impl Marks {
-    fn len(&self) -> usize {
-        usize::from(self.oldest.is_some()) + self.later.as_ref().map_or(0, |l| l.len())
-    }
-
-    fn front(&self) -> Option<&(u64, u64)> {
-        self.oldest.as_ref()
-    }
-
-    fn back_mut(&mut self) -> Option<&mut (u64, u64)> {
-        match self.later.as_mut().and_then(|l| l.back_mut()) {
-            Some(last) => Some(last),
-            None => self.oldest.as_mut(),
-        }
-    }
-
-    fn push_back(&mut self, mark: (u64, u64)) {
-        match self.oldest {
-            None => self.oldest = Some(mark),
-            Some(_) => self.later.get_or_insert_default().push_back(mark),
-        }
-    }
-
-    fn pop_front(&mut self) {
-        self.oldest = self.later.as_mut().and_then(|l| l.pop_front());
-    }
-
-    /// Drops the second oldest mark.
-    fn drop_second(&mut self) {
-        if let Some(later) = &mut self.later {
-            later.pop_front();
-        }
-    }
+    marks: VecDeque<(u64, u64)>,
 }
 
 /// Backlogs under this many bytes are closed only after every larger one.
@@ -139,11 +100,11 @@ const SMALL_BACKLOG: usize = 64 * 1024;
 const MAX_MARKS: usize = 16;
 
 impl Share {
-    /// Frees the storage of later marks if none is left (for a quiet
-    /// connection: a busy one keeps it, and allocates nothing per write).
+    /// Frees the account if the queue is empty (for a quiet connection: a
+    /// busy one keeps it, and allocates nothing per write).
     pub fn release(&mut self) {
-        if self.marks.later.as_ref().is_some_and(|l| l.is_empty()) {
-            self.marks.later = None;
+        if self.held() == 0 {
+            self.flow = None;
         }
     }
 
@@ -154,39 +115,44 @@ impl Share {
 
     /// Bytes queued and not yet taken, as last accounted.
     fn held(&self) -> u64 {
-        self.queued - self.taken
+        self.flow.as_ref().map_or(0, |f| f.queued - f.taken)
     }
 
     /// The queue holds `bytes` after `written` more were written, at
     /// `now_ms` (asked only when bytes were queued); returns when its oldest
     /// unread byte was queued.
     fn account(&mut self, bytes: usize, written: usize, now_ms: impl FnOnce() -> u64) -> u64 {
+        if bytes == 0 && self.flow.is_none() {
+            // Nothing waited and nothing waits: nothing to account.
+            return u64::MAX;
+        }
+        let flow = self.flow.get_or_insert_default();
         let bytes = bytes as u64;
-        self.taken += written as u64;
+        flow.taken += written as u64;
         // Fewer than the writes explain: the connection dropped its queue.
-        self.taken = self.taken.max(self.queued.saturating_sub(bytes));
-        let end = self.taken + bytes;
-        if end > self.queued {
+        flow.taken = flow.taken.max(flow.queued.saturating_sub(bytes));
+        let end = flow.taken + bytes;
+        if end > flow.queued {
             let now_ms = now_ms();
-            match self.marks.back_mut() {
+            match flow.marks.back_mut() {
                 Some(last) if last.1 >= now_ms => last.0 = end,
                 _ => {
-                    if self.marks.len() >= MAX_MARKS {
-                        self.marks.drop_second();
+                    if flow.marks.len() >= MAX_MARKS {
+                        flow.marks.remove(1);
                     }
-                    self.marks.push_back((end, now_ms));
+                    flow.marks.push_back((end, now_ms));
                 }
             }
         }
-        self.queued = end;
-        while self
+        flow.queued = end;
+        while flow
             .marks
             .front()
-            .is_some_and(|&(end, _)| end <= self.taken)
+            .is_some_and(|&(end, _)| end <= flow.taken)
         {
-            self.marks.pop_front();
+            flow.marks.pop_front();
         }
-        match self.marks.front() {
+        match flow.marks.front() {
             Some(&(_, ms)) if bytes > 0 => ms,
             _ => u64::MAX,
         }
@@ -234,9 +200,7 @@ impl Budget {
         Share {
             id,
             backlog,
-            taken: 0,
-            queued: 0,
-            marks: Marks::default(),
+            flow: None,
         }
     }
 
@@ -465,26 +429,35 @@ mod tests {
         for ms in 10..1000 {
             assert_eq!(share.account((ms - 9) as usize, 0, || ms), 10);
         }
-        assert!(share.marks.len() <= MAX_MARKS);
-        // A queue that empties at every write has one mark at a time, kept
-        // inline.
+        let marks = share.flow.as_ref().map(|f| f.marks.len());
+        assert!(marks.is_some_and(|m| m <= MAX_MARKS), "{marks:?}");
+        // Writes with nothing waiting account nothing, and take no storage.
         let mut share = Budget::new(None).join(ClientId(3), Outbox::new());
+        assert_eq!(
+            share.account(0, 10, || unreachable!("nothing queued")),
+            u64::MAX
+        );
+        assert!(share.flow.is_none());
+        // A queue that fills and empties takes storage once, kept while the
+        // connection is busy.
         for ms in 0..10 {
             assert_eq!(share.account(10, 0, || ms), ms);
             assert_eq!(share.account(0, 10, || ms), u64::MAX);
         }
-        assert!(share.marks.later.is_none());
-        // A backlog's later marks take storage, which a quiet connection
-        // gives back once they are gone.
+        assert!(share.flow.is_some());
+        // A quiet connection gives it back once nothing waits.
         for ms in 10..13 {
             share.account(10 * (ms - 9) as usize, 0, || ms);
         }
-        assert!(share.marks.later.is_some());
         share.release();
-        assert!(share.marks.later.is_some(), "kept while in use");
+        assert!(share.flow.is_some(), "kept while bytes wait");
         share.account(0, 30, || 13);
         share.release();
-        assert!(share.marks.later.is_none());
+        assert!(share.flow.is_none());
+        // Accounted again from nothing, it is as before.
+        assert_eq!(share.account(10, 0, || 14), 14);
+        assert_eq!(share.account(5, 5, || 15), 14);
+        assert_eq!(share.account(0, 5, || 16), u64::MAX);
         // One that reads, always a little behind (5 bytes at 0 ms, then a
         // byte written and one queued each millisecond), is as old as its
         // lag, however long its queue has not been empty.

@@ -19,6 +19,10 @@
 //! the waker it holds anyway, rather than through a listener of its own on
 //! a server-wide signal, which each connection would keep (about 48 bytes)
 //! and poll on every turn.
+//!
+//! A connection without a task (parked) waits on its outbox with a key on
+//! a [`Rung`] that many outboxes share ([`Outbox::park`]), not a waker of
+//! its own: what it costs is its key.
 
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,7 +46,67 @@ struct State {
     stop: bool,
     /// The task waiting for the queue to fill, taken when woken: one
     /// wake-up per wait, however many messages arrive before the task runs.
-    waiter: Option<Waker>,
+    waiter: Option<Waiter>,
+}
+
+/// Who waits on an outbox.
+#[derive(Debug)]
+enum Waiter {
+    Task(Waker),
+    /// A parked connection, by its key on a rung.
+    Parked(Arc<Rung>, u64),
+}
+
+impl Waiter {
+    fn wake(self) {
+        match self {
+            Self::Task(waker) => waker.wake(),
+            Self::Parked(rung, key) => rung.ring(key),
+        }
+    }
+}
+
+/// The keys of parked outboxes that rang (something came that their
+/// connection would take), for the one watching them: a ring adds its key,
+/// and wakes the watcher if the list was empty.
+#[derive(Debug)]
+pub struct Rung {
+    keys: Mutex<Vec<u64>>,
+    watcher: Waker,
+}
+
+impl Rung {
+    /// A rung whose rings wake `watcher`.
+    pub fn new(watcher: Waker) -> Self {
+        Self {
+            keys: Mutex::new(Vec::new()),
+            watcher,
+        }
+    }
+
+    /// Adds `key` and wakes the watcher if it is the first since the last
+    /// [`Rung::take`].
+    pub fn ring(&self, key: u64) {
+        let first = {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            keys.push(key);
+            keys.len() == 1
+        };
+        if first {
+            self.watcher.wake_by_ref();
+        }
+    }
+
+    /// Moves the keys that rang into `keys`, in the order they rang. An
+    /// empty `keys` is swapped in: the rung keeps its storage, not what the
+    /// last burst grew.
+    pub fn take(&self, keys: &mut Vec<u64>) {
+        let mut rang = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        match keys.is_empty() {
+            true => mem::swap(&mut *rang, keys),
+            false => keys.append(&mut rang),
+        }
+    }
 }
 
 /// What [`Outbox::poll_take`] handed over.
@@ -177,8 +241,8 @@ impl Outbox {
             return Poll::Ready(Taken::Closed);
         }
         match &mut state.waiter {
-            Some(waiter) => waiter.clone_from(cx.waker()),
-            None => state.waiter = Some(cx.waker().clone()),
+            Some(Waiter::Task(waker)) => waker.clone_from(cx.waker()),
+            waiter => *waiter = Some(Waiter::Task(cx.waker().clone())),
         }
         Poll::Pending
     }
@@ -195,14 +259,14 @@ impl Outbox {
         few
     }
 
-    /// Stores `waker` to be woken when [`Outbox::poll_take`] would hand
+    /// Rings `key` on `rung` when [`Outbox::poll_take`] would hand
     /// something over (for a parked connection, which has no task to
-    /// poll); `false`, storing nothing, if it would now.
-    pub fn wait(&self, waker: Waker) -> bool {
+    /// poll); `false`, keeping nothing, if it would now.
+    pub fn park(&self, rung: &Arc<Rung>, key: u64) -> bool {
         let mut state = self.state();
         let ready = state.stop || !state.queue.is_empty() || (state.closed && !state.told_closed);
         if !ready {
-            state.waiter = Some(waker);
+            state.waiter = Some(Waiter::Parked(rung.clone(), key));
         }
         !ready
     }
@@ -385,17 +449,30 @@ mod tests {
         assert_eq!(texts(&batch), [b"a", b"b"]);
     }
 
-    #[test]
-    fn a_parked_connection_is_woken_by_what_it_would_take_and_takes_only_a_few_messages() {
-        let outbox = Outbox::new();
+    /// A rung whose watcher counts its wake-ups.
+    fn rung() -> (Arc<Rung>, Arc<Counter>) {
         let counter = Arc::new(Counter::default());
-        // Nothing waits: the waker is kept, and a message wakes it once.
-        assert!(outbox.wait(Waker::from(counter.clone())));
+        (Arc::new(Rung::new(Waker::from(counter.clone()))), counter)
+    }
+
+    fn rang(rung: &Rung) -> Vec<u64> {
+        let mut keys = Vec::new();
+        rung.take(&mut keys);
+        keys
+    }
+
+    #[test]
+    fn a_parked_connection_is_rung_by_what_it_would_take_and_takes_only_a_few_messages() {
+        let outbox = Outbox::new();
+        let (rung, counter) = rung();
+        // Nothing waits: the key is kept, and a message rings it once.
+        assert!(outbox.park(&rung, 7));
         outbox.put(message("a"), 10).expect("room");
         outbox.put(message("b"), 10).expect("room");
         assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(rang(&rung), [7]);
         // Something waits: nothing is kept.
-        assert!(!outbox.wait(Waker::from(counter.clone())));
+        assert!(!outbox.park(&rung, 7));
         // More than the limit: nothing taken.
         let mut batch = Vec::new();
         assert!(!outbox.take_few(&mut batch, 1));
@@ -411,21 +488,46 @@ mod tests {
             outbox.put(message("c"), 10).expect("room");
             signal(&outbox);
             assert!(!outbox.take_few(&mut batch, 2));
-            assert!(!outbox.wait(Waker::from(counter.clone())));
+            assert!(!outbox.park(&rung, 8));
             assert!(batch.is_empty());
         }
         // A close told already leaves only a stop to wait for.
         let outbox = Outbox::new();
         outbox.close();
-        let waker = Waker::from(counter.clone());
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(
             outbox.poll_take(&mut cx, &mut batch),
             Poll::Ready(Taken::Closed)
         );
-        assert!(outbox.wait(Waker::from(counter.clone())));
-        let before = counter.0.load(Ordering::Relaxed);
+        assert!(outbox.park(&rung, 9));
         outbox.stop();
-        assert_eq!(counter.0.load(Ordering::Relaxed), before + 1);
+        assert_eq!(rang(&rung), [9]);
+        // A task that polls again replaces the key.
+        let (outbox, counter, waker) = waited_on();
+        assert!(outbox.park(&rung, 10));
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Pending);
+        outbox.put(message("d"), 10).expect("room");
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "the task is woken");
+        assert!(rang(&rung).is_empty(), "the key is not rung");
+    }
+
+    #[test]
+    fn a_rung_wakes_its_watcher_once_until_it_takes_the_keys() {
+        let (rung, counter) = rung();
+        rung.ring(1);
+        rung.ring(2);
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        let mut keys = vec![0];
+        rung.take(&mut keys);
+        assert_eq!(keys, [0, 1, 2], "appended, in order");
+        rung.ring(3);
+        assert_eq!(
+            counter.0.load(Ordering::Relaxed),
+            2,
+            "rung again once taken"
+        );
+        assert_eq!(rang(&rung), [3]);
+        assert!(rang(&rung).is_empty());
     }
 }

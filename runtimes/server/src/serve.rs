@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +69,7 @@ struct Shared<R: Runtime> {
     metrics: Arc<Metrics>,
     /// Connections per IP address, for `max_connections_per_ip`; an address
     /// is forgotten when its last connection ends.
-    per_address: Mutex<HashMap<IpAddr, usize>>,
+    per_address: Mutex<HashMap<Ipv6Addr, usize>>,
     /// Where idle connections wait without a task.
     parker: Parker<R>,
     _alive: Sender<()>,
@@ -420,7 +420,8 @@ fn start<R: Runtime>(
 /// it is accepted until its task ends, however that ends.
 struct Counted<R: Runtime> {
     shared: Arc<Shared<R>>,
-    ip: IpAddr,
+    /// Its address's key ([`client_key`](crate::session::client_key)).
+    key: Ipv6Addr,
 }
 
 impl<R: Runtime> Counted<R> {
@@ -428,17 +429,17 @@ impl<R: Runtime> Counted<R> {
     /// in all and from `ip` (from its /64, for IPv6: see
     /// [`client_key`](crate::session::client_key)), with it.
     fn new(shared: &Arc<Shared<R>>, ip: IpAddr) -> (Self, usize, usize) {
-        let ip = IpAddr::V6(crate::session::client_key(ip));
+        let key = crate::session::client_key(ip);
         let total = shared.metrics.connection_opened();
-        let from_address = shared.count_address(ip, 1);
+        let from_address = shared.count_address(key, 1);
         let shared = shared.clone();
-        (Self { shared, ip }, total, from_address)
+        (Self { shared, key }, total, from_address)
     }
 }
 
 impl<R: Runtime> Drop for Counted<R> {
     fn drop(&mut self) {
-        self.shared.count_address(self.ip, -1);
+        self.shared.count_address(self.key, -1);
         self.shared.metrics.connection_ended();
     }
 }
@@ -537,18 +538,18 @@ impl<R: Runtime> Shared<R> {
         session.process(&self.hub, &self.fanout, outbox, now(self.start));
     }
 
-    /// Counts a connection from `ip` in (`+1`) or out (`-1`); returns how
-    /// many it holds now.
-    fn count_address(&self, ip: IpAddr, change: isize) -> usize {
+    /// Counts a connection from the address `key` in (`+1`) or out (`-1`);
+    /// returns how many it holds now.
+    fn count_address(&self, key: Ipv6Addr, change: isize) -> usize {
         let mut counts = self
             .per_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(ip).or_default();
+        let count = counts.entry(key).or_default();
         *count = count.saturating_add_signed(change);
         let now = *count;
         if now == 0 {
-            counts.remove(&ip);
+            counts.remove(&key);
         }
         now
     }

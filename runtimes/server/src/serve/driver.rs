@@ -157,9 +157,6 @@ pub(super) fn deliver_parked<R: Runtime>(
     session.release_when_drained();
     conn.outbox.release();
     conn.share.release();
-    parked.deadline = session
-        .poll_timeout()
-        .and_then(|t| shared.start.checked_add(t));
     Some(sent)
 }
 
@@ -234,6 +231,16 @@ impl<R: Runtime> Conn<R> {
 
     pub(super) fn metrics(&self) -> &Arc<Metrics> {
         &self.shared.metrics
+    }
+
+    /// When the session wants its `handle_timeout`: a function of the
+    /// session alone, so the same until the session is next handled. One
+    /// past what an `Instant` holds (a timeout of billions of years) is
+    /// none.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.session
+            .poll_timeout()
+            .and_then(|t| self.shared.start.checked_add(t))
     }
 
     /// The socket is done or broken: makes sure the chat forgets this
@@ -354,12 +361,10 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         // A deadline already past (the connection asks for the time to
         // start a timer, e.g. for a message split over reads) is handled
         // now: a runtime timer for it would cost a timer and a turn, and
-        // replace the one armed for later. One past what an `Instant`
-        // holds (a timeout of billions of years) is none.
-        let deadline = session
-            .poll_timeout()
-            .and_then(|t| shared.start.checked_add(t));
-        let next = deadline
+        // replace the one armed for later.
+        let next = self
+            .conn
+            .deadline()
             .into_iter()
             .chain(self.hold)
             .chain(self.quiet.look_at())
@@ -570,16 +575,11 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             ..
         } = self;
         let shared = conn.shared.clone();
-        let deadline = conn
-            .session
-            .poll_timeout()
-            .and_then(|t| shared.start.checked_add(t));
         match socket.into_std() {
             Ok(stream) => shared.parker.park(Parked {
                 conn,
                 stream,
                 counted,
-                deadline,
             }),
             Err(_) => {
                 conn.finish();

@@ -24,7 +24,7 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use rustix::event::{eventfd, EventfdFlags, Timespec};
 
 use super::driver::{self, Conn};
 use super::Counted;
+use crate::outbox::Rung;
 use crate::runtime::Runtime;
 use crate::session::Outgoing;
 
@@ -44,6 +45,11 @@ const BELL: u64 = 0;
 /// threads, and this one thread stays free for the quiet ones. (A room
 /// filling up sends each member a notice per join, well below it.)
 const PARKED_RATE: u32 = 64;
+
+/// Entries the thread's lists keep room for between turns: a burst (every
+/// member of a room rung at once, a connection storm) grows them, and
+/// what it grew goes once they are empty again.
+const KEPT: usize = 64;
 
 /// The longest the thread waits for a deadline before it looks again.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
@@ -61,15 +67,11 @@ pub(super) struct Parked<R: Runtime> {
     pub(super) conn: Conn<R>,
     pub(super) stream: TcpStream,
     pub(super) counted: Option<Counted<R>>,
-    /// When the session wants its `handle_timeout`.
-    pub(super) deadline: Option<Instant>,
 }
 
 /// A parked connection, as the parker keeps it.
 struct Entry<R: Runtime> {
     parked: Parked<R>,
-    /// Its waker in the outbox, given again after each delivery.
-    ring: Waker,
     /// The second (counted from the parker's start) in which it was sent
     /// `sent` messages (see [`PARKED_RATE`]).
     second: u64,
@@ -82,18 +84,38 @@ struct Inner<R: Runtime> {
     /// lock by every connection that might).
     closed: AtomicBool,
     epoll: OwnedFd,
-    /// An `eventfd` in the set: written to wake the thread (an outbox
-    /// rang, an earlier deadline came, or the parker is dropped).
-    bell: OwnedFd,
+    /// Rung to wake the thread: by the rung's first ring, an earlier
+    /// deadline, or the parker dropped.
+    bell: Arc<Bell>,
+    /// Where the parked connections' outboxes ring, by key.
+    rung: Arc<Rung>,
     state: Mutex<State<R>>,
+}
+
+/// An `eventfd` in the set.
+struct Bell(OwnedFd);
+
+impl Bell {
+    fn ring(&self) {
+        // Fails only when the counter is full, which wakes the thread too.
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+}
+
+impl Wake for Bell {
+    fn wake(self: Arc<Self>) {
+        self.ring();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ring();
+    }
 }
 
 struct State<R: Runtime> {
     next_key: u64,
     parked: HashMap<u64, Box<Entry<R>>>,
     deadlines: BTreeSet<(Instant, u64)>,
-    /// Keys whose outboxes rang since the thread last looked.
-    rung: Vec<u64>,
     closing: bool,
 }
 
@@ -103,11 +125,11 @@ impl<R: Runtime> Parker<R> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         epoll::add(&epoll, &bell, EventData::new_u64(BELL), EventFlags::IN)?;
+        let bell = Arc::new(Bell(bell));
         let state = Mutex::new(State {
             next_key: BELL + 1,
             parked: HashMap::new(),
             deadlines: BTreeSet::new(),
-            rung: Vec::new(),
             closing: false,
         });
         let start = Instant::now();
@@ -115,6 +137,7 @@ impl<R: Runtime> Parker<R> {
             start,
             closed: AtomicBool::new(false),
             epoll,
+            rung: Arc::new(Rung::new(Waker::from(bell.clone()))),
             bell,
             state,
         });
@@ -137,7 +160,7 @@ impl<R: Runtime> Parker<R> {
         let inner = &self.0;
         let outbox = parked.conn.outbox().clone();
         let metrics = parked.conn.metrics().clone();
-        let deadline = parked.deadline;
+        let deadline = parked.conn.deadline();
         let mut state = inner.lock();
         if state.closing {
             // The thread is gone: nobody would wake it.
@@ -157,13 +180,8 @@ impl<R: Runtime> Parker<R> {
             metrics.connections_parked.dec();
             return driver::resume(parked);
         }
-        let ring = Waker::from(Arc::new(Ring {
-            key,
-            inner: Arc::downgrade(inner),
-        }));
         let entry = Box::new(Entry {
             parked,
-            ring: ring.clone(),
             second: 0,
             sent: 0,
         });
@@ -172,17 +190,16 @@ impl<R: Runtime> Parker<R> {
         if let Some(at) = deadline {
             state.deadlines.insert((at, key));
         }
-        // The outbox's waker too, under the lock: were the connection woken
-        // first (its socket readable) and its new task waiting on the
-        // outbox, this waker would replace the task's.
-        let rang = !outbox.wait(ring);
-        if rang {
-            state.rung.push(key);
-        }
+        // Its key in the outbox too, under the lock: were the connection
+        // woken first (its socket readable) and its new task waiting on the
+        // outbox, the key would replace the task's waker.
+        let rang = !outbox.park(&inner.rung, key);
         drop(state);
-        let sooner = deadline.is_some_and(|at| earliest.is_none_or(|e| at < e));
-        if rang || sooner {
-            inner.ring_bell();
+        if rang {
+            inner.rung.ring(key);
+        }
+        if deadline.is_some_and(|at| earliest.is_none_or(|e| at < e)) {
+            inner.bell.ring();
         }
     }
 }
@@ -190,7 +207,7 @@ impl<R: Runtime> Parker<R> {
 impl<R: Runtime> Drop for Parker<R> {
     fn drop(&mut self) {
         self.0.lock().closing = true;
-        self.0.ring_bell();
+        self.0.bell.ring();
     }
 }
 
@@ -200,17 +217,6 @@ impl<R: Runtime> Inner<R> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes the connection `key` (from an outbox's waker).
-    fn ring(&self, key: u64) {
-        self.lock().rung.push(key);
-        self.ring_bell();
-    }
-
-    fn ring_bell(&self) {
-        // Fails only when the counter is full, which wakes the thread too.
-        let _ = rustix::io::write(&self.bell, &1u64.to_ne_bytes());
-    }
-
     /// The thread: watches until the parker is dropped. Should it end
     /// otherwise (an error of `epoll_wait`, or a panic in a session), the
     /// parker takes no more connections and every parked one wakes, those
@@ -218,6 +224,7 @@ impl<R: Runtime> Inner<R> {
     fn run(self: Arc<Self>) {
         let mut work = Work {
             wake: Vec::new(),
+            rang: Vec::new(),
             woken: Vec::new(),
             rung: Vec::new(),
             current: None,
@@ -288,11 +295,12 @@ impl<R: Runtime> Inner<R> {
             for event in &events {
                 match event.data.u64() {
                     BELL => {
-                        let _ = rustix::io::read(&self.bell, &mut [0u8; 8]);
+                        let _ = rustix::io::read(&self.bell.0, &mut [0u8; 8]);
                     }
                     key => work.wake.push(key),
                 }
             }
+            self.rung.take(&mut work.rang);
             let mut guard = self.lock();
             let state = &mut *guard;
             let now = Instant::now();
@@ -307,13 +315,13 @@ impl<R: Runtime> Inner<R> {
             // connection woke (a late ring): only the first finds it.
             for key in work.wake.drain(..) {
                 if let Some(entry) = state.parked.remove(&key) {
-                    if let Some(at) = entry.parked.deadline {
+                    if let Some(at) = entry.parked.conn.deadline() {
                         state.deadlines.remove(&(at, key));
                     }
                     work.woken.push(entry);
                 }
             }
-            for key in state.rung.drain(..) {
+            for key in work.rang.drain(..) {
                 if let Some(entry) = state.parked.remove(&key) {
                     work.rung.push((key, entry));
                 }
@@ -334,6 +342,7 @@ impl<R: Runtime> Inner<R> {
             while let Some(entry) = work.woken.pop() {
                 self.resume(entry);
             }
+            work.shrink();
         }
     }
 
@@ -346,14 +355,14 @@ impl<R: Runtime> Inner<R> {
             (entry.second, entry.sent) = (second, 0);
         }
         let allowed = PARKED_RATE.saturating_sub(entry.sent) as usize;
-        let deadline = entry.parked.deadline;
+        let deadline = entry.parked.conn.deadline();
         let delivered = driver::deliver_parked(&mut entry.parked, batch, allowed);
         if let Some(sent) = delivered {
             entry.sent = entry
                 .sent
                 .saturating_add(u32::try_from(sent).unwrap_or(u32::MAX));
         }
-        let after = delivered.and(entry.parked.deadline);
+        let after = delivered.and_then(|_| entry.parked.conn.deadline());
         if after != deadline {
             let mut state = self.lock();
             if let Some(at) = deadline {
@@ -366,18 +375,17 @@ impl<R: Runtime> Inner<R> {
         delivered.is_some()
     }
 
-    /// Puts a connection written to back in the map, with its waker in its
+    /// Puts a connection written to back in the map, with its key in its
     /// outbox again (under the lock, as in [`Parker::park`]).
     fn repark(&self, key: u64, entry: Box<Entry<R>>) {
         let outbox = entry.parked.conn.outbox().clone();
-        let ring = entry.ring.clone();
         let mut state = self.lock();
         state.parked.insert(key, entry);
-        if !outbox.wait(ring) {
+        let rang = !outbox.park(&self.rung, key);
+        drop(state);
+        if rang {
             // Taken at the next turn (this thread's own bell).
-            state.rung.push(key);
-            drop(state);
-            self.ring_bell();
+            self.rung.ring(key);
         }
     }
 }
@@ -391,6 +399,8 @@ impl<R: Runtime> Inner<R> {
 struct Work<R: Runtime> {
     /// Keys to wake: readable, or a deadline.
     wake: Vec<u64>,
+    /// Keys whose outboxes rang.
+    rang: Vec<u64>,
     woken: Vec<Box<Entry<R>>>,
     rung: Vec<(u64, Box<Entry<R>>)>,
     /// The rung connection being written to.
@@ -398,23 +408,27 @@ struct Work<R: Runtime> {
     batch: Vec<Outgoing>,
 }
 
+impl<R: Runtime> Work<R> {
+    /// Lets go of what a burst grew (see [`KEPT`]).
+    fn shrink(&mut self) {
+        shrink(&mut self.wake);
+        shrink(&mut self.rang);
+        shrink(&mut self.woken);
+        shrink(&mut self.rung);
+        shrink(&mut self.batch);
+    }
+}
+
+/// `list`'s storage past [`KEPT`] entries, if it is empty.
+fn shrink<T>(list: &mut Vec<T>) {
+    if list.is_empty() && list.capacity() > KEPT {
+        list.shrink_to(KEPT);
+    }
+}
+
 fn timespec(d: Duration) -> Timespec {
     Timespec {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(d.subsec_nanos()),
-    }
-}
-
-/// A parked connection's waker in its outbox.
-struct Ring<R: Runtime> {
-    key: u64,
-    inner: Weak<Inner<R>>,
-}
-
-impl<R: Runtime> Wake for Ring<R> {
-    fn wake(self: Arc<Self>) {
-        if let Some(inner) = self.inner.upgrade() {
-            inner.ring(self.key);
-        }
     }
 }
