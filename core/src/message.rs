@@ -71,8 +71,14 @@ impl MessageKind {
 /// (RFC 7692), for the connections that negotiated permessage-deflate.
 ///
 /// Cloning is a reference-count increment; this is what keeps broadcast cheap.
+/// It is one pointer: a message queued for many recipients costs each of
+/// them 8 bytes while it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreparedMessage {
+pub struct PreparedMessage(Arc<Frames>);
+
+/// A prepared message's frames, each shared with the send queues it is in.
+#[derive(Debug, PartialEq, Eq)]
+struct Frames {
     frame: Arc<[u8]>,
     deflated: Option<Arc<[u8]>>,
 }
@@ -96,10 +102,10 @@ impl PreparedMessage {
     fn new(opcode: OpCode, payload: &[u8]) -> Self {
         let mut frame = Vec::new();
         encode_frame(&mut frame, true, opcode, None, payload);
-        Self {
+        Self(Arc::new(Frames {
             frame: frame.into(),
             deflated: None,
-        }
+        }))
     }
 
     /// Also compresses the message, once, for every recipient that negotiated
@@ -107,13 +113,14 @@ impl PreparedMessage {
     /// server always does: §7.1.1.1). Kept only if it is smaller. Needs the
     /// `deflate` feature.
     #[cfg(feature = "deflate")]
-    pub fn with_deflate(mut self) -> Self {
-        let (header, len) = match FrameHeader::decode(&self.frame) {
+    pub fn with_deflate(self) -> Self {
+        let plain = self.frame();
+        let (header, len) = match FrameHeader::decode(plain) {
             Ok(Some(found)) => found,
             _ => return self,
         };
         let mut compressed = Vec::new();
-        deflate::compress(&self.frame[len..], 15, &mut compressed);
+        deflate::compress(&plain[len..], 15, &mut compressed);
         let header = FrameHeader {
             rsv: 0b100,
             payload_len: compressed.len() as u64,
@@ -121,28 +128,31 @@ impl PreparedMessage {
         };
         let mut frame = Vec::new();
         encode_frame_header(&mut frame, header, &compressed);
-        if frame.len() < self.frame.len() {
-            self.deflated = Some(frame.into());
+        if frame.len() >= plain.len() {
+            return self;
         }
-        self
+        Self(Arc::new(Frames {
+            frame: Arc::clone(&self.0.frame),
+            deflated: Some(frame.into()),
+        }))
     }
 
     /// The encoded frame.
     pub fn frame(&self) -> &[u8] {
-        &self.frame
+        &self.0.frame
     }
 
     /// The compressed frame, if [`PreparedMessage::with_deflate`] made one.
     pub fn deflated_frame(&self) -> Option<&[u8]> {
-        self.deflated.as_deref()
+        self.0.deflated.as_deref()
     }
 
     /// The frame for a connection: compressed where it negotiated
     /// permessage-deflate with a full window.
     pub(crate) fn shared(&self, deflate: bool) -> Arc<[u8]> {
-        match (&self.deflated, deflate) {
+        match (&self.0.deflated, deflate) {
             (Some(deflated), true) => Arc::clone(deflated),
-            _ => Arc::clone(&self.frame),
+            _ => Arc::clone(&self.0.frame),
         }
     }
 }
