@@ -27,7 +27,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tincan_chat::ClientId;
@@ -41,22 +41,18 @@ pub struct Budget {
     /// Bytes queued on all connections together: an atomic, and the
     /// `tincan_queued_bytes` gauge as it is.
     total: Gauge,
-    members: Mutex<HashMap<ClientId, Member>>,
+    members: Mutex<HashMap<ClientId, Outbox>>,
     /// Shutdown began: a connection that joins now is told at once. Set
     /// and read under `members`' lock.
     stopping: AtomicBool,
 }
 
+/// One connection's backlog, updated by its own task and read by every
+/// task that evicts: kept with its outbox ([`Outbox::backlog`]), so that
+/// the budget holds one handle per connection, and closing that outbox
+/// tells the connection's task it is too slow.
 #[derive(Debug)]
-struct Member {
-    /// Closing it tells the connection's task it is too slow.
-    outbox: Outbox,
-    backlog: Arc<Backlog>,
-}
-
-/// One connection's share, updated by its own task.
-#[derive(Debug)]
-struct Backlog {
+pub struct Backlog {
     bytes: AtomicUsize,
     /// When its oldest unread byte was queued (milliseconds on the server's
     /// monotonic clock); `u64::MAX` while empty.
@@ -65,11 +61,22 @@ struct Backlog {
     evicted: AtomicBool,
 }
 
+impl Default for Backlog {
+    fn default() -> Self {
+        Self {
+            bytes: AtomicUsize::new(0),
+            since_ms: AtomicU64::new(u64::MAX),
+            evicted: AtomicBool::new(false),
+        }
+    }
+}
+
 /// A connection's place in the budget, held by its task.
 #[derive(Debug)]
 pub struct Share {
     id: ClientId,
-    backlog: Arc<Backlog>,
+    /// Its outbox, which holds its backlog.
+    outbox: Outbox,
     /// What its queue took and gave since bytes last waited in it: made
     /// when some do, and dropped by [`Share::release`] once none does, so
     /// that an idle connection holds 8 bytes for it, not 56.
@@ -110,7 +117,12 @@ impl Share {
 
     /// Whether the budget closed this connection.
     pub fn is_evicted(&self) -> bool {
-        self.backlog.evicted.load(Ordering::Relaxed)
+        self.outbox.backlog().evicted.load(Ordering::Relaxed)
+    }
+
+    /// The connection's outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Bytes queued and not yet taken, as last accounted.
@@ -182,24 +194,15 @@ impl Budget {
 
     /// Enters a connection, whose task takes from `outbox`.
     pub fn join(&self, id: ClientId, outbox: Outbox) -> Share {
-        let backlog = Arc::new(Backlog {
-            bytes: AtomicUsize::new(0),
-            since_ms: AtomicU64::new(u64::MAX),
-            evicted: AtomicBool::new(false),
-        });
-        let member = Member {
-            outbox,
-            backlog: backlog.clone(),
-        };
         let mut members = self.lock();
         if self.stopping.load(Ordering::Relaxed) {
-            member.outbox.stop();
+            outbox.stop();
         }
-        members.insert(id, member);
+        members.insert(id, outbox.clone());
         drop(members);
         Share {
             id,
-            backlog,
+            outbox,
             flow: None,
         }
     }
@@ -220,7 +223,7 @@ impl Budget {
             return;
         }
         let since = share.account(bytes, written, now_ms);
-        let backlog = &share.backlog;
+        let backlog = share.outbox.backlog();
         backlog.since_ms.store(since, Ordering::Relaxed);
         let old = backlog.bytes.swap(bytes, Ordering::Relaxed);
         if old == bytes {
@@ -240,7 +243,7 @@ impl Budget {
     /// nothing.
     pub fn leave(&self, share: &mut Share) {
         self.lock().remove(&share.id);
-        let bytes = share.backlog.bytes.swap(0, Ordering::Relaxed);
+        let bytes = share.outbox.backlog().bytes.swap(0, Ordering::Relaxed);
         self.total.dec_by(bytes as i64);
     }
 
@@ -252,7 +255,7 @@ impl Budget {
         let outboxes: Vec<Outbox> = {
             let members = self.lock();
             self.stopping.store(true, Ordering::Relaxed);
-            members.values().map(|m| m.outbox.clone()).collect()
+            members.values().cloned().collect()
         };
         for outbox in outboxes {
             outbox.stop();
@@ -271,9 +274,10 @@ impl Budget {
         // that stopped reading fills its queue.
         let mut by_age: Vec<(bool, u64, ClientId)> = members
             .iter()
-            .map(|(id, m)| {
-                let small = m.backlog.bytes.load(Ordering::Relaxed) < SMALL_BACKLOG;
-                (small, m.backlog.since_ms.load(Ordering::Relaxed), *id)
+            .map(|(id, outbox)| {
+                let backlog = outbox.backlog();
+                let small = backlog.bytes.load(Ordering::Relaxed) < SMALL_BACKLOG;
+                (small, backlog.since_ms.load(Ordering::Relaxed), *id)
             })
             .filter(|&(_, since, _)| since != u64::MAX)
             .collect();
@@ -282,17 +286,17 @@ impl Budget {
             if self.total() <= limit {
                 break;
             }
-            if let Some(member) = members.remove(&id) {
-                let backlog = &member.backlog;
+            if let Some(outbox) = members.remove(&id) {
+                let backlog = outbox.backlog();
                 backlog.evicted.store(true, Ordering::Relaxed);
                 let bytes = backlog.bytes.swap(0, Ordering::Relaxed);
                 self.total.dec_by(bytes as i64);
-                member.outbox.close();
+                outbox.close();
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Member>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Outbox>> {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -28,13 +28,22 @@ use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use crate::budget::Backlog;
 use crate::session::Outgoing;
 
 /// A handle on one client's outbox: cloned into its room's lane (see
 /// [`crate::fanout`]) for the senders, and held by the client's task, which
 /// takes from it.
 #[derive(Debug, Clone, Default)]
-pub struct Outbox(Arc<Mutex<State>>);
+pub struct Outbox(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Mutex<State>,
+    /// What waits in the connection's send queue, for the budget: here so
+    /// that a connection's outbox and backlog are one allocation.
+    backlog: Backlog,
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -140,7 +149,12 @@ impl Outbox {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing here panics while holding the lock.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection's backlog, for the budget (see [`crate::budget`]).
+    pub fn backlog(&self) -> &Backlog {
+        &self.0.backlog
     }
 
     /// Puts `message` in, unless the outbox holds `capacity` messages

@@ -124,7 +124,7 @@ pub(super) fn deliver_parked<R: Runtime>(
     let conn = &mut parked.conn;
     let shared = &*conn.shared;
     let limit = allowed.min(WRITE_SLICES);
-    if !shared.config.write_delay.is_zero() || !conn.outbox.take_few(batch, limit) {
+    if !shared.config.write_delay.is_zero() || !conn.outbox().take_few(batch, limit) {
         return None;
     }
     let sent = batch.len();
@@ -155,7 +155,7 @@ pub(super) fn deliver_parked<R: Runtime>(
         return None;
     }
     session.release_when_drained();
-    conn.outbox.release();
+    conn.outbox().release();
     conn.share.release();
     Some(sent)
 }
@@ -208,25 +208,23 @@ enum Wake {
 pub(super) struct Conn<R: Runtime> {
     session: Session,
     shared: Arc<Shared<R>>,
-    /// Empty until messages come; a put past `outbox_capacity` closes it.
-    outbox: Outbox,
+    /// Its place in the budget, which holds its outbox: empty until
+    /// messages come; a put past `outbox_capacity` closes it.
     share: Share,
 }
 
 impl<R: Runtime> Conn<R> {
     fn new(session: Session, shared: Arc<Shared<R>>) -> Self {
-        let outbox = Outbox::new();
-        let share = shared.budget.join(session.id(), outbox.clone());
+        let share = shared.budget.join(session.id(), Outbox::new());
         Self {
             session,
             shared,
-            outbox,
             share,
         }
     }
 
     pub(super) fn outbox(&self) -> &Outbox {
-        &self.outbox
+        self.share.outbox()
     }
 
     pub(super) fn metrics(&self) -> &Arc<Metrics> {
@@ -247,7 +245,7 @@ impl<R: Runtime> Conn<R> {
     /// client. (The budget is left when the connection is dropped.)
     fn finish(&mut self) {
         self.session.receive_eof();
-        self.shared.process(&mut self.session, &self.outbox);
+        self.shared.process(&mut self.session, self.share.outbox());
         self.shared.print_logs(&mut self.session);
     }
 }
@@ -337,7 +335,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     fn prepare(&mut self) -> Option<bool> {
         let shared = &*self.conn.shared;
         let session = &mut self.conn.session;
-        shared.process(session, &self.conn.outbox);
+        shared.process(session, self.conn.share.outbox());
         shared.print_logs(session);
         if session.is_finished() {
             return None;
@@ -407,7 +405,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 // Polled even once closed: a shutdown still comes through it.
                 2 => self
                     .conn
-                    .outbox
+                    .share
+                    .outbox()
                     .poll_take(cx, &mut self.batch)
                     .map(Wake::Inbox),
                 _ => match &mut self.timer {
@@ -533,7 +532,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// budget's later marks. Each keeps what is still in use.
     fn release_traffic_storage(&mut self) {
         self.batch = Vec::new();
-        self.conn.outbox.release();
+        self.conn.outbox().release();
         self.conn.session.release_when_drained();
         self.conn.share.release();
     }
