@@ -390,6 +390,52 @@ fn a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() 
     assert_eq!(b.read_text(), two);
 }
 
+#[test]
+fn joins_within_the_presence_delay_are_announced_together_before_what_is_said() {
+    // Long enough that the timer announces nothing during the test.
+    let server = Server::start(&["--presence-delay", "600000"]);
+    let (mut a, nick_a) = join(&server, "");
+    let (mut b, nick_b) = join(&server, "");
+    let (mut c, nick_c) = join(&server, "");
+    // What waits goes out first, in one line, each member hearing of
+    // those that came after it.
+    ws_send_text(&mut a, "hi");
+    let hi = chat_line(&nick_a, "hi");
+    assert_eq!(
+        ws_text(&mut a),
+        format!("* {nick_b} and {nick_c} joined #lobby")
+    );
+    assert_eq!(ws_text(&mut a), hi);
+    assert_eq!(ws_text(&mut b), format!("* {nick_c} joined #lobby"));
+    assert_eq!(ws_text(&mut b), hi);
+    assert_eq!(ws_text(&mut c), hi);
+}
+
+#[test]
+fn the_server_announces_joins_and_leaves_once_the_presence_delay_is_over() {
+    let delay = Duration::from_millis(300);
+    let server = Server::start(&["--presence-delay", "300"]);
+    let (mut a, _) = join(&server, "");
+    // Parked, as a quiet client is: the notices reach it there.
+    wait_parked(&server, 1.0);
+    let before = Instant::now();
+    let (b, nick_b) = join(&server, "");
+    assert_eq!(ws_text(&mut a), format!("* {nick_b} joined #lobby"));
+    assert!(
+        before.elapsed() >= delay,
+        "announced after {:?}",
+        before.elapsed()
+    );
+    let before = Instant::now();
+    drop(b);
+    assert_eq!(ws_text(&mut a), format!("* {nick_b} left #lobby"));
+    assert!(
+        before.elapsed() >= delay,
+        "announced after {:?}",
+        before.elapsed()
+    );
+}
+
 /// Waits until `/metrics` counts `n` parked connections.
 fn wait_parked(server: &Server, n: f64) {
     common::metrics::scrape_until(server.port, &format!("{n} parked"), |scrape| {

@@ -2,8 +2,11 @@
 //! welcome and history line queued on the recipients' connections.
 //! Throughput is in clients, so the time per element is the cost of one
 //! join and one leave. Up to [`ChatConfig::presence_limit`] members each
-//! join and leave is announced to the room (O(N) each, O(N^2) to fill it);
-//! above it they are not, so the cost per client stays flat as N grows.
+//! join and leave is announced to the room: announced each at once
+//! (`presence_delay` 0), O(N) each and O(N^2) to fill the room; announced
+//! together (the default delay, every join within it), one line per member
+//! for the lot. Above the limit they are not announced, so the cost per
+//! client stays flat as N grows.
 //!
 //!     cargo bench -p tincan-chat --bench presence
 
@@ -35,34 +38,56 @@ fn deliver(out: &Output, conns: &mut [Connection]) {
     }
 }
 
+/// Time passes until what waits is due, and it is delivered: the time then.
+fn flush(chat: &mut Chat, mut t: Now, conns: &mut [Connection]) -> Now {
+    if let Some(at) = chat.poll_timeout() {
+        t.mono = t.mono.max(at);
+    }
+    while let Some((_, out)) = chat.poll_presence(t) {
+        deliver(&out, conns);
+    }
+    t
+}
+
 fn presence(c: &mut Criterion) {
     let mut group = c.benchmark_group("presence");
     group.sample_size(20);
-    for n in [50usize, 100, 1000, 2000] {
-        let mut chat = Chat::new(ChatConfig {
-            max_room_clients: n,
-            ..ChatConfig::default()
-        });
-        let mut conns: Vec<Connection> = (0..n)
-            .map(|_| Connection::open(Role::Server, Config::default()))
-            .collect();
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(BenchmarkId::new("join and leave, room of", n), |b| {
-            b.iter(|| {
-                for i in 0..n {
-                    let id = ClientId(i as u64);
-                    let address = Address((i as u128).to_be_bytes());
-                    let out = chat
-                        .join(id, address, "lobby", Format::Json, now())
-                        .expect("room has space");
-                    deliver(&out, &mut conns);
-                }
-                for i in 0..n {
-                    let out = chat.leave(ClientId(i as u64), now());
-                    deliver(&out, &mut conns);
-                }
-            })
-        });
+    let delays = [
+        ("at once", Duration::ZERO),
+        ("together", ChatConfig::DEFAULT.presence_delay),
+    ];
+    for (announced, delay) in delays {
+        for n in [50usize, 100, 1000, 2000] {
+            let mut chat = Chat::new(ChatConfig {
+                max_room_clients: n,
+                presence_delay: delay,
+                ..ChatConfig::default()
+            });
+            let mut conns: Vec<Connection> = (0..n)
+                .map(|_| Connection::open(Role::Server, Config::default()))
+                .collect();
+            let mut t = now();
+            group.throughput(Throughput::Elements(n as u64));
+            let name = format!("join and leave, announced {announced}, room of");
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    for i in 0..n {
+                        let id = ClientId(i as u64);
+                        let address = Address((i as u128).to_be_bytes());
+                        let out = chat
+                            .join(id, address, "lobby", Format::Plain, t)
+                            .expect("room has space");
+                        deliver(&out, &mut conns);
+                    }
+                    t = flush(&mut chat, t, &mut conns);
+                    for i in 0..n {
+                        let out = chat.leave(ClientId(i as u64), t);
+                        deliver(&out, &mut conns);
+                    }
+                    t = flush(&mut chat, t, &mut conns);
+                })
+            });
+        }
     }
     group.finish();
 }

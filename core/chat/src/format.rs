@@ -60,15 +60,18 @@ pub enum Notice<'a> {
     },
     /// A live message or action.
     Said(&'a Entry),
-    /// Someone joined the room.
+    /// Some joined the room, in this order (several when their joins
+    /// were announced together: see [`ChatConfig::presence_delay`]).
+    ///
+    /// [`ChatConfig::presence_delay`]: crate::ChatConfig::presence_delay
     Join {
         /// Who.
-        nick: &'a str,
+        nicks: &'a [&'a str],
     },
-    /// Someone left the room.
+    /// Some left the room, in this order.
     Leave {
         /// Who.
-        nick: &'a str,
+        nicks: &'a [&'a str],
     },
     /// Someone changed nickname.
     Nick {
@@ -89,12 +92,34 @@ pub enum Notice<'a> {
     Error(&'a str),
 }
 
-/// Renders `notice` for a client in `room` in `format`; plain history gives
-/// one line per entry, everything else one message.
+/// Renders `notice` for a client in `room` in `format`: plain history gives
+/// one line per entry, JSON joins and leaves one envelope per member,
+/// everything else one message.
 pub fn render(format: Format, room: &str, notice: &Notice<'_>, ts: u64) -> Vec<String> {
-    match format {
-        Format::Plain => plain(room, notice),
-        Format::Json => vec![json(room, notice, ts)],
+    match (format, notice) {
+        (Format::Plain, _) => plain(room, notice),
+        // One envelope per member, as for a join or leave of its own.
+        (Format::Json, Notice::Join { nicks } | Notice::Leave { nicks }) => nicks
+            .iter()
+            .map(|nick| {
+                let one = &[*nick][..];
+                let single = match notice {
+                    Notice::Join { .. } => Notice::Join { nicks: one },
+                    _ => Notice::Leave { nicks: one },
+                };
+                json(room, &single, ts)
+            })
+            .collect(),
+        (Format::Json, _) => vec![json(room, notice, ts)],
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn listed(nicks: &[&str]) -> String {
+    match nicks {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -104,8 +129,8 @@ fn plain(room: &str, notice: &Notice<'_>) -> Vec<String> {
             format!("* Welcome to #{room}, {nick}. Type /help for commands.")
         }
         Notice::Said(entry) => said_line(entry),
-        Notice::Join { nick } => format!("* {nick} joined #{room}"),
-        Notice::Leave { nick } => format!("* {nick} left #{room}"),
+        Notice::Join { nicks } => format!("* {} joined #{room}", listed(nicks)),
+        Notice::Leave { nicks } => format!("* {} left #{room}", listed(nicks)),
         Notice::Nick { old, new } => format!("* {old} is now known as {new}"),
         Notice::History(entries) => return entries.iter().map(|e| said_line(e)).collect(),
         Notice::Who(nicks) => format!("* In #{room} ({}): {}", nicks.len(), nicks.join(", ")),
@@ -137,22 +162,22 @@ fn json(room: &str, notice: &Notice<'_>, ts: u64) -> String {
             field(&mut out, "nick", nick);
         }
         Notice::Said(entry) => said_json(&mut out, room, entry),
-        Notice::Join { nick } => envelope(
-            &mut out,
-            "join",
-            room,
-            Some(nick),
-            &format!("{nick} joined"),
-            ts,
-        ),
-        Notice::Leave { nick } => envelope(
-            &mut out,
-            "leave",
-            room,
-            Some(nick),
-            &format!("{nick} left"),
-            ts,
-        ),
+        // One member's (see `render`).
+        Notice::Join { nicks } | Notice::Leave { nicks } => {
+            let (kind, verb) = match notice {
+                Notice::Join { .. } => ("join", "joined"),
+                _ => ("leave", "left"),
+            };
+            let nick = nicks.first().copied().unwrap_or_default();
+            envelope(
+                &mut out,
+                kind,
+                room,
+                Some(nick),
+                &format!("{nick} {verb}"),
+                ts,
+            );
+        }
         Notice::Nick { old, new } => {
             envelope(
                 &mut out,
@@ -263,7 +288,23 @@ mod tests {
         let p = |n: &Notice<'_>| render(Format::Plain, "rust", n, 0);
         assert_eq!(p(&Notice::Said(&hello)), ["alice: hello"]);
         assert_eq!(p(&Notice::Said(&wave)), ["* bob waves"]);
-        assert_eq!(p(&Notice::Join { nick: "carol" }), ["* carol joined #rust"]);
+        assert_eq!(
+            p(&Notice::Join { nicks: &["carol"] }),
+            ["* carol joined #rust"]
+        );
+        // Joins and leaves announced together: one line.
+        assert_eq!(
+            p(&Notice::Join {
+                nicks: &["carol", "dave"]
+            }),
+            ["* carol and dave joined #rust"]
+        );
+        assert_eq!(
+            p(&Notice::Leave {
+                nicks: &["carol", "dave", "erin"]
+            }),
+            ["* carol, dave and erin left #rust"]
+        );
         assert_eq!(
             p(&Notice::History(&[&hello, &wave])),
             ["alice: hello", "* bob waves"]
@@ -284,8 +325,24 @@ mod tests {
             r#"{"type":"message","room":"rust","from":"alice","text":"say \"hi\"\n<b>","ts":7}"#
         );
         assert_eq!(
-            j(&Notice::Join { nick: "bob" }),
+            j(&Notice::Join { nicks: &["bob"] }),
             r#"{"type":"join","room":"rust","from":"bob","text":"bob joined","ts":9}"#
+        );
+        // Joins announced together: an envelope each, in order.
+        let both = render(
+            Format::Json,
+            "rust",
+            &Notice::Join {
+                nicks: &["bob", "eve"],
+            },
+            9,
+        );
+        assert_eq!(
+            both,
+            [
+                r#"{"type":"join","room":"rust","from":"bob","text":"bob joined","ts":9}"#,
+                r#"{"type":"join","room":"rust","from":"eve","text":"eve joined","ts":9}"#
+            ]
         );
         assert_eq!(
             j(&Notice::History(&[&hello])),
@@ -309,7 +366,7 @@ mod tests {
             r#"{"type":"nick","room":"rust","from":"guest-1","text":"guest-1 is now known as carol","ts":9,"nick":"carol"}"#
         );
         assert_eq!(
-            j(&Notice::Leave { nick: "bob" }),
+            j(&Notice::Leave { nicks: &["bob"] }),
             r#"{"type":"leave","room":"rust","from":"bob","text":"bob left","ts":9}"#
         );
         assert_eq!(

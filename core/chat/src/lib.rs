@@ -31,7 +31,12 @@
 //!   keeps the lowest bucket, so a client that reconnects starts where it
 //!   left off, not full: see [`rate`].
 //! - **Work:** a room's history is encoded once per format and shared by
-//!   every join until the next message.
+//!   every join until the next message. Joins and leaves wait
+//!   [`ChatConfig::presence_delay`] and go out together, so a room that
+//!   fills in a burst hears a few lines, not one per join; above
+//!   [`ChatConfig::presence_limit`] members they are not announced at all.
+//!   The caller hands them out when [`Chat::poll_timeout`] says
+//!   ([`Chat::poll_presence`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -45,12 +50,18 @@
 //! chat.join(ClientId(1), address, room, Format::Plain, now).unwrap();
 //! chat.join(ClientId(2), address, room, Format::Plain, now).unwrap();
 //!
+//! // The second join waits to be announced with any others.
+//! assert_eq!(chat.poll_timeout(), Some(now.mono + ChatConfig::default().presence_delay));
+//!
 //! let out = chat.input(ClientId(1), "hello", now);
 //! assert_eq!(out.broadcast, Some(2));
-//! let delivery = &out.deliveries[0];
-//! assert_eq!(delivery.to, [ClientId(1), ClientId(2)]);
+//! // What waited is announced first, so the room hears things in order.
+//! let [joined, said] = &out.deliveries[..] else { panic!("two deliveries") };
+//! assert_eq!(joined.to, [ClientId(1)]);
+//! assert_eq!(&joined.message.frame()[2..], b"* guest-2 joined #rust");
+//! assert_eq!(said.to, [ClientId(1), ClientId(2)]);
 //! // One frame, encoded once for every recipient: an unmasked FIN text frame.
-//! assert_eq!(&delivery.message.frame()[2..], b"guest-1: hello");
+//! assert_eq!(&said.message.frame()[2..], b"guest-1: hello");
 //! ```
 
 #![forbid(unsafe_code)]
@@ -116,6 +127,13 @@ pub struct ChatConfig {
     /// big room fills (1000 joins would be 500,000 notices); in a bigger room
     /// `/who` still lists everyone.
     pub presence_limit: usize,
+    /// Joins and leaves wait this long to be announced, so that those of a
+    /// room filling or emptying in a burst (a server restarting, every page
+    /// reconnecting) go out together: one line for a plain client, one
+    /// write for every member, where each join would otherwise be a notice
+    /// to each member. Zero announces each at once. Anything said in the
+    /// room first announces what waits, so the order holds.
+    pub presence_delay: Duration,
 }
 
 impl ChatConfig {
@@ -127,6 +145,7 @@ impl ChatConfig {
         max_room_clients: 1000,
         max_rooms: 1000,
         presence_limit: 100,
+        presence_delay: Duration::from_millis(250),
         rate: RateLimit::DEFAULT,
         flood_strikes: 10,
         max_addresses: 10_000,
@@ -273,6 +292,19 @@ struct Room {
     /// that N joins encode it once.
     encoded_history: [Option<Vec<PreparedMessage>>; 2],
     last_active: Duration,
+    /// Joins and leaves not yet announced, in order, and when they are due.
+    presence: Vec<PresenceEvent>,
+    presence_due: Duration,
+}
+
+/// A join or leave waiting to be announced.
+#[derive(Debug)]
+struct PresenceEvent {
+    joined: bool,
+    nick: String,
+    /// The local member that joined: it is told neither of its own join
+    /// nor of what its room heard before it.
+    local: Option<ClientId>,
 }
 
 impl Room {
@@ -303,6 +335,10 @@ pub struct Chat {
     next_guest_block: Option<(u64, u64)>,
     /// Members on other nodes.
     remote_members: HashMap<RemoteId, remote::RemoteMember>,
+    /// Rooms with joins and leaves to announce, by when, earliest first (the
+    /// delay is one for all). A room may be listed again, or announced
+    /// early: its own `presence_due` says.
+    presence_due: VecDeque<(Duration, Arc<str>)>,
     /// How many times a history was encoded (for the tests of the cache).
     #[cfg(test)]
     history_encodings: usize,
@@ -351,6 +387,7 @@ impl Chat {
             guest_block: None,
             next_guest_block: None,
             remote_members: HashMap::new(),
+            presence_due: VecDeque::new(),
             #[cfg(test)]
             history_encodings: 0,
         }
@@ -478,8 +515,12 @@ impl Chat {
         }
         let r = &self.rooms[room];
         if r.members.len() + r.remote.len() <= self.config.presence_limit {
-            let others: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
-            self.notify(&mut out, &others, &Notice::Join { nick: &nick }, now);
+            let event = PresenceEvent {
+                joined: true,
+                nick: nick.clone(),
+                local: Some(id),
+            };
+            self.record_presence(&mut out, room, event, now);
         }
         out.presence = Some((
             id,
@@ -508,20 +549,142 @@ impl Chat {
             let announced = room.members.len() + room.remote.len() <= self.config.presence_limit;
             room.members.retain(|&m| m != id);
             room.last_active = now.mono;
+            // Left before its join was announced: neither is, unless a
+            // member joined since, which was shown it in `/who`.
+            let unannounced = room.presence.iter().position(|e| e.local == Some(id));
+            if let Some(join) = unannounced {
+                let shown = room.presence[join + 1..]
+                    .iter()
+                    .any(|e| e.joined && e.local.is_some());
+                if !shown {
+                    room.presence.remove(join);
+                    return out;
+                }
+            }
             if !announced {
                 return out;
             }
-            let others = room.members.clone();
-            self.notify(
-                &mut out,
-                &others,
-                &Notice::Leave {
-                    nick: member.name.nick(),
-                },
-                now,
-            );
+            let event = PresenceEvent {
+                joined: false,
+                nick: member.name.nick().to_owned(),
+                local: None,
+            };
+            self.record_presence(&mut out, &member.room, event, now);
         }
         out
+    }
+
+    /// When the chat next wants [`Chat::poll_presence`]: the earliest time
+    /// a room's joins and leaves are due (see
+    /// [`ChatConfig::presence_delay`]). A join or a leave may set it, so a
+    /// caller asks again after each; it never moves later except by
+    /// [`Chat::poll_presence`].
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.presence_due.front().map(|&(at, _)| at)
+    }
+
+    /// Announces the joins and leaves of one room whose are due at `now`:
+    /// the room and the notices, or `None` once no room's are due. Called
+    /// until `None` from [`Chat::poll_timeout`]'s time on.
+    pub fn poll_presence(&mut self, now: Now) -> Option<(String, Output)> {
+        while let Some(&(at, _)) = self.presence_due.front() {
+            if at > now.mono {
+                return None;
+            }
+            let Some((_, room)) = self.presence_due.pop_front() else {
+                break;
+            };
+            // Announced early, or gone, or listed again for later.
+            let due = self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| !r.presence.is_empty() && r.presence_due <= now.mono);
+            if due {
+                let mut out = Output::default();
+                self.announce(&mut out, &room, now);
+                return Some((room.to_string(), out));
+            }
+        }
+        None
+    }
+
+    /// Keeps a join or leave in `room` to announce: now with no delay,
+    /// otherwise with the others in the room once the delay is over.
+    fn record_presence(&mut self, out: &mut Output, room: &str, event: PresenceEvent, now: Now) {
+        let delay = self.config.presence_delay;
+        let Some(key) = self.rooms.get_key_value(room).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        // Nobody to tell (a member that joins later learns who is there
+        // from `/who`): a join into a room where nothing waits, or a leave
+        // that empties it, which makes what waits moot.
+        let nobody = r.members.iter().all(|&m| Some(m) == event.local);
+        if nobody && (r.presence.is_empty() || !event.joined) {
+            r.presence.clear();
+            return;
+        }
+        let first = r.presence.is_empty();
+        r.presence.push(event);
+        if delay.is_zero() {
+            return self.announce(out, room, now);
+        }
+        if first {
+            let at = now.mono.saturating_add(delay);
+            r.presence_due = at;
+            self.presence_due.push_back((at, key));
+        }
+    }
+
+    /// Announces what waits in `room`, in order: each run of joins (or of
+    /// leaves) as one notice, to the members that were in the room before
+    /// it. A member that joined in the run hears of those after it only.
+    fn announce(&mut self, out: &mut Output, room: &str, now: Now) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let events = std::mem::take(&mut r.presence);
+        let members = r.members.clone();
+        // Local members whose join is not yet told: nothing before it is
+        // told to them.
+        let mut unborn: Vec<ClientId> = events
+            .iter()
+            .filter(|e| e.joined)
+            .filter_map(|e| e.local)
+            .collect();
+        for run in events.chunk_by(|a, b| a.joined == b.joined) {
+            let joined = run[0].joined;
+            let nicks: Vec<&str> = run.iter().map(|e| e.nick.as_str()).collect();
+            let notice = |nicks| match joined {
+                true => Notice::Join { nicks },
+                false => Notice::Leave { nicks },
+            };
+            let before: Vec<ClientId> = members
+                .iter()
+                .copied()
+                .filter(|m| !unborn.contains(m))
+                .collect();
+            self.notify(out, &before, &notice(&nicks), now);
+            for (i, event) in run.iter().enumerate() {
+                let Some(id) = event.local.filter(|_| joined) else {
+                    continue;
+                };
+                unborn.retain(|&u| u != id);
+                if i + 1 < run.len() {
+                    self.notify(out, &[id], &notice(&nicks[i + 1..]), now);
+                }
+            }
+        }
+    }
+
+    /// Announces what waits in `room` before something else is said there,
+    /// so that the room hears things in the order they happened.
+    fn announce_before(&mut self, out: &mut Output, room: &str, now: Now) {
+        if self.rooms.get(room).is_some_and(|r| !r.presence.is_empty()) {
+            self.announce(out, room, now);
+        }
     }
 
     /// A text message from a client: a chat message or a command.
@@ -611,6 +774,8 @@ impl Chat {
         if let Err(error) = checked {
             return self.notify(out, &[id], &Notice::Error(&error.to_string()), now);
         }
+        let room = self.members[&id].room.clone();
+        self.announce_before(out, &room, now);
         let member = &self.members[&id];
         let entry = Entry {
             kind,
@@ -684,6 +849,11 @@ impl Chat {
     /// Gives a member a new nickname (already checked), tells its room, and
     /// reports the change.
     fn set_nick(&mut self, out: &mut Output, id: ClientId, nick: String, now: Now) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        let key = member.room.clone();
+        self.announce_before(out, &key, now);
         let Some(member) = self.members.get_mut(&id) else {
             return;
         };
@@ -849,9 +1019,19 @@ mod tests {
     mod history_cache;
     mod history_store;
     mod nicknames;
+    mod presence;
     mod reconnects;
     mod remote_members;
     mod text_rules;
+
+    /// A chat that announces each join and leave at once (see
+    /// [`ChatConfig::presence_delay`]), for the tests of what is announced.
+    fn immediate() -> Chat {
+        Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
+            ..ChatConfig::DEFAULT
+        })
+    }
 
     fn at(secs: u64) -> Now {
         Now {
@@ -888,6 +1068,7 @@ mod tests {
     #[test]
     fn joins_and_leaves_are_announced_up_to_the_presence_limit() {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             presence_limit: 3,
             ..ChatConfig::DEFAULT
         });
@@ -931,7 +1112,7 @@ mod tests {
 
     #[test]
     fn a_client_joins_once() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         join(&mut chat, 1, "a");
         join(&mut chat, 2, "a");
         assert_eq!(
@@ -954,7 +1135,7 @@ mod tests {
 
     #[test]
     fn messages_stay_in_their_room() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         let welcome = join(&mut chat, 1, "rust");
         assert_eq!(
             texts(&welcome, 1),
@@ -974,7 +1155,7 @@ mod tests {
 
     #[test]
     fn each_format_gets_its_own_encoding() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         join(&mut chat, 1, "lobby");
         chat.join(ClientId(2), addr(2), "lobby", Format::Json, at(0))
             .expect("room");
@@ -988,7 +1169,7 @@ mod tests {
 
     #[test]
     fn guests_are_numbered_in_join_order() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         // Client ids also count connections that never joined.
         join(&mut chat, 7, "lobby");
         join(&mut chat, 40, "rust");
@@ -998,7 +1179,7 @@ mod tests {
 
     #[test]
     fn nicknames_are_checked_and_announced() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         join(&mut chat, 1, "lobby");
         join(&mut chat, 2, "lobby");
         let out = chat.input(ClientId(1), "/nick alice", at(1));
@@ -1033,7 +1214,7 @@ mod tests {
 
     #[test]
     fn presence_who_me_help_and_unknown_commands() {
-        let mut chat = Chat::default();
+        let mut chat = immediate();
         join(&mut chat, 1, "lobby");
         join(&mut chat, 2, "lobby");
         assert_eq!(
@@ -1061,6 +1242,7 @@ mod tests {
     #[test]
     fn late_joiners_get_bounded_history() {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             history: 2,
             ..ChatConfig::default()
         });
@@ -1091,6 +1273,7 @@ mod tests {
     #[test]
     fn history_survives_an_empty_room_until_the_room_is_needed() {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             max_rooms: 1,
             ..ChatConfig::default()
         });
@@ -1108,6 +1291,7 @@ mod tests {
     #[test]
     fn message_length_and_empty_messages() {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             max_text_len: 5,
             ..ChatConfig::default()
         });
@@ -1161,6 +1345,7 @@ mod tests {
     #[test]
     fn server_and_room_capacity() {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             max_clients: 3,
             max_room_clients: 2,
             ..ChatConfig::default()

@@ -92,9 +92,13 @@ impl Chat {
                 r.remote.push(who);
                 r.last_active = now.mono;
                 let announced = r.members.len() + r.remote.len() <= self.config.presence_limit;
-                let locals = r.members.clone();
                 if announced {
-                    self.notify(&mut out, &locals, &Notice::Join { nick: &nick }, now);
+                    let event = PresenceEvent {
+                        joined: true,
+                        nick: nick.clone(),
+                        local: None,
+                    };
+                    self.record_presence(&mut out, &room, event, now);
                 }
                 self.remote_members.insert(
                     who,
@@ -110,6 +114,7 @@ impl Chat {
                 if !self.make_room(&appended.room) {
                     return out;
                 }
+                self.announce_before(&mut out, &appended.room, now);
                 let limit = self.config.history;
                 let r = self.rooms.entry(self.room_key(&appended.room)).or_default();
                 r.last_active = now.mono;
@@ -189,16 +194,13 @@ impl Chat {
         let announced = r.members.len() + r.remote.len() <= self.config.presence_limit;
         r.remote.retain(|&m| m != who);
         r.last_active = now.mono;
-        let locals = r.members.clone();
         if announced {
-            self.notify(
-                &mut out,
-                &locals,
-                &Notice::Leave {
-                    nick: member.name.nick(),
-                },
-                now,
-            );
+            let event = PresenceEvent {
+                joined: false,
+                nick: member.name.nick().to_owned(),
+                local: None,
+            };
+            self.record_presence(&mut out, &member.room, event, now);
         }
         out
     }
@@ -246,6 +248,9 @@ impl Chat {
                 self.notify(out, &[loser], &Notice::Error(&error), now);
             }
             None => {}
+        }
+        if let Some(room) = self.remote_members.get(&who).map(|m| m.room.clone()) {
+            self.announce_before(out, &room, now);
         }
         let Some(member) = self.remote_members.get_mut(&who) else {
             return;

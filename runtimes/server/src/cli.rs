@@ -153,6 +153,11 @@ struct Args {
           default_value_t = DEFAULT.chat.presence_limit)]
     presence_limit: usize,
 
+    /// Joins and leaves wait this long, so that a room filling in a burst hears them together (one line for plain clients, one write for every member). 0: each at once
+    #[arg(long, env = "TINCAN_PRESENCE_DELAY", value_name = "MS",
+          default_value_t = DEFAULT.chat.presence_delay.as_millis() as u64)]
+    presence_delay: u64,
+
     /// Addresses whose rate-limit state outlives their connections, so that
     /// reconnecting does not refill it (least recently used forgotten first)
     #[arg(long, env = "TINCAN_MAX_ADDRESSES", value_name = "N",
@@ -285,6 +290,7 @@ where
     config.chat.max_room_clients = args.max_room_clients;
     config.chat.max_rooms = args.max_rooms;
     config.chat.presence_limit = args.presence_limit;
+    config.chat.presence_delay = Duration::from_millis(args.presence_delay);
     config.chat.max_addresses = args.max_addresses;
     config.chat.rate.per_second = args.rate;
     config.chat.rate.burst = args.burst;
@@ -416,10 +422,12 @@ mod tests {
             "127.0.0.1:9090",
             "--drain-grace=15",
             "--write-delay=20",
+            "--presence-delay=0",
             "8080",
         ])
         .expect("runs");
         assert_eq!(config.write_delay, Duration::from_millis(20));
+        assert_eq!(config.chat.presence_delay, Duration::ZERO);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.metrics_bind, Some(([127, 0, 0, 1], 9090).into()));
         assert_eq!(config.drain_grace, Duration::from_secs(15));
@@ -509,6 +517,7 @@ mod tests {
             ("--max-rooms", "1000".into()),
             ("--max-connections-per-ip", "100".into()),
             ("--presence-limit", "100".into()),
+            ("--presence-delay", "250".into()),
             ("--max-addresses", "10000".into()),
             ("--max-message-size", (16 << 20).to_string()),
             ("--max-send-queue", (1 << 20).to_string()),

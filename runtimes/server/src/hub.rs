@@ -4,6 +4,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use async_channel::Sender;
+
 use tincan_chat::{Appended, Chat, ChatConfig, ClientId, Now, Output, Presence};
 
 use crate::broker::Link;
@@ -24,6 +26,11 @@ pub struct Hub {
     pub(crate) store: Option<Writer>,
     /// `--redis`: where events for the other nodes go.
     pub(crate) broker: Option<std::sync::Arc<Link>>,
+    /// Rung when joins and leaves start to wait to be announced (see
+    /// [`ChatConfig::presence_delay`]), for the task that announces them.
+    pub(crate) presence_bell: Option<Sender<()>>,
+    /// The bell was rung and the task has not yet found nothing waiting.
+    pub(crate) presence_rung: bool,
 }
 
 impl Hub {
@@ -35,6 +42,23 @@ impl Hub {
             draining: false,
             store: None,
             broker: None,
+            presence_bell: None,
+            presence_rung: false,
+        }
+    }
+
+    /// Wakes the task that announces joins and leaves if some now wait and
+    /// it was not told yet: called after each chat operation. (Later ones
+    /// are due no sooner, so the task, asleep until the first, need not be
+    /// woken for them.)
+    pub(crate) fn ring_presence(&mut self) {
+        if self.presence_rung || self.chat.poll_timeout().is_none() {
+            return;
+        }
+        if let Some(bell) = &self.presence_bell {
+            self.presence_rung = true;
+            // Full: rung already.
+            let _ = bell.try_send(());
         }
     }
 

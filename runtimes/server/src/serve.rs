@@ -202,6 +202,8 @@ pub async fn serve<R: Runtime>(
         None => None,
     };
     let parker = Parker::new().map_err(|e| format!("cannot watch idle connections: {e}"))?;
+    let (presence_bell, presence_rung) = async_channel::bounded::<()>(1);
+    hub.presence_bell = Some(presence_bell);
     let shared = Arc::new(Shared {
         runtime,
         hub: Mutex::new(hub),
@@ -218,6 +220,9 @@ pub async fn serve<R: Runtime>(
         parker,
         _alive: alive,
     });
+    shared
+        .runtime
+        .spawn(announce_presence(Arc::downgrade(&shared), presence_rung));
     let link = broker.map(|broker| {
         let side = Arc::new(BrokerSide(Arc::downgrade(&shared)));
         let link = broker.run(&shared.runtime, side);
@@ -538,6 +543,31 @@ impl<R: Runtime> Shared<R> {
         session.process(&self.hub, &self.fanout, outbox, now(self.start));
     }
 
+    /// Hands the joins and leaves due now to their rooms' outboxes, room
+    /// by room, each in its room's turn and inside the gate, as a session
+    /// hands out what it said.
+    fn announce_due(&self) {
+        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let mut hub = lock(&self.hub);
+            if hub.stopping {
+                return;
+            }
+            let Some((room, out)) = hub.chat.poll_presence(now(self.start)) else {
+                return;
+            };
+            if out.deliveries.is_empty() {
+                continue;
+            }
+            let turn = self.fanout.turn(Stripe::of(&room));
+            drop(hub);
+            let lane = turn.wait();
+            let capacity = self.config.outbox_capacity;
+            let (_, delivered) = lane.put(out.deliveries, None, None, capacity);
+            self.metrics.deliveries_out.inc_by(delivered);
+        }
+    }
+
     /// Counts a connection from the address `key` in (`+1`) or out (`-1`);
     /// returns how many it holds now.
     fn count_address(&self, key: Ipv6Addr, change: isize) -> usize {
@@ -552,6 +582,45 @@ impl<R: Runtime> Shared<R> {
             counts.remove(&key);
         }
         now
+    }
+}
+
+/// Announces joins and leaves once they are due (see
+/// [`tincan_chat::ChatConfig::presence_delay`]): sleeps until the chat's
+/// next time, or, with none, until a session rings that some wait (see
+/// [`Hub::ring_presence`]). Holds the server weakly while it sleeps, so
+/// that it never keeps shutdown waiting; ends with it, or once shutdown
+/// began (what waits then is moot: every member is being closed).
+async fn announce_presence<R: Runtime>(server: Weak<Shared<R>>, rung: Receiver<()>) {
+    loop {
+        let next = {
+            let Some(shared) = server.upgrade() else {
+                return;
+            };
+            let mut hub = lock(&shared.hub);
+            if hub.stopping {
+                return;
+            }
+            let next = hub.chat.poll_timeout();
+            hub.presence_rung = next.is_some();
+            next.map(|at| (shared.start + at, shared.runtime.clone()))
+        };
+        match next {
+            None => {
+                if rung.recv().await.is_err() {
+                    return;
+                }
+            }
+            Some((at, runtime)) => {
+                if at > Instant::now() {
+                    runtime.timer_at(at).await;
+                }
+                match server.upgrade() {
+                    Some(shared) => shared.announce_due(),
+                    None => return,
+                }
+            }
+        }
     }
 }
 
@@ -592,6 +661,7 @@ impl<R: Runtime> Side for BrokerSide<R> {
                     continue;
                 }
             };
+            hub.ring_presence();
             // A local member that lost a nickname race is renamed: the
             // other nodes are told.
             if out.presence.is_some() {

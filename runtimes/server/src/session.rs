@@ -605,12 +605,13 @@ impl Session {
     fn hand_out(
         &mut self,
         out: Output,
-        hub: MutexGuard<'_, Hub>,
+        mut hub: MutexGuard<'_, Hub>,
         fanout: &Fanout,
         outbox: &Outbox,
         sample: Option<Arc<Sample>>,
         change: Membership,
     ) {
+        hub.ring_presence();
         if let Some(clients) = out.broadcast {
             self.log(Log::Broadcasting { clients });
         }
@@ -775,9 +776,15 @@ mod tests {
         assert_eq!(taken, [ClientId(1), ClientId(2), ClientId(3)]);
     }
 
-    /// A chat's hub and rooms, each test its own.
+    /// A chat's hub and rooms, each test its own. Joins and leaves are
+    /// announced at once: no task here announces them later (the serve
+    /// loop's does, tested through the binaries).
     fn chat_for(config: &ServerConfig) -> (Mutex<Hub>, Fanout) {
-        (Mutex::new(Hub::new(config.chat.clone())), Fanout::new())
+        let chat = chat::ChatConfig {
+            presence_delay: Duration::ZERO,
+            ..config.chat.clone()
+        };
+        (Mutex::new(Hub::new(chat)), Fanout::new())
     }
 
     fn at(secs: u64) -> Now {

@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn a_message_is_compressed_only_when_someone_in_its_audience_takes_it() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     join(&mut chat, 2, "lobby");
     let text = "a message long enough that compressing it makes it smaller, smaller, smaller";

@@ -13,7 +13,7 @@ fn shared(out: &Output, id: u64) -> Vec<*const u8> {
 
 #[test]
 fn n_joins_encode_the_history_once_per_format() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     chat.input(ClientId(1), "one", at(1));
     chat.input(ClientId(1), "/me two", at(2));
@@ -67,7 +67,7 @@ fn n_joins_encode_the_history_once_per_format() {
 
 #[test]
 fn each_room_has_its_own_cache_and_empty_history_encodes_nothing() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "a");
     join(&mut chat, 2, "b");
     join(&mut chat, 3, "b");

@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn each_message_and_action_is_handed_out_and_nothing_else() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "rust");
     let said = chat.input(ClientId(1), "hello", at(1));
     assert_eq!(
@@ -32,6 +32,7 @@ fn each_message_and_action_is_handed_out_and_nothing_else() {
 fn a_message_is_handed_out_even_without_history() {
     // Other nodes need it to deliver it; a store keeps none of it.
     let mut chat = Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         history: 0,
         ..ChatConfig::DEFAULT
     });
@@ -42,6 +43,7 @@ fn a_message_is_handed_out_even_without_history() {
 #[test]
 fn a_restored_history_is_served_capped_at_the_limit() {
     let mut chat = Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         history: 2,
         max_rooms: 1,
         ..ChatConfig::DEFAULT

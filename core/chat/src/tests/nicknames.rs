@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn with_alice() -> Chat {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     join(&mut chat, 2, "lobby");
     chat.join(ClientId(3), addr(3), "lobby", Format::Json, at(0))
@@ -99,6 +99,7 @@ proptest! {
         asks in prop::collection::vec((0u64..4, "[a-zA-Z0-9._|-]{1,6}"), 0..40)
     ) {
         let mut chat = Chat::new(ChatConfig {
+            presence_delay: Duration::ZERO,
             rate: RateLimit { burst: 1000, per_second: 1.0 },
             ..ChatConfig::default()
         });

@@ -8,6 +8,7 @@ const HOME: Address = Address([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0,
 
 fn limited(burst: u32, per_second: f64) -> Chat {
     Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         rate: RateLimit { burst, per_second },
         ..ChatConfig::default()
     })
@@ -63,6 +64,7 @@ fn concurrent_clients_from_one_address_keep_their_own_buckets() {
 #[test]
 fn the_address_table_is_bounded_least_recently_used_first() {
     let mut chat = Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         rate: RateLimit {
             burst: 2,
             per_second: 1.0,
@@ -84,6 +86,7 @@ fn the_address_table_is_bounded_least_recently_used_first() {
 
     // With no table, each connection starts full.
     let mut chat = Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         max_addresses: 0,
         ..ChatConfig::default()
     });

@@ -17,7 +17,7 @@ fn remote_join(chat: &mut Chat, client: u64, room: &str, nick: &str) -> Output {
 
 #[test]
 fn remote_members_are_announced_listed_and_heard() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     let joined = remote_join(&mut chat, 5, "lobby", "guest-100");
     assert_eq!(texts(&joined, 1), ["* guest-100 joined #lobby"]);
@@ -55,7 +55,7 @@ fn remote_members_are_announced_listed_and_heard() {
 
 #[test]
 fn a_lost_node_takes_its_members_with_leave_notices() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     remote_join(&mut chat, 5, "lobby", "guest-100");
     remote_join(&mut chat, 6, "lobby", "guest-101");
@@ -70,7 +70,7 @@ fn a_lost_node_takes_its_members_with_leave_notices() {
 
 #[test]
 fn local_events_are_reported_for_the_other_nodes() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     let joined = join(&mut chat, 1, "lobby");
     assert_eq!(
         joined.presence.map(|(_, p)| p),
@@ -99,7 +99,7 @@ fn local_events_are_reported_for_the_other_nodes() {
 
 #[test]
 fn the_first_claim_in_the_shared_order_wins() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     join(&mut chat, 1, "lobby");
     join(&mut chat, 2, "lobby");
     remote_join(&mut chat, 5, "lobby", "guest-100");
@@ -141,7 +141,7 @@ fn the_first_claim_in_the_shared_order_wins() {
 
 #[test]
 fn reserved_guest_blocks_are_used_in_turn() {
-    let mut chat = Chat::default();
+    let mut chat = immediate();
     assert!(!chat.wants_guests(2), "numbers are not shared");
     chat.reserve_guests(1001, 2);
     assert!(!chat.wants_guests(2));

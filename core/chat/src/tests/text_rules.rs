@@ -7,6 +7,7 @@ use super::*;
 /// Plain client 1 and JSON client 2 in the lobby.
 fn two_formats() -> Chat {
     let mut chat = Chat::new(ChatConfig {
+        presence_delay: Duration::ZERO,
         flood_strikes: 2,
         ..ChatConfig::default()
     });
