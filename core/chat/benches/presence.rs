@@ -4,8 +4,9 @@
 //! join and one leave. Up to [`ChatConfig::presence_limit`] members each
 //! join and leave is announced to the room: announced each at once
 //! (`presence_delay` 0), O(N) each and O(N^2) to fill the room; announced
-//! together (the default delay, every join within it), one line per member
-//! for the lot. Above the limit they are not announced, so the cost per
+//! together (the default delay, every join within it), one line per plain
+//! member for the lot and one object per join for the JSON ones (half the
+//! clients each). Above the limit they are not announced, so the cost per
 //! client stays flat as N grows.
 //!
 //!     cargo bench -p tincan-chat --bench presence
@@ -74,8 +75,9 @@ fn presence(c: &mut Criterion) {
                     for i in 0..n {
                         let id = ClientId(i as u64);
                         let address = Address((i as u128).to_be_bytes());
+                        let format = [Format::Plain, Format::Json][i % 2];
                         let out = chat
-                            .join(id, address, "lobby", Format::Plain, t)
+                            .join(id, address, "lobby", format, t)
                             .expect("room has space");
                         deliver(&out, &mut conns);
                     }

@@ -60,7 +60,7 @@ pub enum Notice<'a> {
     },
     /// A live message or action.
     Said(&'a Entry),
-    /// Some joined the room, in this order (several when their joins
+    /// Members joined the room, in this order (several when their joins
     /// were announced together: see [`ChatConfig::presence_delay`]).
     ///
     /// [`ChatConfig::presence_delay`]: crate::ChatConfig::presence_delay
@@ -68,7 +68,7 @@ pub enum Notice<'a> {
         /// Who.
         nicks: &'a [&'a str],
     },
-    /// Some left the room, in this order.
+    /// Members left the room, in this order.
     Leave {
         /// Who.
         nicks: &'a [&'a str],

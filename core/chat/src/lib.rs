@@ -301,6 +301,9 @@ struct Room {
 #[derive(Debug)]
 struct PresenceEvent {
     joined: bool,
+    /// Announced; not for a join past the presence limit, kept only so that
+    /// its member is not told what came before it.
+    told: bool,
     nick: String,
     /// The local member that joined: it is told neither of its own join
     /// nor of what its room heard before it.
@@ -470,7 +473,8 @@ impl Chat {
 
     /// Adds a client that connected from `address` to `room` as `guest-N`
     /// (numbered in join order): it gets a welcome and the room's history;
-    /// the others a join notice. Its rate limit starts from the lowest
+    /// the others a join notice, at once or with other joins and leaves
+    /// (see [`ChatConfig::presence_delay`]). Its rate limit starts from the lowest
     /// bucket recorded for `address` (see [`rate`]).
     pub fn join(
         &mut self,
@@ -514,9 +518,13 @@ impl Chat {
             });
         }
         let r = &self.rooms[room];
-        if r.members.len() + r.remote.len() <= self.config.presence_limit {
+        let told = r.members.len() + r.remote.len() <= self.config.presence_limit;
+        // Past the limit, kept only while something waits, which this
+        // member must not be told (it sees the room in `/who`).
+        if told || !r.presence.is_empty() {
             let event = PresenceEvent {
                 joined: true,
+                told,
                 nick: nick.clone(),
                 local: Some(id),
             };
@@ -532,7 +540,9 @@ impl Chat {
         Ok(out)
     }
 
-    /// Removes a client; the rest of its room gets a leave notice.
+    /// Removes a client; the rest of its room gets a leave notice (see
+    /// [`ChatConfig::presence_delay`]), unless the client came and went
+    /// before its join was announced and nobody joined since.
     pub fn leave(&mut self, id: ClientId, now: Now) -> Output {
         let mut out = Output::default();
         let Some(member) = self.members.remove(&id) else {
@@ -566,6 +576,7 @@ impl Chat {
             }
             let event = PresenceEvent {
                 joined: false,
+                told: true,
                 nick: member.name.nick().to_owned(),
                 local: None,
             };
@@ -632,7 +643,13 @@ impl Chat {
             return self.announce(out, room, now);
         }
         if first {
-            let at = now.mono.saturating_add(delay);
+            // No sooner than a room listed before it (a caller's `now` may
+            // be a little stale), so that the list stays in order.
+            let after = self
+                .presence_due
+                .back()
+                .map_or(Duration::ZERO, |&(at, _)| at);
+            let at = now.mono.saturating_add(delay).max(after);
             r.presence_due = at;
             self.presence_due.push_back((at, key));
         }
@@ -647,35 +664,61 @@ impl Chat {
         };
         let events = std::mem::take(&mut r.presence);
         let members = r.members.clone();
-        // Local members whose join is not yet told: nothing before it is
+        // Local members whose join is not yet reached: nothing before it is
         // told to them.
         let mut unborn: Vec<ClientId> = events
             .iter()
             .filter(|e| e.joined)
             .filter_map(|e| e.local)
             .collect();
-        for run in events.chunk_by(|a, b| a.joined == b.joined) {
-            let joined = run[0].joined;
-            let nicks: Vec<&str> = run.iter().map(|e| e.nick.as_str()).collect();
-            let notice = |nicks| match joined {
-                true => Notice::Join { nicks },
-                false => Notice::Leave { nicks },
-            };
-            let before: Vec<ClientId> = members
-                .iter()
-                .copied()
-                .filter(|m| !unborn.contains(m))
-                .collect();
-            self.notify(out, &before, &notice(&nicks), now);
-            for (i, event) in run.iter().enumerate() {
-                let Some(id) = event.local.filter(|_| joined) else {
-                    continue;
-                };
-                unborn.retain(|&u| u != id);
-                if i + 1 < run.len() {
-                    self.notify(out, &[id], &notice(&nicks[i + 1..]), now);
-                }
+        for run in events.chunk_by(|a, b| (a.joined, a.told) == (b.joined, b.told)) {
+            if run[0].told {
+                let before: Vec<ClientId> = members
+                    .iter()
+                    .copied()
+                    .filter(|m| !unborn.contains(m))
+                    .collect();
+                self.announce_run(out, run, &before, now);
             }
+            if run[0].joined {
+                unborn.retain(|u| !run.iter().any(|e| e.local == Some(*u)));
+            }
+        }
+    }
+
+    /// One run of joins or of leaves, to `before` (the members in the room
+    /// before it) and to the members that joined in it, each of those after
+    /// its own join: a plain client gets one line, a JSON one an object per
+    /// member, each object made once for all that get it.
+    fn announce_run(&self, out: &mut Output, run: &[PresenceEvent], before: &[ClientId], now: Now) {
+        let nicks: Vec<&str> = run.iter().map(|e| e.nick.as_str()).collect();
+        if !run[0].joined {
+            return self.notify(out, before, &Notice::Leave { nicks: &nicks }, now);
+        }
+        let format = |id: &ClientId| self.members.get(id).map(|m| m.format);
+        let (mut json, plain): (Vec<ClientId>, Vec<ClientId>) = before
+            .iter()
+            .partition(|id| format(id) == Some(Format::Json));
+        self.notify(out, &plain, &Notice::Join { nicks: &nicks }, now);
+        for (i, event) in run.iter().enumerate() {
+            let tail = &nicks[i + 1..];
+            match event.local {
+                Some(id) if !tail.is_empty() && format(&id) == Some(Format::Plain) => {
+                    self.notify(out, &[id], &Notice::Join { nicks: tail }, now);
+                }
+                _ => {}
+            }
+        }
+        for (i, event) in run.iter().enumerate() {
+            self.notify(
+                out,
+                &json,
+                &Notice::Join {
+                    nicks: &nicks[i..=i],
+                },
+                now,
+            );
+            json.extend(event.local.filter(|id| format(id) == Some(Format::Json)));
         }
     }
 

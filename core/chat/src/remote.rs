@@ -83,7 +83,8 @@ impl Chat {
                     if old.room == room && old.name.nick() == nick {
                         return out;
                     }
-                    let _ = self.remote_leave(who, now);
+                    // Elsewhere now, or renamed: the join says it.
+                    let _ = self.remote_leave(who, now, false);
                 }
                 if !self.make_room(&room) {
                     return out;
@@ -95,6 +96,7 @@ impl Chat {
                 if announced {
                     let event = PresenceEvent {
                         joined: true,
+                        told: true,
                         nick: nick.clone(),
                         local: None,
                     };
@@ -108,7 +110,7 @@ impl Chat {
                     },
                 );
             }
-            RemoteEvent::Left => out = self.remote_leave(who, now),
+            RemoteEvent::Left => out = self.remote_leave(who, now, true),
             RemoteEvent::Renamed { nick } => self.remote_rename(&mut out, who, nick, now),
             RemoteEvent::Said(appended) => {
                 if !self.make_room(&appended.room) {
@@ -128,7 +130,8 @@ impl Chat {
     }
 
     /// Forgets every member of `node` (it stopped answering), with leave
-    /// notices to the local members of their rooms.
+    /// notices to the local members of their rooms (at once, or with other
+    /// joins and leaves: see [`ChatConfig::presence_delay`]).
     pub fn drop_node(&mut self, node: u64, now: Now) -> Output {
         let mut gone: Vec<RemoteId> = self
             .remote_members
@@ -139,7 +142,7 @@ impl Chat {
         gone.sort();
         let mut out = Output::default();
         for who in gone {
-            let left = self.remote_leave(who, now);
+            let left = self.remote_leave(who, now, true);
             out.deliveries.extend(left.deliveries);
         }
         out
@@ -183,7 +186,8 @@ impl Chat {
         true
     }
 
-    fn remote_leave(&mut self, who: RemoteId, now: Now) -> Output {
+    /// Forgets a member of another node; its room is told if `told`.
+    fn remote_leave(&mut self, who: RemoteId, now: Now, told: bool) -> Output {
         let mut out = Output::default();
         let Some(member) = self.remote_members.remove(&who) else {
             return out;
@@ -194,9 +198,10 @@ impl Chat {
         let announced = r.members.len() + r.remote.len() <= self.config.presence_limit;
         r.remote.retain(|&m| m != who);
         r.last_active = now.mono;
-        if announced {
+        if announced && told {
             let event = PresenceEvent {
                 joined: false,
+                told,
                 nick: member.name.nick().to_owned(),
                 local: None,
             };

@@ -1,7 +1,7 @@
 //! A client's outbox: where other sessions (and the broker) put the chat
 //! messages meant for it, and where its own task takes them from.
 //!
-//! Not a channel: a queue behind a mutex and one stored waker. A message put
+//! Not a channel: a queue behind a mutex and one stored waiter. A message put
 //! into an empty outbox wakes the task once; the ones put before it has run
 //! join the same batch without another wake-up, and the task takes the whole
 //! batch in one swap of vectors. So a burst to a client costs one wake-up,

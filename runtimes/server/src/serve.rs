@@ -603,7 +603,12 @@ async fn announce_presence<R: Runtime>(server: Weak<Shared<R>>, rung: Receiver<(
             }
             let next = hub.chat.poll_timeout();
             hub.presence_rung = next.is_some();
-            next.map(|at| (shared.start + at, shared.runtime.clone()))
+            // One past what an `Instant` holds is looked at again in an hour.
+            let later = || Instant::now() + Duration::from_secs(3600);
+            next.map(|at| {
+                let at = shared.start.checked_add(at).unwrap_or_else(later);
+                (at, shared.runtime.clone())
+            })
         };
         match next {
             None => {

@@ -65,17 +65,58 @@ fn joins_within_the_delay_are_announced_together() {
 }
 
 #[test]
-fn json_clients_get_an_envelope_each_in_one_batch() {
+fn json_clients_get_an_object_each_made_once_for_all() {
     let mut chat = Chat::default();
-    join_at(&mut chat, 1, Format::Json, ms(0));
-    chat.join(ClientId(2), addr(2), "lobby", Format::Plain, ms(0))
-        .expect("room");
-    join_at(&mut chat, 3, Format::Plain, ms(0));
+    for id in 1..=4 {
+        join_at(&mut chat, id, Format::Json, ms(0));
+    }
     let announced = due(&mut chat, ms(250));
-    let json = texts(&announced[0].1, 1);
-    assert_eq!(json.len(), 2, "{json:?}");
-    assert!(json[0].starts_with(r#"{"type":"join","room":"lobby","from":"guest-2""#));
-    assert!(json[1].starts_with(r#"{"type":"join","room":"lobby","from":"guest-3""#));
+    let out = &announced[0].1;
+    // One object per member that joined, each to those there before it.
+    let to: Vec<Vec<ClientId>> = out.deliveries.iter().map(|d| d.to.clone()).collect();
+    assert_eq!(
+        to,
+        [
+            vec![ClientId(1)],
+            vec![ClientId(1), ClientId(2)],
+            (1..=3).map(ClientId).collect()
+        ]
+    );
+    let json = texts(out, 1);
+    for (text, nick) in json.iter().zip(["guest-2", "guest-3", "guest-4"]) {
+        let start = format!(r#"{{"type":"join","room":"lobby","from":"{nick}""#);
+        assert!(text.starts_with(&start), "{text}");
+    }
+    // A plain member in the same room gets one line.
+    join_at(&mut chat, 5, Format::Plain, ms(300));
+    join_at(&mut chat, 6, Format::Json, ms(300));
+    join_at(&mut chat, 7, Format::Plain, ms(300));
+    let out = &due(&mut chat, ms(550))[0].1;
+    assert_eq!(texts(out, 5), ["* guest-6 and guest-7 joined #lobby"]);
+    assert_eq!(texts(out, 6).len(), 1, "guest-7's object");
+    assert_eq!(texts(out, 1).len(), 3);
+}
+
+#[test]
+fn a_member_past_the_presence_limit_hears_nothing_from_before_it() {
+    let mut chat = Chat::new(ChatConfig {
+        presence_limit: 2,
+        ..ChatConfig::DEFAULT
+    });
+    join_at(&mut chat, 1, Format::Plain, ms(0));
+    join_at(&mut chat, 2, Format::Plain, ms(0));
+    due(&mut chat, ms(250));
+    chat.leave(ClientId(2), ms(300));
+    join_at(&mut chat, 3, Format::Plain, ms(300));
+    // Past the limit: not announced, and not told what waits either.
+    join_at(&mut chat, 4, Format::Plain, ms(300));
+    let out = &due(&mut chat, ms(550))[0].1;
+    assert_eq!(
+        texts(out, 1),
+        ["* guest-2 left #lobby", "* guest-3 joined #lobby"]
+    );
+    assert!(texts(out, 3).is_empty());
+    assert!(texts(out, 4).is_empty(), "{:?}", texts(out, 4));
 }
 
 #[test]
@@ -173,9 +214,17 @@ fn rooms_are_announced_each_in_turn_and_members_of_other_nodes_too() {
     let second = due(&mut chat, ms(350));
     assert_eq!(second[0].0, "rust");
     assert_eq!(texts(&second[0].1, 2), ["* guest-3 joined #rust"]);
-    chat.remote(them, RemoteEvent::Left, ms(400));
-    let left = due(&mut chat, ms(650));
-    assert_eq!(texts(&left[0].1, 1), ["* zoe left #lobby"]);
+    // Joined again under another name: the join says it.
+    let renamed = RemoteEvent::Joined {
+        room: "lobby".into(),
+        nick: "zed".into(),
+    };
+    chat.remote(them, renamed, ms(360));
+    let again = due(&mut chat, ms(610));
+    assert_eq!(texts(&again[0].1, 1), ["* zed joined #lobby"]);
+    chat.remote(them, RemoteEvent::Left, ms(700));
+    let left = due(&mut chat, ms(950));
+    assert_eq!(texts(&left[0].1, 1), ["* zed left #lobby"]);
 }
 
 /// What a test client does.
@@ -217,77 +266,132 @@ fn announced(line: &str) -> Option<(bool, Vec<String>)> {
 proptest! {
     /// Every member that starts from the room's `/who` at its join and
     /// follows the announcements it gets ends up knowing who is in the
-    /// room, however joins, leaves, messages and time interleave.
+    /// room, however joins, leaves, messages and time interleave; and it
+    /// is never told what it knew.
     #[test]
     fn every_member_knows_who_is_in_the_room(ops in proptest::collection::vec(op(), 1..60)) {
-        let mut chat = Chat::default();
-        let mut now = 0;
-        let mut next = 1;
-        let mut views: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-        // Announcements that tell a member what it knew (a join of one in
-        // its view, a leave of one not in it): none should.
-        let mut stale = Vec::new();
-        let mut apply = |views: &mut BTreeMap<u64, BTreeSet<String>>, out: &Output| {
-            for (&id, view) in views.iter_mut() {
-                for line in texts(out, id) {
-                    let Some((joined, nicks)) = announced(&line) else {
-                        continue;
+        let followed = follow(ops, ChatConfig::DEFAULT.presence_limit);
+        prop_assert!(followed.stale.is_empty(), "{:?}", followed.stale);
+        prop_assert!(followed.before.is_empty(), "{:?}", followed.before);
+        for (id, view) in &followed.views {
+            prop_assert_eq!(view, &followed.actual, "guest-{}", id);
+        }
+    }
+
+    /// Past the presence limit members are not told of every join and
+    /// leave (and may hear of a leave of one whose join was not
+    /// announced), but never of one from before their own join.
+    #[test]
+    fn past_the_presence_limit_nobody_hears_of_what_came_before_it(
+        ops in proptest::collection::vec(op(), 1..60),
+        limit in 1usize..6,
+    ) {
+        let followed = follow(ops, limit);
+        prop_assert!(followed.before.is_empty(), "{:?}", followed.before);
+    }
+}
+
+/// What the members of a room made of its announcements.
+struct Followed {
+    /// Each member's idea of who is in the room.
+    views: BTreeMap<u64, BTreeSet<String>>,
+    /// Who is in the room.
+    actual: BTreeSet<String>,
+    /// Announcements that told a member what it knew (a join of one in its
+    /// view, a leave of one not in it).
+    stale: Vec<String>,
+    /// Announcements of a join or leave from before the member joined.
+    before: Vec<String>,
+}
+
+/// Runs `ops`, every member following the announcements from the room's
+/// `/who` at its join.
+fn follow(ops: Vec<Op>, limit: usize) -> Followed {
+    let mut chat = Chat::new(ChatConfig {
+        presence_limit: limit,
+        ..ChatConfig::DEFAULT
+    });
+    let mut now = 0;
+    let mut next = 1;
+    let mut views: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    // When (the op's index) each member joined, and each nickname joined
+    // and left.
+    let mut joined_at: HashMap<u64, usize> = HashMap::new();
+    let mut events = HashMap::new();
+    let (mut stale, mut before) = (Vec::new(), Vec::new());
+    type Events = HashMap<(bool, String), usize>;
+    let mut apply = |views: &mut BTreeMap<u64, BTreeSet<String>>,
+                     joined_at: &HashMap<u64, usize>,
+                     events: &Events,
+                     out: &Output| {
+        for (&id, view) in views.iter_mut() {
+            for line in texts(out, id) {
+                let Some((joined, nicks)) = announced(&line) else {
+                    continue;
+                };
+                for nick in nicks {
+                    let changed = match joined {
+                        true => view.insert(nick.clone()),
+                        false => view.remove(&nick),
                     };
-                    for nick in nicks {
-                        let changed = match joined {
-                            true => view.insert(nick.clone()),
-                            false => view.remove(&nick),
-                        };
-                        if !changed {
-                            stale.push(format!("guest-{id}: {line}"));
-                        }
+                    if !changed {
+                        stale.push(format!("guest-{id}: {line}"));
+                    }
+                    let at = events.get(&(joined, nick)).copied().unwrap_or(0);
+                    if at < joined_at.get(&id).copied().unwrap_or(0) {
+                        before.push(format!("guest-{id}: {line}"));
                     }
                 }
             }
+        }
+    };
+    for (index, op) in ops.into_iter().enumerate() {
+        let out = match op {
+            Op::Join => {
+                let id = next;
+                next += 1;
+                joined_at.insert(id, index);
+                events.insert((true, format!("guest-{id}")), index);
+                let out = join_at(&mut chat, id, Format::Plain, ms(now));
+                let who = chat.input(ClientId(id), "/who", ms(now));
+                let line = texts(&who, id).pop().unwrap_or_default();
+                let list = line.split_once("): ").map_or("", |(_, l)| l);
+                views.insert(id, list.split(", ").map(str::to_owned).collect());
+                out
+            }
+            Op::Leave(i) if !views.is_empty() => {
+                let id = *views.keys().nth(i % views.len()).unwrap_or(&0);
+                views.remove(&id);
+                events.insert((false, format!("guest-{id}")), index);
+                chat.leave(ClientId(id), ms(now))
+            }
+            Op::Say(i) if !views.is_empty() => {
+                let id = *views.keys().nth(i % views.len()).unwrap_or(&0);
+                chat.input(ClientId(id), "hello", ms(now))
+            }
+            Op::Wait(t) => {
+                now += t;
+                let mut out = Output::default();
+                for (_, more) in due(&mut chat, ms(now)) {
+                    out.deliveries.extend(more.deliveries);
+                }
+                out
+            }
+            _ => Output::default(),
         };
-        for op in ops {
-            let out = match op {
-                Op::Join => {
-                    let id = next;
-                    next += 1;
-                    let out = join_at(&mut chat, id, Format::Plain, ms(now));
-                    let who = chat.input(ClientId(id), "/who", ms(now));
-                    let line = texts(&who, id).pop().unwrap_or_default();
-                    let list = line.split_once("): ").map_or("", |(_, l)| l);
-                    views.insert(id, list.split(", ").map(str::to_owned).collect());
-                    out
-                }
-                Op::Leave(i) if !views.is_empty() => {
-                    let id = *views.keys().nth(i % views.len()).unwrap_or(&0);
-                    views.remove(&id);
-                    chat.leave(ClientId(id), ms(now))
-                }
-                Op::Say(i) if !views.is_empty() => {
-                    let id = *views.keys().nth(i % views.len()).unwrap_or(&0);
-                    chat.input(ClientId(id), "hello", ms(now))
-                }
-                Op::Wait(t) => {
-                    now += t;
-                    let mut out = Output::default();
-                    for (_, more) in due(&mut chat, ms(now)) {
-                        out.deliveries.extend(more.deliveries);
-                    }
-                    out
-                }
-                _ => Output::default(),
-            };
-            apply(&mut views, &out);
-        }
-        for (_, out) in due(&mut chat, ms(now + 1000)) {
-            apply(&mut views, &out);
-        }
-        prop_assert!(stale.is_empty(), "{:?}", stale);
-        let actual: BTreeSet<String> = views
-            .keys()
-            .filter_map(|&id| chat.nick(ClientId(id)).map(str::to_owned))
-            .collect();
-        for (id, view) in &views {
-            prop_assert_eq!(view, &actual, "guest-{}", id);
-        }
+        apply(&mut views, &joined_at, &events, &out);
+    }
+    for (_, out) in due(&mut chat, ms(now + 1000)) {
+        apply(&mut views, &joined_at, &events, &out);
+    }
+    let actual = views
+        .keys()
+        .filter_map(|&id| chat.nick(ClientId(id)).map(str::to_owned))
+        .collect();
+    Followed {
+        views,
+        actual,
+        stale,
+        before,
     }
 }
