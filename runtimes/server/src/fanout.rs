@@ -44,6 +44,7 @@ use crate::session::Outgoing;
 /// How many lanes there are: enough that a few busy rooms rarely share
 /// one on any number of cores.
 const LANES: usize = 64;
+const _: () = assert!(LANES <= 256, "a stripe is a byte");
 
 /// The rooms' lanes (see the [module docs](self)).
 #[derive(Debug)]
@@ -75,16 +76,20 @@ struct LaneState {
     members: HashMap<ClientId, Outbox>,
 }
 
-/// Which lane a room takes.
+/// Which lane a room takes (a byte: every session keeps one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stripe(usize);
+pub struct Stripe(u8);
 
 impl Stripe {
     /// The lane of `room`: the same for the same name, every time.
     pub fn of(room: &str) -> Self {
         let mut hasher = DefaultHasher::new();
         room.hash(&mut hasher);
-        Self((hasher.finish() % LANES as u64) as usize)
+        Self((hasher.finish() % LANES as u64) as u8)
+    }
+
+    fn lane(self) -> usize {
+        usize::from(self.0)
     }
 }
 
@@ -131,7 +136,7 @@ impl Fanout {
     pub fn turn(&self, stripe: Stripe) -> Turn<'_> {
         Turn {
             fanout: self,
-            places: Some(Places::One(stripe.0, self.take_place(stripe.0))),
+            places: Some(Places::One(stripe.lane(), self.take_place(stripe.lane()))),
         }
     }
 
@@ -310,7 +315,7 @@ mod tests {
     fn a_room_always_takes_the_same_lane_and_rooms_spread() {
         assert_eq!(Stripe::of("lobby"), Stripe::of("lobby"));
         let used: std::collections::HashSet<usize> = (0..1000)
-            .map(|i| Stripe::of(&format!("room-{i}")).0)
+            .map(|i| Stripe::of(&format!("room-{i}")).lane())
             .collect();
         assert_eq!(used.len(), LANES, "1000 rooms use every lane");
     }

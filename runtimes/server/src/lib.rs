@@ -35,9 +35,11 @@
 //! # }
 //! ```
 
-#![forbid(unsafe_code)]
+// Denied, not forbidden: `allocator` makes the one call into glibc.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod broker;
 pub mod budget;
 pub mod cli;
@@ -61,7 +63,8 @@ use std::process::ExitCode;
 pub use config::ServerConfig;
 pub use runtime::{send_slices, IntoStream, Listener, Runtime, Socket};
 
-/// Parses the command line, makes the runtime with `runtime(threads)` (the
+/// Sets the allocator's policy ([`allocator`]), parses the command line,
+/// makes the runtime with `runtime(threads)` (the
 /// `--threads` that run the connections, by default one per core), then
 /// serves until SIGINT or SIGTERM. Exit status 0 after a clean shutdown or
 /// `--help`/`--version`, 2 for a bad command line, 1 when the server cannot
@@ -70,6 +73,7 @@ pub fn main<R: Runtime>(
     program: &'static str,
     runtime: impl FnOnce(usize) -> std::io::Result<R>,
 ) -> ExitCode {
+    allocator::one_arena();
     let config = match cli::parse(program, std::env::args_os()) {
         Ok(config) => config,
         Err(e) => {

@@ -72,9 +72,9 @@ pub(super) struct Parked<R: Runtime> {
 /// A parked connection, as the parker keeps it.
 struct Entry<R: Runtime> {
     parked: Parked<R>,
-    /// The second (counted from the parker's start) in which it was sent
-    /// `sent` messages (see [`PARKED_RATE`]).
-    second: u64,
+    /// The second (counted from the parker's start, wrapping after 136
+    /// years) in which it was sent `sent` messages (see [`PARKED_RATE`]).
+    second: u32,
     sent: u32,
 }
 
@@ -350,7 +350,7 @@ impl<R: Runtime> Inner<R> {
     /// parked (see [`driver::deliver_parked`]); `false` if it wakes (its
     /// deadline is out of the set then).
     fn deliver(&self, key: u64, entry: &mut Entry<R>, batch: &mut Vec<Outgoing>) -> bool {
-        let second = self.start.elapsed().as_secs();
+        let second = self.start.elapsed().as_secs() as u32;
         if second != entry.second {
             (entry.second, entry.sent) = (second, 0);
         }
