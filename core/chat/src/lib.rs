@@ -73,7 +73,7 @@ pub mod rate;
 pub mod remote;
 pub mod text;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -542,7 +542,7 @@ impl Chat {
 
     /// Removes a client; the rest of its room gets a leave notice (see
     /// [`ChatConfig::presence_delay`]), unless the client came and went
-    /// before its join was announced and nobody joined since.
+    /// before its join was announced and no local member joined since.
     pub fn leave(&mut self, id: ClientId, now: Now) -> Output {
         let mut out = Output::default();
         let Some(member) = self.members.remove(&id) else {
@@ -560,13 +560,14 @@ impl Chat {
             room.members.retain(|&m| m != id);
             room.last_active = now.mono;
             // Left before its join was announced: neither is, unless a
-            // member joined since, which was shown it in `/who`.
+            // local member joined since, which was shown it in `/who`, and
+            // the leave is announced.
             let unannounced = room.presence.iter().position(|e| e.local == Some(id));
             if let Some(join) = unannounced {
                 let shown = room.presence[join + 1..]
                     .iter()
                     .any(|e| e.joined && e.local.is_some());
-                if !shown {
+                if !shown || !announced {
                     room.presence.remove(join);
                     return out;
                 }
@@ -658,6 +659,8 @@ impl Chat {
     /// Announces what waits in `room`, in order: each run of joins (or of
     /// leaves) as one notice, to the members that were in the room before
     /// it. A member that joined in the run hears of those after it only.
+    /// Joins past the presence limit are not announced: they only keep
+    /// their members from hearing what came before them.
     fn announce(&mut self, out: &mut Output, room: &str, now: Now) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
@@ -666,7 +669,7 @@ impl Chat {
         let members = r.members.clone();
         // Local members whose join is not yet reached: nothing before it is
         // told to them.
-        let mut unborn: Vec<ClientId> = events
+        let mut unborn: HashSet<ClientId> = events
             .iter()
             .filter(|e| e.joined)
             .filter_map(|e| e.local)
@@ -681,7 +684,9 @@ impl Chat {
                 self.announce_run(out, run, &before, now);
             }
             if run[0].joined {
-                unborn.retain(|u| !run.iter().any(|e| e.local == Some(*u)));
+                for id in run.iter().filter_map(|e| e.local) {
+                    unborn.remove(&id);
+                }
             }
         }
     }

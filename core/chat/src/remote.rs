@@ -80,11 +80,19 @@ impl Chat {
         match event {
             RemoteEvent::Joined { room, nick } => {
                 if let Some(old) = self.remote_members.get(&who) {
-                    if old.room == room && old.name.nick() == nick {
+                    if old.room == room {
+                        // The same member under another name (a presence
+                        // snapshot that overlapped the log): a rename.
+                        if old.name.nick() != nick {
+                            self.announce_before(&mut out, &room, now);
+                            self.rename_remote(&mut out, who, nick, now);
+                        }
                         return out;
                     }
-                    // Elsewhere now, or renamed: the join says it.
-                    let _ = self.remote_leave(who, now, false);
+                    // Elsewhere now: its old room hears that it left (at once
+                    // only in its own output, which goes to the new room's
+                    // lane; so, as before, not at all with no delay).
+                    let _ = self.remote_leave(who, now, true);
                 }
                 if !self.make_room(&room) {
                     return out;
@@ -257,6 +265,12 @@ impl Chat {
         if let Some(room) = self.remote_members.get(&who).map(|m| m.room.clone()) {
             self.announce_before(out, &room, now);
         }
+        self.rename_remote(out, who, nick, now);
+    }
+
+    /// Gives a member of another node its new nickname (already checked)
+    /// and tells its room's local members.
+    fn rename_remote(&mut self, out: &mut Output, who: RemoteId, nick: String, now: Now) {
         let Some(member) = self.remote_members.get_mut(&who) else {
             return;
         };

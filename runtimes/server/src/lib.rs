@@ -20,7 +20,8 @@
 //! - [`serve`]: the accept loop and the connection task;
 //! - [`tls`]: https and wss on rustls, and the certificate reload;
 //! - [`store`]: `--data-dir`, room history on disk (redb);
-//! - [`broker`]: `--redis`, rooms shared by several nodes through Redis.
+//! - [`broker`]: `--redis`, rooms shared by several nodes through Redis;
+//! - `allocator` (private): one glibc `malloc` arena for every thread.
 //!
 //! The protocol (`tincan-core`) and the chat (`tincan-chat`) are sans-io
 //! crates under it; this crate adds the sockets, the clock, the threads and
@@ -39,7 +40,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod allocator;
+mod allocator;
 pub mod broker;
 pub mod budget;
 pub mod cli;
@@ -63,7 +64,8 @@ use std::process::ExitCode;
 pub use config::ServerConfig;
 pub use runtime::{send_slices, IntoStream, Listener, Runtime, Socket};
 
-/// Sets the allocator's policy ([`allocator`]), parses the command line,
+/// Sets the allocator's policy (one glibc arena: `src/allocator.rs`),
+/// parses the command line,
 /// makes the runtime with `runtime(threads)` (the
 /// `--threads` that run the connections, by default one per core), then
 /// serves until SIGINT or SIGTERM. Exit status 0 after a clean shutdown or

@@ -214,23 +214,41 @@ fn rooms_are_announced_each_in_turn_and_members_of_other_nodes_too() {
     let second = due(&mut chat, ms(350));
     assert_eq!(second[0].0, "rust");
     assert_eq!(texts(&second[0].1, 2), ["* guest-3 joined #rust"]);
-    // Joined again under another name: the join says it.
+    // Joined again under another name (a snapshot overlapping the log):
+    // a rename, after what waits.
     let renamed = RemoteEvent::Joined {
         room: "lobby".into(),
         nick: "zed".into(),
     };
-    chat.remote(them, renamed, ms(360));
-    let again = due(&mut chat, ms(610));
-    assert_eq!(texts(&again[0].1, 1), ["* zed joined #lobby"]);
+    join_at(&mut chat, 4, Format::Plain, ms(360));
+    let out = chat.remote(them, renamed, ms(370));
+    assert_eq!(
+        texts(&out, 1),
+        ["* guest-4 joined #lobby", "* zoe is now known as zed"]
+    );
+    // Joined again in another room: its old room hears that it left.
+    let moved = RemoteEvent::Joined {
+        room: "rust".into(),
+        nick: "zed".into(),
+    };
+    chat.remote(them, moved, ms(400));
+    let announced = due(&mut chat, ms(650));
+    let heard = |room: &str, id| {
+        let (_, out) = announced.iter().find(|(r, _)| r == room).expect(room);
+        texts(out, id)
+    };
+    assert_eq!(heard("lobby", 1), ["* zed left #lobby"]);
+    assert_eq!(heard("rust", 2), ["* zed joined #rust"]);
     chat.remote(them, RemoteEvent::Left, ms(700));
     let left = due(&mut chat, ms(950));
-    assert_eq!(texts(&left[0].1, 1), ["* zed left #lobby"]);
+    assert_eq!(texts(&left[0].1, 2), ["* zed left #rust"]);
 }
 
 /// What a test client does.
 #[derive(Debug, Clone)]
 enum Op {
-    Join,
+    /// A new member joins: a JSON client if true, else a plain one.
+    Join(bool),
     /// The member at this index (of those in, modulo) leaves.
     Leave(usize),
     /// The member at this index says something.
@@ -241,15 +259,23 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => Just(Op::Join),
+        4 => any::<bool>().prop_map(Op::Join),
         2 => any::<usize>().prop_map(Op::Leave),
         1 => any::<usize>().prop_map(Op::Say),
         2 => (0u64..400).prop_map(Op::Wait),
     ]
 }
 
-/// The nicknames a plain line announces as joined or left.
+/// The nicknames a plain line, or a JSON object, announces as joined or
+/// left.
 fn announced(line: &str) -> Option<(bool, Vec<String>)> {
+    for (kind, joined) in [("join", true), ("leave", false)] {
+        let start = format!(r#"{{"type":"{kind}","room":"lobby","from":""#);
+        if let Some(rest) = line.strip_prefix(&start) {
+            let nick = rest.split('"').next().unwrap_or_default();
+            return Some((joined, vec![nick.to_owned()]));
+        }
+    }
     let line = line.strip_prefix("* ")?;
     let (who, joined) = match line.strip_suffix(" joined #lobby") {
         Some(who) => (who, true),
@@ -347,16 +373,20 @@ fn follow(ops: Vec<Op>, limit: usize) -> Followed {
     };
     for (index, op) in ops.into_iter().enumerate() {
         let out = match op {
-            Op::Join => {
+            Op::Join(json) => {
                 let id = next;
                 next += 1;
                 joined_at.insert(id, index);
                 events.insert((true, format!("guest-{id}")), index);
-                let out = join_at(&mut chat, id, Format::Plain, ms(now));
-                let who = chat.input(ClientId(id), "/who", ms(now));
-                let line = texts(&who, id).pop().unwrap_or_default();
-                let list = line.split_once("): ").map_or("", |(_, l)| l);
-                views.insert(id, list.split(", ").map(str::to_owned).collect());
+                let format = if json { Format::Json } else { Format::Plain };
+                let out = join_at(&mut chat, id, format, ms(now));
+                // Who is here, from the lobby's member list (what `/who`
+                // answers, in either format).
+                let who: BTreeSet<String> = chat
+                    .local_members()
+                    .map(|(_, _, nick)| nick.to_owned())
+                    .collect();
+                views.insert(id, who);
                 out
             }
             Op::Leave(i) if !views.is_empty() => {
