@@ -62,7 +62,9 @@ pub mod tls;
 use std::process::ExitCode;
 
 pub use config::ServerConfig;
-pub use runtime::{send_slices, IntoStream, Listener, Runtime, Socket};
+pub use runtime::{
+    read_socket, send_slices, shutdown_socket, IntoStream, Listener, Runtime, Socket,
+};
 
 /// Sets the allocator's policy (one glibc arena: `src/allocator.rs`),
 /// parses the command line,

@@ -170,6 +170,22 @@ pub fn send_slices(socket: &impl AsFd, slices: &[IoSlice<'_>]) -> io::Result<usi
     }
 }
 
+/// Reads what has arrived on a connected socket into `buf`, for a
+/// [`Socket::poll_read`] of a runtime that lets it make the call itself
+/// (`WouldBlock` when nothing has). A read that does not fill `buf` emptied
+/// the socket: the next one had better wait for readiness.
+pub fn read_socket(socket: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    (&*socket2::SockRef::from(socket)).read(buf)
+}
+
+/// Shuts a connected socket's write side (a TCP FIN): a
+/// [`Socket::shutdown_write`] for a runtime whose stream has no call of its
+/// own for it.
+pub fn shutdown_socket(socket: &impl AsFd) -> io::Result<()> {
+    socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write)
+}
+
 /// A listening socket on `addr`, non-blocking, whose accepted sockets have a
 /// kernel send buffer of `send_buffer` bytes (`SO_SNDBUF`, inherited from the
 /// listener; Linux doubles it) and `TCP_NODELAY` (inherited too: chat
@@ -223,6 +239,24 @@ mod tests {
         let mut received = String::new();
         (&client).read_to_string(&mut received).expect("read");
         assert_eq!(received, "one two three");
+    }
+
+    #[test]
+    fn a_socket_reads_what_arrived_then_would_block_then_its_end() {
+        let (client, accepted) = socket_pair();
+        accepted.set_nonblocking(true).expect("non-blocking");
+        let mut buf = [0u8; 16];
+        let empty = read_socket(&accepted, &mut buf).expect_err("nothing yet");
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
+        send_slices(&client, &[IoSlice::new(b"hello")]).expect("send");
+        // Waits for it from here (a loaded machine may deliver it late).
+        accepted.set_nonblocking(false).expect("blocking");
+        let wait = Some(std::time::Duration::from_secs(20));
+        accepted.set_read_timeout(wait).expect("timeout");
+        assert_eq!(read_socket(&accepted, &mut buf).expect("read"), 5);
+        assert_eq!(&buf[..5], b"hello");
+        shutdown_socket(&client).expect("FIN");
+        assert_eq!(read_socket(&accepted, &mut buf).expect("end"), 0);
     }
 
     #[test]

@@ -5,15 +5,15 @@
 //! `tincan-server` and the sans-io crates under it.
 
 use std::future::Future;
-use std::io::{self, ErrorKind, IoSlice, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, ErrorKind, IoSlice};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use smol::{Async, Executor, Timer};
-use tincan_server::{send_slices, IntoStream, Listener, Runtime, Socket};
+use tincan_server::{self as server, IntoStream, Listener, Runtime, Socket};
 
 /// The executor of every connection, run by the main thread and by
 /// `--threads` - 1 more. Each of them drives the reactor itself when it runs
@@ -103,7 +103,7 @@ impl Socket for SmolSocket {
                 // broadcast delivery.
                 ready!(self.stream.poll_readable(cx))?;
             }
-            match self.stream.get_ref().read(buf) {
+            match server::read_socket(self.stream.get_ref(), buf) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.may_read.store(false, Ordering::Relaxed);
                 }
@@ -122,7 +122,7 @@ impl Socket for SmolSocket {
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            match send_slices(self.stream.get_ref(), slices) {
+            match server::send_slices(self.stream.get_ref(), slices) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     ready!(self.stream.poll_writable(cx))?;
                 }
@@ -132,7 +132,7 @@ impl Socket for SmolSocket {
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        self.stream.get_ref().shutdown(Shutdown::Write)
+        server::shutdown_socket(self.stream.get_ref())
     }
 
     /// The executor polls the reactor only when it runs out of tasks (or

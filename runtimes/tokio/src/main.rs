@@ -9,15 +9,14 @@
 //! its budget (see `tincan_server::serve`) only has to yield.
 
 use std::future::Future;
-use std::io::{self, ErrorKind, IoSlice, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, ErrorKind, IoSlice};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use socket2::SockRef;
-use tincan_server::{send_slices, IntoStream, Listener, Runtime, Socket};
+use tincan_server::{self as server, IntoStream, Listener, Runtime, Socket};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -100,7 +99,7 @@ impl Socket for TokioSocket {
             ready!(self.0.poll_read_ready(cx))?;
             let mut emptied = None;
             let read = self.0.try_io(Interest::READABLE, || {
-                let n = (&*SockRef::from(&self.0)).read(buf)?;
+                let n = server::read_socket(&self.0, buf)?;
                 if n > 0 && n < buf.len() {
                     emptied = Some(n);
                     return Err(ErrorKind::WouldBlock.into());
@@ -124,7 +123,7 @@ impl Socket for TokioSocket {
             ready!(self.0.poll_write_ready(cx))?;
             match self
                 .0
-                .try_io(Interest::WRITABLE, || send_slices(&self.0, slices))
+                .try_io(Interest::WRITABLE, || server::send_slices(&self.0, slices))
             {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
@@ -133,7 +132,7 @@ impl Socket for TokioSocket {
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        SockRef::from(&self.0).shutdown(Shutdown::Write)
+        server::shutdown_socket(&self.0)
     }
 
     fn into_std(self) -> io::Result<std::net::TcpStream> {
