@@ -50,7 +50,8 @@ JOIN_ROOMS=${JOIN_ROOMS:-1}
 # BC_RECEIVERS, below saturation: the cost per delivery and the latency.
 RATES=${RATES:-100 1000}
 # And with each tincan binary's --write-delay set to these milliseconds
-# (e.g. WRITE_DELAYS="20 50"): fewer writes per delivery, for that latency.
+# (e.g. WRITE_DELAYS="0 50"; the default is 20): fewer writes per delivery
+# in a busy room, for that latency.
 WRITE_DELAYS=${WRITE_DELAYS:-}
 # Deflate: senders' rate and message size (chat-sized text). The load tool
 # inflates on one thread: past about 300k deliveries a second it, not the

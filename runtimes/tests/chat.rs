@@ -369,7 +369,7 @@ fn every_member_sees_the_room_in_one_order() {
 }
 
 #[test]
-fn a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() {
+fn in_a_busy_room_a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() {
     let delay = Duration::from_millis(500);
     let server = Server::start(&["--write-delay", "500"]);
     let (mut a, nick_a) = join(&server, "");
@@ -378,16 +378,27 @@ fn a_write_delay_holds_chat_messages_and_sends_what_follows_in_the_same_write() 
     let nick_b = parse_welcome(&b.read_text());
     assert_eq!(ws_text(&mut a), format!("* {nick_b} joined #lobby"));
 
-    let sent = Instant::now();
+    // b speaks, so that a task drives it (a new connection parks, and the
+    // parking thread writes what little comes at once) for a second at
+    // least. It was sent no chat message before: "one" is not held.
+    // (Whether it took less than the delay is the unit test's to say: a
+    // loaded machine may take as long.)
+    b.send(&masked(true, 1, b"hi"));
+    assert_eq!(b.read_text(), chat_line(&nick_b, "hi"));
+    assert_eq!(ws_text(&mut a), chat_line(&nick_b, "hi"));
     ws_send_text(&mut a, "one");
-    ws_send_text(&mut a, "two");
     assert_eq!(b.read_text(), chat_line(&nick_a, "one"));
+    // Now b's room is busy: "two" waits the delay, and "three", which
+    // reached b's outbox meanwhile, leaves in the same write.
+    let sent = Instant::now();
+    ws_send_text(&mut a, "two");
+    ws_send_text(&mut a, "three");
+    assert_eq!(b.read_text(), chat_line(&nick_a, "two"));
     let held = sent.elapsed();
     assert!(held >= delay, "written after {held:?}, before the delay");
-    // "two" reached b's outbox while "one" was held: the same write.
-    let two = chat_line(&nick_a, "two");
-    assert_eq!(b.buffered(), 2 + two.len(), "both frames in one read");
-    assert_eq!(b.read_text(), two);
+    let three = chat_line(&nick_a, "three");
+    assert_eq!(b.buffered(), 2 + three.len(), "both frames in one read");
+    assert_eq!(b.read_text(), three);
 }
 
 #[test]

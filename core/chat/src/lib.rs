@@ -74,6 +74,7 @@ pub mod remote;
 pub mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::mem;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -982,28 +983,38 @@ impl Chat {
 
     /// Encodes `notice` once per format among `to` and adds the deliveries.
     fn notify(&self, out: &mut Output, to: &[ClientId], notice: &Notice<'_>, now: Now) {
-        for format in [Format::Plain, Format::Json] {
-            // Whether anyone in the group takes compressed frames, found in
-            // the same pass.
-            let mut deflate = false;
-            let group: Vec<ClientId> = to
-                .iter()
-                .copied()
-                .filter(|id| match self.members.get(id) {
-                    Some(m) if m.format == format => {
-                        deflate |= m.deflate;
-                        true
-                    }
-                    _ => false,
-                })
-                .collect();
-            let Some(room) = group.first().map(|id| &*self.members[id].room) else {
+        // One pass, one lookup a member: who takes which format, and
+        // whether anyone in each group takes compressed frames.
+        let mut groups: [(Vec<ClientId>, bool); 2] = Default::default();
+        let mut room = None;
+        for id in to {
+            if let Some(m) = self.members.get(id) {
+                let (group, deflate) = &mut groups[Self::format_index(m.format)];
+                group.push(*id);
+                *deflate |= m.deflate;
+                room.get_or_insert(&*m.room);
+            }
+        }
+        let Some(room) = room else {
+            return;
+        };
+        for (format, (mut group, deflate)) in [Format::Plain, Format::Json].into_iter().zip(groups)
+        {
+            if group.is_empty() {
                 continue;
-            };
-            for text in format::render(format, room, notice, now.unix_ms) {
+            }
+            let mut texts = format::render(format, room, notice, now.unix_ms)
+                .into_iter()
+                .peekable();
+            while let Some(text) = texts.next() {
                 let message = PreparedMessage::text(&text);
+                // The last text takes the group itself, the others a copy.
+                let to = match texts.peek() {
+                    Some(_) => group.clone(),
+                    None => mem::take(&mut group),
+                };
                 out.deliveries.push(Delivery {
-                    to: group.clone(),
+                    to,
                     message: if deflate {
                         message.with_deflate()
                     } else {
@@ -1014,6 +1025,14 @@ impl Chat {
         }
     }
 
+    /// Where `format` goes in a pair of per-format values.
+    fn format_index(format: Format) -> usize {
+        match format {
+            Format::Plain => 0,
+            Format::Json => 1,
+        }
+    }
+
     /// The history of `room` encoded for `format`: from the cache, or
     /// encoded now and kept. Its JSON envelope's `ts` is the newest entry's,
     /// so that the encoding depends on the history only.
@@ -1021,10 +1040,7 @@ impl Chat {
         let Some(r) = self.rooms.get_mut(room) else {
             return Vec::new();
         };
-        let slot = &mut r.encoded_history[match format {
-            Format::Plain => 0,
-            Format::Json => 1,
-        }];
+        let slot = &mut r.encoded_history[Self::format_index(format)];
         if let Some(messages) = slot {
             return messages.clone();
         }

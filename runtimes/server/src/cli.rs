@@ -105,9 +105,10 @@ struct Args {
           default_value_t = DEFAULT.max_queued_bytes.unwrap_or(0))]
     max_queued_bytes: usize,
 
-    /// Chat messages for a client wait this long so that the ones after
-    /// them leave in the same write: fewer system calls in busy rooms, for
-    /// that much latency. 0: at once
+    /// In a busy room (chat messages sent to the client in the last second)
+    /// a client's chat messages wait this long, so that the ones after them
+    /// leave in the same write: fewer system calls, for at most that much
+    /// latency. 0: always at once
     #[arg(long, env = "TINCAN_WRITE_DELAY", value_name = "MS",
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=MAX_WRITE_DELAY_MS),
           default_value_t = DEFAULT.write_delay.as_millis() as u64)]
@@ -530,7 +531,7 @@ mod tests {
             ("--log-level", "info".into()),
             ("--log-format", "text".into()),
             ("--drain-grace", "0".into()),
-            ("--write-delay", "0".into()),
+            ("--write-delay", "20".into()),
         ] {
             let line = help
                 .split("\n  ")

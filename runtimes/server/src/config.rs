@@ -44,11 +44,14 @@ pub struct ServerConfig {
     /// the send queue limit (bytes) catches a client that stops reading. This
     /// one sheds load when the server itself falls behind.
     pub outbox_capacity: usize,
-    /// How long chat messages for a client wait before they are written, so
-    /// that the ones after them leave in the same write: a big room's
-    /// traffic then costs fewer system calls, for this much latency. Zero
-    /// (the default): each leaves at once. Only messages from the outbox
-    /// start the wait; a client's replies wait only if one is running.
+    /// How long chat messages for a client in a busy room wait before they
+    /// are written, so that the ones after them leave in the same write: a
+    /// busy room's traffic then costs fewer system calls, for at most this
+    /// much latency. A client is in a busy room when it was sent chat
+    /// messages less than a second ago; a message after a quiet second
+    /// leaves at once, so a conversation waits for nothing. Zero: each
+    /// leaves at once. Only messages from the outbox start the wait; a
+    /// client's replies wait only if one is running. Default 20 ms.
     pub write_delay: Duration,
     /// Rooms, history and limits of the chat.
     pub chat: ChatConfig,
@@ -106,7 +109,7 @@ impl ServerConfig {
             ..Config::DEFAULT
         },
         outbox_capacity: 8192,
-        write_delay: Duration::ZERO,
+        write_delay: Duration::from_millis(20),
         chat: ChatConfig::DEFAULT,
         idle_timeout: Some(Duration::from_secs(30 * 60)),
         origins: OriginPolicy::EMPTY,

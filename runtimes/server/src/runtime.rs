@@ -49,6 +49,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// A timer that fires at `at` (at once if that has passed).
     fn timer_at(&self, at: Instant) -> Self::Timer;
 
+    /// Sets `timer`, armed or fired, to fire at `at` instead. By default a
+    /// new timer: a runtime that can move one keeps its allocation and
+    /// registration.
+    fn reset_timer(&self, timer: &mut Self::Timer, at: Instant) {
+        *timer = self.timer_at(at);
+    }
+
     /// Takes over a connected socket that [`Socket::into_std`] let go (a
     /// connection waking from `serve/park.rs`): registers it with the
     /// runtime's reactor again. Called from any thread, the parking one

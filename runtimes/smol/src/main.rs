@@ -61,6 +61,10 @@ impl Runtime for Smol {
         Timer::at(at)
     }
 
+    fn reset_timer(&self, timer: &mut Timer, at: Instant) {
+        timer.set_at(at);
+    }
+
     fn socket(&self, stream: TcpStream) -> io::Result<SmolSocket> {
         Async::new(stream).map(SmolSocket::new)
     }

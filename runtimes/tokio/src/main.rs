@@ -68,6 +68,10 @@ impl Runtime for Tokio {
         Box::pin(tokio::time::sleep_until(at.into()))
     }
 
+    fn reset_timer(&self, timer: &mut Self::Timer, at: Instant) {
+        timer.as_mut().reset(at.into());
+    }
+
     fn socket(&self, stream: std::net::TcpStream) -> io::Result<TokioSocket> {
         let _context = self.0.enter();
         TcpStream::from_std(stream).map(TokioSocket)

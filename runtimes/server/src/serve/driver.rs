@@ -50,6 +50,11 @@ const WRITE_SLICES: usize = 64;
 /// clock once a period; not at all once quiet.
 const QUIET: Duration = Duration::from_secs(1);
 
+/// A client sent chat messages less than this long ago is in a busy room:
+/// with `--write-delay`, the next ones wait for what follows them. One sent
+/// none for this long is in a conversation, and gets the next at once.
+const BUSY: Duration = Duration::from_secs(1);
+
 /// Up to this many messages taken from the outbox at once are few: see
 /// `Wake::Inbox` in [`Driver::handle`]. (What the smallest allocation of a
 /// vector holds.)
@@ -112,10 +117,11 @@ pub(super) fn resume<R: Runtime>(parked: Parked<R>) {
 /// messages (and a vectored write's worth), is written from the parking
 /// thread, and the connection stays parked (a client in a room that talks
 /// now and then costs no task, and the notices of a room filling up wake
-/// none): the messages sent. More (the room is busy, or the thread
-/// behind), a close, shutdown, `--write-delay`, or a socket that does not
-/// take it all: `None`, and the connection wakes, with what the outbox
-/// holds still in it.
+/// none): the messages sent, at once (a parked connection is sent few, so
+/// `--write-delay` has nothing to gather). More (the room is busy, or the
+/// thread behind), a close, shutdown, or a socket that does not take it
+/// all: `None`, and the connection wakes, with what the outbox holds still
+/// in it.
 pub(super) fn deliver_parked<R: Runtime>(
     parked: &mut Parked<R>,
     batch: &mut Vec<Outgoing>,
@@ -124,7 +130,7 @@ pub(super) fn deliver_parked<R: Runtime>(
     let conn = &mut parked.conn;
     let shared = &*conn.shared;
     let limit = allowed.min(WRITE_SLICES);
-    if !shared.config.write_delay.is_zero() || !conn.outbox().take_few(batch, limit) {
+    if !conn.outbox().take_few(batch, limit) {
         return None;
     }
     let sent = batch.len();
@@ -263,13 +269,18 @@ struct Driver<R: Runtime, S> {
     socket: S,
     /// What was taken from the outbox in one go, to be delivered.
     batch: Vec<Outgoing>,
-    /// The session's timer, made again only when its deadline moves earlier
-    /// (a timer that fires early finds nothing to do and is armed again),
-    /// and dropped when nothing is due.
-    timer: Option<(R::Timer, Instant)>,
+    /// The session's timer, made once and set again
+    /// ([`Runtime::reset_timer`]) only when its deadline moves earlier (a
+    /// timer that fires early finds nothing to do and is armed again), and
+    /// dropped when nothing is due.
+    timer: Option<R::Timer>,
+    /// When the timer fires; `None` once it fired (or was never armed).
+    armed: Option<Instant>,
     /// With `--write-delay`: chat messages that came to an empty send
-    /// queue are held until then, and what follows them joins the write.
+    /// queue in a busy room ([`BUSY`]) are held until then, and what follows
+    /// them joins the write.
     hold: Option<Instant>,
+    pace: Pace,
     quiet: QuietWatch,
     /// Bytes written since the budget was last told.
     written: usize,
@@ -304,7 +315,9 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             socket,
             batch: Vec::new(),
             timer: None,
+            armed: None,
             hold: None,
+            pace: Pace::default(),
             quiet: QuietWatch::new(now),
             written: 0,
             busy_bytes: 0,
@@ -370,12 +383,16 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         match next {
             // Nothing is due (quiet, with pings and the idle timeout off):
             // the runtime need not keep a timer.
-            None => self.timer = None,
-            Some(at) if self.timer.as_ref().is_none_or(|(_, armed)| at < *armed) => {
+            None => (self.timer, self.armed) = (None, None),
+            Some(at) if self.armed.is_none_or(|armed| at < armed) => {
                 if at <= Instant::now() {
                     return Some(true);
                 }
-                self.timer = Some((shared.runtime.timer_at(at), at));
+                match &mut self.timer {
+                    Some(timer) => shared.runtime.reset_timer(timer, at),
+                    None => self.timer = Some(shared.runtime.timer_at(at)),
+                }
+                self.armed = Some(at);
             }
             Some(_) => {}
         }
@@ -402,6 +419,9 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             let polled = match source {
                 0 => self.poll_read(cx),
                 1 => self.poll_write(cx),
+                // Not while messages are held: what comes meanwhile stays
+                // in the outbox, waking nobody, until the hold ends.
+                2 if self.hold.is_some() => Poll::Pending,
                 // Polled even once closed: a shutdown still comes through it.
                 2 => self
                     .conn
@@ -409,9 +429,9 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                     .outbox()
                     .poll_take(cx, &mut self.batch)
                     .map(Wake::Inbox),
-                _ => match &mut self.timer {
-                    Some((timer, _)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
-                    None => Poll::Pending,
+                _ => match (&mut self.timer, self.armed) {
+                    (Some(timer), Some(_)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
+                    _ => Poll::Pending,
                 },
             };
             if polled.is_ready() {
@@ -472,7 +492,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 self.quiet.saw_traffic(Instant::now);
                 let delay = shared.config.write_delay;
                 if !delay.is_zero() && self.hold.is_none() && session.buffered_amount() == 0 {
-                    self.hold = Some(Instant::now() + delay);
+                    self.hold = self.pace.hold(Instant::now(), delay);
                 }
                 // A few messages at a time (notices, a slow room): their
                 // storage goes once they are written, here, in the
@@ -505,10 +525,17 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             }
             Wake::Due | Wake::Timer => {
                 if matches!(wake, Wake::Timer) {
-                    self.timer = None;
+                    self.armed = None;
                 }
-                if self.hold.is_some_and(|until| until <= Instant::now()) {
+                if let Some(until) = self.hold.filter(|until| *until <= Instant::now()) {
                     self.hold = None;
+                    self.pace.released(until);
+                    // What came meanwhile waited in the outbox (not polled
+                    // while held): it goes in the same write.
+                    self.conn.share.outbox().take(&mut self.batch);
+                    for message in self.batch.drain(..) {
+                        session.deliver(message);
+                    }
                 }
                 session.handle_timeout(shared.start.elapsed());
                 let now = Instant::now();
@@ -602,6 +629,34 @@ fn poll_write_queued<S: Socket>(
     socket.poll_write_vectored(cx, &slices[..n])
 }
 
+/// When a connection's chat messages leave, with `--write-delay` (see
+/// [`BUSY`]).
+#[derive(Debug, Default)]
+struct Pace {
+    /// When chat messages last left: written at once, or a hold ended.
+    sent_at: Option<Instant>,
+}
+
+impl Pace {
+    /// Chat messages came to an empty send queue at `now`: until when
+    /// they wait for what follows them (`delay` in a busy room), or `None`
+    /// when they leave at once.
+    fn hold(&mut self, now: Instant, delay: Duration) -> Option<Instant> {
+        match self.sent_at {
+            Some(at) if !delay.is_zero() && now < at + BUSY => Some(now + delay),
+            _ => {
+                self.sent_at = Some(now);
+                None
+            }
+        }
+    }
+
+    /// The messages held until `at` left then.
+    fn released(&mut self, at: Instant) {
+        self.sent_at = Some(at);
+    }
+}
+
 /// Whether a connection went quiet (see [`QUIET`]).
 #[derive(Debug)]
 struct QuietWatch {
@@ -685,5 +740,28 @@ mod tests {
         quiet.look_again(t1 + QUIET);
         assert_eq!(quiet.look_at(), Some(t1 + 2 * QUIET));
         assert!(quiet.went_quiet(t1 + 2 * QUIET));
+    }
+
+    #[test]
+    fn chat_messages_wait_only_in_a_busy_room() {
+        let delay = Duration::from_millis(20);
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        // The first ever, and the first after a quiet spell, leave at once.
+        assert_eq!(pace.hold(t0, delay), None);
+        // Sent within BUSY of the last: they wait the delay.
+        let t1 = t0 + BUSY / 2;
+        assert_eq!(pace.hold(t1, delay), Some(t1 + delay));
+        // What left at the end of that hold counts as sent then: a message
+        // just under BUSY after it still waits.
+        pace.released(t1 + delay);
+        let t2 = t1 + delay + BUSY - Duration::from_millis(1);
+        assert_eq!(pace.hold(t2, delay), Some(t2 + delay));
+        // A quiet BUSY after the last write: at once again.
+        pace.released(t2 + delay);
+        let t3 = t2 + delay + BUSY;
+        assert_eq!(pace.hold(t3, delay), None);
+        // And with no delay, nothing ever waits.
+        assert_eq!(pace.hold(t3 + delay, Duration::ZERO), None);
     }
 }
