@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod format;
+pub mod id_map;
 pub mod nick;
 pub mod rate;
 pub mod remote;
@@ -79,6 +80,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use format::{Entry, Format, Kind, Notice, SUBPROTOCOL};
+pub use id_map::IdMap;
 use nick::Name;
 pub use nick::{skeleton, NickError};
 pub use rate::{Address, AddressTable, RateLimit, TokenBucket};
@@ -330,7 +332,7 @@ pub struct Chat {
     config: ChatConfig,
     /// By name; every member holds its room's name (the key), not a copy.
     rooms: HashMap<Arc<str>, Room>,
-    members: HashMap<ClientId, Box<Member>>,
+    members: IdMap<Box<Member>>,
     addresses: AddressTable,
     guests: u64,
     /// The guest numbers this node may use, when they are shared with other
@@ -356,7 +358,7 @@ impl Default for Chat {
 
 /// The room of a member (empty if it is not one: never, for a caller that
 /// found it before).
-fn member_room(members: &HashMap<ClientId, Box<Member>>, id: ClientId) -> String {
+fn member_room(members: &IdMap<Box<Member>>, id: ClientId) -> String {
     members
         .get(&id)
         .map(|m| m.room.to_string())
@@ -386,7 +388,7 @@ impl Chat {
             addresses: AddressTable::new(config.max_addresses),
             config,
             rooms: HashMap::new(),
-            members: HashMap::new(),
+            members: IdMap::default(),
             guests: 0,
             guest_block: None,
             next_guest_block: None,

@@ -25,12 +25,12 @@
 //! Holding every connection's outbox, the budget is also how shutdown
 //! reaches them all ([`Budget::stop_all`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::metrics::gauge::Gauge;
-use tincan_chat::ClientId;
+use tincan_chat::{ClientId, IdMap};
 
 use crate::outbox::Outbox;
 
@@ -41,7 +41,7 @@ pub struct Budget {
     /// Bytes queued on all connections together: an atomic, and the
     /// `tincan_queued_bytes` gauge as it is.
     total: Gauge,
-    members: Mutex<HashMap<ClientId, Outbox>>,
+    members: Mutex<IdMap<Outbox>>,
     /// Shutdown began: a connection that joins now is told at once. Set
     /// and read under `members`' lock.
     stopping: AtomicBool,
@@ -177,7 +177,7 @@ impl Budget {
         Self {
             limit,
             total: Gauge::default(),
-            members: Mutex::new(HashMap::new()),
+            members: Mutex::new(IdMap::default()),
             stopping: AtomicBool::new(false),
         }
     }
@@ -296,7 +296,7 @@ impl Budget {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientId, Outbox>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Outbox>> {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

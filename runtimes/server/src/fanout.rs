@@ -29,13 +29,12 @@
 //! waited for in index order, so no two waits can hold each other up. None
 //! is waited for with the hub held.
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use tincan_chat::{ClientId, Delivery};
+use tincan_chat::{ClientId, Delivery, IdMap};
 
 use crate::metrics::Sample;
 use crate::outbox::Outbox;
@@ -73,7 +72,7 @@ struct LaneState {
     /// when nobody does).
     waiting: usize,
     /// The outboxes of the members of the lane's rooms.
-    members: HashMap<ClientId, Outbox>,
+    members: IdMap<Outbox>,
 }
 
 /// Which lane a room takes (a byte: every session keeps one).

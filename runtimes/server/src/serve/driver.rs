@@ -498,8 +498,10 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 // storage goes once they are written, here, in the
                 // outbox and in the connection, so that a client that is
                 // sent little holds little, even before it is quiet. A
-                // busy client takes more at once, and keeps its storage.
-                let few = self.batch.len() <= FEW_MESSAGES;
+                // busy client takes more at once, and keeps its storage; so
+                // does one whose messages are now held (a busy room: what
+                // comes during the hold gathers in that storage).
+                let few = self.batch.len() <= FEW_MESSAGES && self.hold.is_none();
                 // All that waited, so that it leaves in one write.
                 for message in self.batch.drain(..) {
                     session.deliver(message);
