@@ -43,7 +43,8 @@ impl AsyncStd {
 
 impl Runtime for AsyncStd {
     type Listener = AsyncStdListener;
-    type Timer = Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// What `task::sleep` is made of, on the same reactor: it can be moved.
+    type Timer = async_io::Timer;
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         task::block_on(future)
@@ -58,7 +59,11 @@ impl Runtime for AsyncStd {
     }
 
     fn timer_at(&self, at: Instant) -> Self::Timer {
-        Box::pin(task::sleep(at.saturating_duration_since(Instant::now())))
+        async_io::Timer::at(at)
+    }
+
+    fn reset_timer(&self, timer: &mut Self::Timer, at: Instant) {
+        timer.set_at(at);
     }
 
     /// async-std's conversion registers the socket with its reactor and
