@@ -108,7 +108,8 @@ struct Args {
     /// In a busy room (chat messages sent to the client in the last second)
     /// a client's chat messages wait this long, so that the ones after them
     /// leave in the same write: fewer system calls, for at most that much
-    /// latency. 0: always at once
+    /// latency (an idle client, written by the parking thread, is not held).
+    /// 0: always at once
     #[arg(long, env = "TINCAN_WRITE_DELAY", value_name = "MS",
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=MAX_WRITE_DELAY_MS),
           default_value_t = DEFAULT.write_delay.as_millis() as u64)]

@@ -49,9 +49,10 @@ pub struct ServerConfig {
     /// busy room's traffic then costs fewer system calls, for at most this
     /// much latency. A client is in a busy room when it was sent chat
     /// messages less than a second ago; a message after a quiet second
-    /// leaves at once, so a conversation waits for nothing. Zero: each
-    /// leaves at once. Only messages from the outbox start the wait; a
-    /// client's replies wait only if one is running. Default 20 ms.
+    /// leaves at once, and so does each one the parking thread writes to an
+    /// idle client. Zero: each leaves at once. Only messages from the
+    /// outbox start the wait; a client's replies wait only if one is
+    /// running. Default 20 ms.
     pub write_delay: Duration,
     /// Rooms, history and limits of the chat.
     pub chat: ChatConfig,

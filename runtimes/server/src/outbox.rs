@@ -23,6 +23,10 @@
 //! A connection without a task (parked) waits on its outbox with a key on
 //! a [`Rung`] that many outboxes share ([`Outbox::park`]), not a waker of
 //! its own: what it costs is its key.
+//!
+//! A task that holds its messages back for a while (`--write-delay`) waits
+//! with [`Outbox::poll_take_held`]: messages then gather without waking it,
+//! until half the capacity waits; a stop or a close still wakes it.
 
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -62,6 +66,9 @@ struct State {
 #[derive(Debug)]
 enum Waiter {
     Task(Waker),
+    /// A task that holds its messages back: a message wakes it only past
+    /// half the capacity.
+    Holding(Waker),
     /// A parked connection, by its key on a rung.
     Parked(Arc<Rung>, u64),
 }
@@ -69,7 +76,7 @@ enum Waiter {
 impl Waiter {
     fn wake(self) {
         match self {
-            Self::Task(waker) => waker.wake(),
+            Self::Task(waker) | Self::Holding(waker) => waker.wake(),
             Self::Parked(rung, key) => rung.ring(key),
         }
     }
@@ -171,7 +178,10 @@ impl Outbox {
         } else {
             state.queue.push(message);
         }
-        let waiter = state.waiter.take();
+        let waiter = match &state.waiter {
+            Some(Waiter::Holding(_)) if !full && state.queue.len() < capacity / 2 => None,
+            _ => state.waiter.take(),
+        };
         drop(state);
         if let Some(waiter) = waiter {
             waiter.wake();
@@ -259,6 +269,31 @@ impl Outbox {
             waiter => *waiter = Some(Waiter::Task(cx.waker().clone())),
         }
         Poll::Pending
+    }
+
+    /// [`Outbox::poll_take`] for a task that holds its messages back: while
+    /// fewer than half of `capacity` (what [`Outbox::put`] is given) wait,
+    /// and nothing else is to tell, `Pending`, and the messages that come
+    /// wake it only once half the capacity waits; a stop or a close wakes
+    /// it at once.
+    pub fn poll_take_held(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<Outgoing>,
+        capacity: usize,
+    ) -> Poll<Taken> {
+        {
+            let mut state = self.state();
+            let tell = state.stop || (state.closed && !state.told_closed);
+            if !tell && state.queue.len() < capacity / 2 {
+                match &mut state.waiter {
+                    Some(Waiter::Holding(waker)) => waker.clone_from(cx.waker()),
+                    waiter => *waiter = Some(Waiter::Holding(cx.waker().clone())),
+                }
+                return Poll::Pending;
+            }
+        }
+        self.poll_take(cx, batch)
     }
 
     /// Takes what waits into `batch` (which should be empty) if that is
@@ -362,6 +397,45 @@ mod tests {
             2,
             "a new wait, a new wake-up"
         );
+    }
+
+    #[test]
+    fn a_task_holding_its_messages_is_woken_past_half_the_capacity_or_by_a_stop_or_close() {
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || counter.0.load(Ordering::Relaxed);
+        let mut batch = Vec::new();
+        let outbox = Outbox::new();
+        let held =
+            |batch: &mut Vec<Outgoing>, cx: &mut Context<'_>| outbox.poll_take_held(cx, batch, 8);
+        assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
+        for text in ["a", "b", "c"] {
+            outbox.put(message(text), 8).expect("room for it");
+        }
+        assert_eq!(wakes(), 0, "below half the capacity, they gather");
+        assert_eq!(held(&mut batch, &mut cx), Poll::Pending, "and stay");
+        outbox.put(message("d"), 8).expect("room for it");
+        assert_eq!(wakes(), 1, "half the capacity wakes it");
+        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Messages));
+        assert_eq!(texts(&batch), [b"a", b"b", b"c", b"d"]);
+        batch.clear();
+        // A stop wakes it at once, with what waited.
+        assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
+        outbox.put(message("e"), 8).expect("room for it");
+        outbox.stop();
+        assert_eq!(wakes(), 2, "a stop wakes it");
+        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Stop));
+        assert_eq!(texts(&batch), [b"e"]);
+        batch.clear();
+        // So does a close: what waited first, then that it closed.
+        assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
+        outbox.put(message("f"), 8).expect("room for it");
+        outbox.close();
+        assert_eq!(wakes(), 3, "a close wakes it");
+        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Messages));
+        assert_eq!(texts(&batch), [b"f"]);
+        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Closed));
     }
 
     #[test]

@@ -46,13 +46,14 @@ const WRITE_SLICES: usize = 64;
 /// vectors, the connection's buffers, the session's log queue, the budget's
 /// marks) goes, and comes back with the next traffic. Looked at once per
 /// period while traffic flows, so that steady traffic allocates nothing per
-/// message (the look is a timer made again once a period) and reads the
-/// clock once a period; not at all once quiet.
+/// message (the look is the connection's timer, set once a period) and
+/// reads the clock once a period; not at all once quiet.
 const QUIET: Duration = Duration::from_secs(1);
 
 /// A client sent chat messages less than this long ago is in a busy room:
 /// with `--write-delay`, the next ones wait for what follows them. One sent
-/// none for this long is in a conversation, and gets the next at once.
+/// none for this long gets the next at once (a conversation whose lines
+/// come more than this apart waits for nothing).
 const BUSY: Duration = Duration::from_secs(1);
 
 /// Up to this many messages taken from the outbox at once are few: see
@@ -117,8 +118,9 @@ pub(super) fn resume<R: Runtime>(parked: Parked<R>) {
 /// messages (and a vectored write's worth), is written from the parking
 /// thread, and the connection stays parked (a client in a room that talks
 /// now and then costs no task, and the notices of a room filling up wake
-/// none): the messages sent, at once (a parked connection is sent few, so
-/// `--write-delay` has nothing to gather). More (the room is busy, or the
+/// none): the messages sent, at once, whatever `--write-delay` says (a
+/// parked connection is sent at most 64 a second, each in its own write).
+/// More (the room is busy, or the
 /// thread behind), a close, shutdown, or a socket that does not take it
 /// all: `None`, and the connection wakes, with what the outbox holds still
 /// in it.
@@ -419,9 +421,15 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             let polled = match source {
                 0 => self.poll_read(cx),
                 1 => self.poll_write(cx),
-                // Not while messages are held: what comes meanwhile stays
-                // in the outbox, waking nobody, until the hold ends.
-                2 if self.hold.is_some() => Poll::Pending,
+                // While messages are held, what comes meanwhile stays in
+                // the outbox, waking nobody, until the hold ends (or half
+                // the outbox fills); a stop or a close still comes.
+                2 if self.hold.is_some() => self
+                    .conn
+                    .share
+                    .outbox()
+                    .poll_take_held(cx, &mut self.batch, self.conn.shared.config.outbox_capacity)
+                    .map(Wake::Inbox),
                 // Polled even once closed: a shutdown still comes through it.
                 2 => self
                     .conn
