@@ -183,7 +183,7 @@ fn received(out: &Output) -> BTreeMap<ClientId, Vec<String>> {
     for delivery in &out.deliveries {
         let text = payload(delivery.message.frame()).to_owned();
         let mut once = BTreeSet::new();
-        for &id in &delivery.to {
+        for &id in delivery.to.iter() {
             assert!(once.insert(id), "{id:?} twice in one delivery");
             got.entry(id).or_default().push(text.clone());
         }

@@ -49,7 +49,7 @@ fn fanout(c: &mut Criterion) {
             b.iter(|| {
                 let out = chat.input(ClientId(0), black_box("hello, everyone"), now());
                 for delivery in &out.deliveries {
-                    for id in &delivery.to {
+                    for id in delivery.to.iter() {
                         let conn = &mut conns[id.0 as usize];
                         conn.send_prepared(&delivery.message).expect("queued");
                     }

@@ -28,7 +28,7 @@ fn now() -> Now {
 /// writes would.
 fn deliver(out: &Output, conns: &mut [Connection]) {
     for delivery in &out.deliveries {
-        for id in &delivery.to {
+        for id in delivery.to.iter() {
             let conn = &mut conns[id.0 as usize];
             conn.send_prepared(&delivery.message).expect("queued");
             while let Some(bytes) = conn.poll_transmit() {

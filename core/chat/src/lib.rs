@@ -57,9 +57,9 @@
 //! assert_eq!(out.broadcast, Some(2));
 //! // What waited is announced first, so the room hears things in order.
 //! let [joined, said] = &out.deliveries[..] else { panic!("two deliveries") };
-//! assert_eq!(joined.to, [ClientId(1)]);
+//! assert_eq!(*joined.to, [ClientId(1)]);
 //! assert_eq!(&joined.message.frame()[2..], b"* guest-2 joined #rust");
-//! assert_eq!(said.to, [ClientId(1), ClientId(2)]);
+//! assert_eq!(*said.to, [ClientId(1), ClientId(2)]);
 //! // One frame, encoded once for every recipient: an unmasked FIN text frame.
 //! assert_eq!(&said.message.frame()[2..], b"guest-1: hello");
 //! ```
@@ -75,7 +75,6 @@ pub mod remote;
 pub mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::mem;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,8 +197,9 @@ impl Refusal {
 /// One encoded message for some clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// Who gets it.
-    pub to: Vec<ClientId>,
+    /// Who gets it: shared, as a room's members are by everything said
+    /// there until one joins or leaves.
+    pub to: Arc<[ClientId]>,
     /// The frame, shared by all of them.
     pub message: PreparedMessage,
 }
@@ -287,6 +287,9 @@ struct Member {
 struct Room {
     /// In join order.
     members: Vec<ClientId>,
+    /// The members by format, made when something is said and kept until
+    /// one joins or leaves, so that what is said costs no pass over them.
+    recipients: Option<[Group; 2]>,
     /// Members on other nodes, in join order (see [`remote`]).
     remote: Vec<RemoteId>,
     history: VecDeque<Entry>,
@@ -311,6 +314,48 @@ struct PresenceEvent {
     /// The local member that joined: it is told neither of its own join
     /// nor of what its room heard before it.
     local: Option<ClientId>,
+}
+
+/// The members of a room (or of a notice's recipients) who take one
+/// format.
+#[derive(Debug, Clone)]
+struct Group {
+    ids: Arc<[ClientId]>,
+    /// Someone in it takes compressed frames.
+    deflate: bool,
+}
+
+impl Group {
+    /// Splits `to` by format ([`Chat::format_index`]), with one lookup a
+    /// member, and finds their room (none if none is a member).
+    fn split<'a>(
+        members: &'a IdMap<Box<Member>>,
+        to: &[ClientId],
+    ) -> ([Group; 2], Option<&'a str>) {
+        let mut ids: [Vec<ClientId>; 2] = Default::default();
+        let mut deflate = [false; 2];
+        let mut room = None;
+        for id in to {
+            if let Some(m) = members.get(id) {
+                let i = Chat::format_index(m.format);
+                ids[i].push(*id);
+                deflate[i] |= m.deflate;
+                room.get_or_insert(&*m.room);
+            }
+        }
+        let [plain, json] = ids;
+        let groups = [
+            Group {
+                ids: plain.into(),
+                deflate: deflate[0],
+            },
+            Group {
+                ids: json.into(),
+                deflate: deflate[1],
+            },
+        ];
+        (groups, room)
+    }
 }
 
 impl Room {
@@ -511,12 +556,13 @@ impl Chat {
         self.members.insert(id, Box::new(member));
         let r = self.rooms.entry(key).or_default();
         r.members.push(id);
+        r.recipients = None;
         r.last_active = now.mono;
         let mut out = Output::default();
         self.notify(&mut out, &[id], &Notice::Welcome { nick: &nick }, now);
         for message in self.encoded_history(room, format) {
             out.deliveries.push(Delivery {
-                to: vec![id],
+                to: Arc::from([id]),
                 message,
             });
         }
@@ -561,6 +607,7 @@ impl Chat {
         if let Some(room) = self.rooms.get_mut(&member.room) {
             let announced = room.members.len() + room.remote.len() <= self.config.presence_limit;
             room.members.retain(|&m| m != id);
+            room.recipients = None;
             room.last_active = now.mono;
             // Left before its join was announced: neither is, unless a
             // local member joined since, which was shown it in `/who`, and
@@ -839,9 +886,8 @@ impl Chat {
         };
         room.last_active = now.mono;
         room.push_history(entry.clone(), self.config.history);
-        let everyone = room.members.clone();
-        out.broadcast = Some(everyone.len());
-        self.notify(out, &everyone, &Notice::Said(&entry), now);
+        let room_name = member.room.clone();
+        out.broadcast = Some(self.notify_room(out, &room_name, &Notice::Said(&entry), now));
         out.appended = Some(Appended {
             room: member_room(&self.members, id),
             entry,
@@ -980,44 +1026,50 @@ impl Chat {
     pub fn set_deflate(&mut self, id: ClientId, deflate: bool) {
         if let Some(member) = self.members.get_mut(&id) {
             member.deflate = deflate;
+            if let Some(room) = self.rooms.get_mut(&member.room) {
+                room.recipients = None;
+            }
         }
     }
 
     /// Encodes `notice` once per format among `to` and adds the deliveries.
     fn notify(&self, out: &mut Output, to: &[ClientId], notice: &Notice<'_>, now: Now) {
-        // One pass, one lookup a member: who takes which format, and
-        // whether anyone in each group takes compressed frames.
-        let mut groups: [(Vec<ClientId>, bool); 2] = Default::default();
-        let mut room = None;
-        for id in to {
-            if let Some(m) = self.members.get(id) {
-                let (group, deflate) = &mut groups[Self::format_index(m.format)];
-                group.push(*id);
-                *deflate |= m.deflate;
-                room.get_or_insert(&*m.room);
-            }
+        if let (groups, Some(room)) = Group::split(&self.members, to) {
+            Self::emit(out, &groups, room, notice, now);
         }
-        let Some(room) = room else {
-            return;
+    }
+
+    /// [`Chat::notify`] to every local member of `room`, split by format
+    /// once until one joins or leaves; returns how many they are.
+    fn notify_room(
+        &mut self,
+        out: &mut Output,
+        room: &str,
+        notice: &Notice<'_>,
+        now: Now,
+    ) -> usize {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return 0;
         };
-        for (format, (mut group, deflate)) in [Format::Plain, Format::Json].into_iter().zip(groups)
-        {
-            if group.is_empty() {
+        let members = &self.members;
+        let groups = r
+            .recipients
+            .get_or_insert_with(|| Group::split(members, &r.members).0);
+        Self::emit(out, groups, room, notice, now);
+        r.members.len()
+    }
+
+    /// Adds one delivery per text of `notice` in each group's format.
+    fn emit(out: &mut Output, groups: &[Group; 2], room: &str, notice: &Notice<'_>, now: Now) {
+        for (format, group) in [Format::Plain, Format::Json].into_iter().zip(groups) {
+            if group.ids.is_empty() {
                 continue;
             }
-            let mut texts = format::render(format, room, notice, now.unix_ms)
-                .into_iter()
-                .peekable();
-            while let Some(text) = texts.next() {
+            for text in format::render(format, room, notice, now.unix_ms) {
                 let message = PreparedMessage::text(&text);
-                // The last text takes the group itself, the others a copy.
-                let to = match texts.peek() {
-                    Some(_) => group.clone(),
-                    None => mem::take(&mut group),
-                };
                 out.deliveries.push(Delivery {
-                    to,
-                    message: if deflate {
+                    to: Arc::clone(&group.ids),
+                    message: if group.deflate {
                         message.with_deflate()
                     } else {
                         message
@@ -1086,6 +1138,7 @@ mod tests {
     mod history_store;
     mod nicknames;
     mod presence;
+    mod recipients;
     mod reconnects;
     mod remote_members;
     mod text_rules;

@@ -129,8 +129,8 @@ impl Chat {
                 let r = self.rooms.entry(self.room_key(&appended.room)).or_default();
                 r.last_active = now.mono;
                 r.push_history(appended.entry.clone(), limit);
-                let locals = r.members.clone();
-                self.notify(&mut out, &locals, &Notice::Said(&appended.entry), now);
+                let room = self.room_key(&appended.room);
+                self.notify_room(&mut out, &room, &Notice::Said(&appended.entry), now);
                 out.appended = Some(appended);
             }
         }

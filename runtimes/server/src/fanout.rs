@@ -235,7 +235,7 @@ impl Held<'_> {
     ) -> (Vec<Outgoing>, u64) {
         let (mut mine, mut put) = (Vec::new(), 0);
         for delivery in deliveries {
-            for recipient in delivery.to {
+            for &recipient in delivery.to.iter() {
                 let outgoing = Outgoing {
                     message: delivery.message.clone(),
                     sample: sample.clone(),

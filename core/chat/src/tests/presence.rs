@@ -73,7 +73,7 @@ fn json_clients_get_an_object_each_made_once_for_all() {
     let announced = due(&mut chat, ms(250));
     let out = &announced[0].1;
     // One object per member that joined, each to those there before it.
-    let to: Vec<Vec<ClientId>> = out.deliveries.iter().map(|d| d.to.clone()).collect();
+    let to: Vec<Vec<ClientId>> = out.deliveries.iter().map(|d| d.to.to_vec()).collect();
     assert_eq!(
         to,
         [
