@@ -198,7 +198,7 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Who gets it: shared, as a room's members are by everything said
-    /// there until one joins or leaves.
+    /// there until one joins, leaves or changes compression.
     pub to: Arc<[ClientId]>,
     /// The frame, shared by all of them.
     pub message: PreparedMessage,
@@ -288,7 +288,8 @@ struct Room {
     /// In join order.
     members: Vec<ClientId>,
     /// The members by format, made when something is said and kept until
-    /// one joins or leaves, so that what is said costs no pass over them.
+    /// one joins, leaves or changes compression ([`Chat::set_deflate`]), so
+    /// that what is said costs no pass over them.
     recipients: Option<[Group; 2]>,
     /// Members on other nodes, in join order (see [`remote`]).
     remote: Vec<RemoteId>,
@@ -1040,7 +1041,8 @@ impl Chat {
     }
 
     /// [`Chat::notify`] to every local member of `room`, split by format
-    /// once until one joins or leaves; returns how many they are.
+    /// once until one joins, leaves or changes compression; returns how
+    /// many they are.
     fn notify_room(
         &mut self,
         out: &mut Output,

@@ -126,10 +126,10 @@ impl Chat {
                 }
                 self.announce_before(&mut out, &appended.room, now);
                 let limit = self.config.history;
-                let r = self.rooms.entry(self.room_key(&appended.room)).or_default();
+                let room = self.room_key(&appended.room);
+                let r = self.rooms.entry(room.clone()).or_default();
                 r.last_active = now.mono;
                 r.push_history(appended.entry.clone(), limit);
-                let room = self.room_key(&appended.room);
                 self.notify_room(&mut out, &room, &Notice::Said(&appended.entry), now);
                 out.appended = Some(appended);
             }
