@@ -419,22 +419,22 @@ mod tests {
         assert_eq!(wakes(), 1, "half the capacity wakes it");
         assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Messages));
         assert_eq!(texts(&batch), [b"a", b"b", b"c", b"d"]);
-        batch.clear();
-        // A stop wakes it at once, with what waited.
-        assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
-        outbox.put(message("e"), 8).expect("room for it");
-        outbox.stop();
-        assert_eq!(wakes(), 2, "a stop wakes it");
-        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Stop));
-        assert_eq!(texts(&batch), [b"e"]);
-        batch.clear();
-        // So does a close: what waited first, then that it closed.
-        assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
-        outbox.put(message("f"), 8).expect("room for it");
-        outbox.close();
-        assert_eq!(wakes(), 3, "a close wakes it");
-        assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Messages));
-        assert_eq!(texts(&batch), [b"f"]);
+        // A stop wakes it at once, with what waited; so does a close, which
+        // hands over what waited first (then that it closed, below).
+        type Signal = fn(&Outbox);
+        let signals: [(Signal, &str, Taken, usize); 2] = [
+            (Outbox::stop, "e", Taken::Stop, 2),
+            (Outbox::close, "f", Taken::Messages, 3),
+        ];
+        for (signal, text, first, woken) in signals {
+            batch.clear();
+            assert_eq!(held(&mut batch, &mut cx), Poll::Pending);
+            outbox.put(message(text), 8).expect("room for it");
+            signal(&outbox);
+            assert_eq!(wakes(), woken, "{first:?} wakes it");
+            assert_eq!(held(&mut batch, &mut cx), Poll::Ready(first));
+            assert_eq!(texts(&batch), [text.as_bytes()]);
+        }
         assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Closed));
     }
 
