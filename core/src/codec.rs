@@ -35,7 +35,7 @@ use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
-use crate::message::{Assembler, Message};
+use crate::message::{Assembler, Message, MessageKind};
 use crate::role::Role;
 
 /// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
@@ -315,6 +315,9 @@ impl MessageDecoder {
 
     fn next(&mut self, input: &mut &[u8]) -> Result<Option<Decoded>, ProtocolError> {
         loop {
+            if let Some(message) = self.whole_message(input) {
+                return message.map(|m| Some(Decoded::Message(m)));
+            }
             match self.frames.decode(input)? {
                 None => return Ok(None),
                 Some(FramePiece::Header(header)) => {
@@ -347,6 +350,38 @@ impl MessageDecoder {
                 }
             }
         }
+    }
+
+    /// The common case in one step: a whole uncompressed message in one
+    /// valid frame (§5.4: FIN set, Text or Binary), all of it in `input`,
+    /// between messages. What the frame decoder, `begin_frame`, `extend`
+    /// and `finish` would make of it, without the pieces in between; the
+    /// same result, error included (invalid UTF-8). Anything else (a part
+    /// of a frame, a fragment, a control frame, compression, a header that
+    /// fails a check or a limit): `None`, and `input` is untouched for the
+    /// piece by piece path, which reports what is wrong.
+    fn whole_message(&mut self, input: &mut &[u8]) -> Option<Result<Message, ProtocolError>> {
+        if !self.frames.is_between_frames() || self.assembler.in_message() {
+            return None;
+        }
+        let Ok(Some((header, len))) = FrameHeader::decode(input) else {
+            return None;
+        };
+        let kind = match header.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return None,
+        };
+        let payload = input
+            .get(len..)?
+            .get(..usize::try_from(header.payload_len).ok()?)?;
+        let fits =
+            payload.len() <= self.frames.max_frame_size && payload.len() <= self.assembler.limit();
+        if !header.fin || !fits || header.validate(self.frames.receiver).is_err() {
+            return None;
+        }
+        *input = &input[len + payload.len()..];
+        Some(self.assembler.whole(kind, payload, header.mask))
     }
 
     /// Unmasks compressed bytes and inflates them into the message, which
@@ -471,6 +506,8 @@ impl MessageDecoder {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::frame::encode_frame;
 
@@ -629,6 +666,87 @@ mod tests {
             let mut decoder = MessageDecoder::new(Role::Server, limits);
             assert_eq!(decode_all(&mut decoder, wire), Err(error.clone()));
             assert_eq!(decoder.decode(&mut &b"\x81\x80\0\0\0\0"[..]), Err(error));
+        }
+    }
+
+    /// Everything a decoder gives for `wire` fed in pieces cut at `cuts`
+    /// (positions, in any order), up to and including its first error.
+    fn decode_in_pieces(
+        limits: Limits,
+        wire: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<Decoded>, Option<ProtocolError>) {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        cuts.push(wire.len());
+        cuts.sort_unstable();
+        let mut decoder = MessageDecoder::new(Role::Server, limits);
+        let (mut out, mut start) = (Vec::new(), 0);
+        for end in cuts {
+            let mut input = &wire[start..end];
+            start = end;
+            loop {
+                match decoder.decode(&mut input) {
+                    Ok(Some(decoded)) => out.push(decoded),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// A frame as `(opcode, FIN, RSV, masked, payload)`: mostly data
+    /// frames, some control frames and reserved opcodes, some RSV bits and
+    /// unmasked frames; payloads of text or of any bytes.
+    fn any_frame() -> impl Strategy<Value = (u8, bool, u8, bool, Vec<u8>)> {
+        (
+            prop_oneof![
+                6 => prop::sample::select(vec![0u8, 1, 2]),
+                2 => prop::sample::select(vec![8u8, 9, 10]),
+                1 => 0u8..16,
+            ],
+            prop::bool::weighted(0.8),
+            prop_oneof![8 => Just(0u8), 1 => 0u8..8],
+            prop::bool::weighted(0.95),
+            prop_oneof![
+                any::<String>().prop_map(String::into_bytes),
+                prop::collection::vec(any::<u8>(), 0..300),
+            ],
+        )
+    }
+
+    proptest! {
+        /// A whole message in one frame takes a shorter path than one
+        /// that comes in pieces ([`MessageDecoder::whole_message`]): both
+        /// give the same messages, control frames and errors, for valid
+        /// and invalid frames alike (any opcode, FIN, RSV and mask, text
+        /// that is not UTF-8, frames and messages over the limits).
+        #[test]
+        fn whole_frames_decode_as_frames_in_pieces_do(
+            frames in prop::collection::vec(any_frame(), 1..12),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut wire = Vec::new();
+            for (opcode, fin, rsv, masked, payload) in &frames {
+                let mut header = FrameHeader::new(OpCode::Text, payload.len() as u64);
+                header.fin = *fin;
+                header.rsv = *rsv;
+                header.mask = masked.then_some([0x37, 0xfa, 0x21, 0x3d]);
+                header.encode(&mut wire);
+                // The opcode by hand: reserved ones too.
+                let first = wire.len() - header.encoded_len();
+                wire[first] = (wire[first] & 0xF0) | opcode;
+                let start = wire.len();
+                wire.extend_from_slice(payload);
+                if let Some(key) = header.mask {
+                    apply_mask(&mut wire[start..], key, 0);
+                }
+            }
+            let limits = Limits { max_frame_size: 200, max_message_size: 250 };
+            let whole = decode_in_pieces(limits, &wire, &[]);
+            let bytes: Vec<usize> = (0..wire.len()).collect();
+            prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &bytes));
+            prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &cuts));
         }
     }
 

@@ -287,6 +287,33 @@ impl Assembler {
         Ok(())
     }
 
+    /// The largest message it takes.
+    pub(crate) fn limit(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// A whole message that came in one frame, between messages: what
+    /// [`Assembler::begin_frame`], [`Assembler::extend`] and
+    /// [`Assembler::finish`] make of it, in one step. The caller checked
+    /// the frame and the size limit.
+    pub(crate) fn whole(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+    ) -> Result<Message, ProtocolError> {
+        debug_assert!(self.kind.is_none() && self.buf.is_empty());
+        if self.buf.capacity() < payload.len() {
+            self.take_spare(payload.len());
+        }
+        self.buf.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.buf, key, 0);
+        }
+        self.kind = Some(kind);
+        self.finish()
+    }
+
     /// Ends the message after its final frame.
     pub(crate) fn finish(&mut self) -> Result<Message, ProtocolError> {
         self.fragments = 0;

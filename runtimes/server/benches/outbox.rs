@@ -81,7 +81,7 @@ impl Client {
     /// What the session's task does after input: the session hands the
     /// chat's messages to their outboxes.
     fn forward(&mut self, hub: &Mutex<Hub>, fanout: &Fanout) {
-        self.session.process(hub, fanout, &self.outbox, now());
+        self.session.process(hub, fanout, &self.outbox, now);
     }
 
     /// What the task does when its outbox wakes it: takes everything

@@ -211,7 +211,10 @@ impl Budget {
     /// bytes were written since the last update. Past the budget, closes
     /// the oldest backlogs until the rest fits. The clock is read only when
     /// bytes were queued: most turns of a connection change nothing here,
-    /// and those return at once.
+    /// and those return at once. Bytes queued and written between two
+    /// updates were never held (an echo or a reply written in the turn
+    /// that queued it): only what was written of the bytes held counts, so
+    /// such a turn changes nothing either.
     pub fn update(
         &self,
         share: &mut Share,
@@ -219,6 +222,8 @@ impl Budget {
         written: usize,
         now_ms: impl FnOnce() -> u64,
     ) {
+        // The queue is first in, first out: what was held leaves first.
+        let written = written.min(usize::try_from(share.held()).unwrap_or(usize::MAX));
         if share.is_evicted() || (written == 0 && share.held() == bytes as u64) {
             return;
         }

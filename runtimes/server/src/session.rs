@@ -292,13 +292,21 @@ impl Session {
         self.joined && self.conn.is_closed()
     }
 
-    /// Handles what happened since the last call, at time `now`: each chat
+    /// Handles what happened since the last call, at the time `now` tells
+    /// (asked only by the events that need it: most echoes, pings and
+    /// pongs do not, and the clocks are not read for them): each chat
     /// operation takes the hub and its room's next turn in `fanout`, lets the
     /// hub go, and in that turn its output goes to the other members'
     /// outboxes (see [`crate::fanout`]). `outbox` is this client's:
     /// what waits there (what the room said before) is delivered before the
     /// output's part for this client.
-    pub fn process(&mut self, hub: &Mutex<Hub>, fanout: &Fanout, outbox: &Outbox, now: Now) {
+    pub fn process(
+        &mut self,
+        hub: &Mutex<Hub>,
+        fanout: &Fanout,
+        outbox: &Outbox,
+        mut now: impl FnMut() -> Now,
+    ) {
         // Echoed messages, counted once per call: the counters are atomics
         // every thread shares, and a read can hold many messages.
         let mut echoed = 0;
@@ -310,7 +318,7 @@ impl Session {
             match event {
                 Event::Request(request) => {
                     let mut hub = lock(hub);
-                    let out = self.route(&request, &mut hub, now);
+                    let out = self.route(&request, &mut hub, now());
                     // Joined now: its outbox goes to its room's members.
                     let change = match self.joined {
                         true => Membership::Joined,
@@ -322,11 +330,8 @@ impl Session {
                 Event::Message(message) if self.config.echo => {
                     match &message {
                         Message::Text(text) => self.log_text(text),
-                        Message::Binary(bytes) => {
-                            self.log(Log::ReceivedBinary { len: bytes.len() })
-                        }
+                        Message::Binary(bytes) => self.log_binary(bytes.len()),
                     }
-                    self.last_input = now.mono;
                     echoed += 1;
                     // A large one leaves from its own buffer, which comes
                     // back for a later message once written.
@@ -334,6 +339,7 @@ impl Session {
                 }
                 Event::Message(Message::Text(text)) => {
                     self.log_text(&text);
+                    let now = now();
                     self.last_input = now.mono;
                     let sample = self.config.metrics.message_in();
                     let mut hub = lock(hub);
@@ -350,7 +356,7 @@ impl Session {
                 }
                 Event::Message(Message::Binary(bytes)) => {
                     self.config.metrics.messages_in.inc();
-                    self.log(Log::ReceivedBinary { len: bytes.len() });
+                    self.log_binary(bytes.len());
                     // §7.4.1: 1003 for a kind of data the endpoint cannot accept.
                     let _ = self
                         .conn
@@ -402,7 +408,7 @@ impl Session {
         if self.must_leave() {
             self.joined = false;
             let mut hub = lock(hub);
-            let out = hub.leave(self.id, now);
+            let out = hub.leave(self.id, now());
             self.hand_out(out, hub, fanout, outbox, None, Membership::Left);
         }
     }
@@ -700,6 +706,14 @@ impl Session {
         });
     }
 
+    /// As [`Session::log_text`]: a line per message, made only when it
+    /// is printed.
+    fn log_binary(&mut self, len: usize) {
+        if self.config.log_level >= LogLevel::Info {
+            self.log(Log::ReceivedBinary { len });
+        }
+    }
+
     fn reply(&mut self, send: impl FnOnce(&mut Connection) -> Result<(), SendError>) {
         if let Err(SendError::QueueFull) = send(&mut self.conn) {
             self.too_slow();
@@ -826,7 +840,7 @@ mod tests {
             .as_bytes(),
         );
         let outbox = Outbox::new();
-        session.process(hub, fanout, &outbox, at(0));
+        session.process(hub, fanout, &outbox, || at(0));
         let head = sent(&mut session);
         assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
         (session, outbox)
@@ -919,7 +933,7 @@ mod tests {
         let mut bytes = Vec::new();
         header.encode(&mut bytes);
         session.receive(&bytes);
-        session.process(&hub, &fanout, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, || at(1));
         let out = sent(&mut session);
         assert_eq!(close_code(&frames(&out)[0]), 1009);
 
@@ -933,7 +947,7 @@ mod tests {
         let (mut echo, outbox) = joined((&hub, &fanout), &config, "/");
         let long = "x".repeat(5000);
         echo.receive(&client_frame(OpCode::Text, long.as_bytes()));
-        echo.process(&hub, &fanout, &outbox, at(1));
+        echo.process(&hub, &fanout, &outbox, || at(1));
         assert_eq!(
             frames(&sent(&mut echo)),
             [(OpCode::Text, long.into_bytes())]
@@ -956,16 +970,16 @@ mod tests {
               Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
               Sec-WebSocket-Version: 13\r\n\r\n",
         );
-        session.process(&hub, &fanout, &Outbox::new(), at(0));
+        session.process(&hub, &fanout, &Outbox::new(), || at(0));
         sent(&mut session);
         // Three messages in one read, then one more.
         let mut read = client_frame(OpCode::Text, b"one");
         read.extend(client_frame(OpCode::Binary, b"two"));
         read.extend(client_frame(OpCode::Text, b"three"));
         session.receive(&read);
-        session.process(&hub, &fanout, &Outbox::new(), at(1));
+        session.process(&hub, &fanout, &Outbox::new(), || at(1));
         session.receive(&client_frame(OpCode::Text, b"four"));
-        session.process(&hub, &fanout, &Outbox::new(), at(1));
+        session.process(&hub, &fanout, &Outbox::new(), || at(1));
         assert_eq!(
             frames(&sent(&mut session)),
             [
@@ -995,12 +1009,12 @@ mod tests {
             read.extend(client_frame(OpCode::Ping, b""));
         }
         session.receive(&read);
-        session.process(&hub, &fanout, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, || at(1));
         let lines: Vec<Log> = std::iter::from_fn(|| session.poll_log()).collect();
         assert_eq!(lines, [Log::ReceivedPing, Log::ReceivedPong]);
         // The next read logs again.
         session.receive(&client_frame(OpCode::Pong, b""));
-        session.process(&hub, &fanout, &outbox, at(2));
+        session.process(&hub, &fanout, &outbox, || at(2));
         assert_eq!(session.poll_log(), Some(Log::ReceivedPong));
     }
 
@@ -1011,7 +1025,7 @@ mod tests {
         let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Binary, b"\x00\x01"));
-        session.process(&hub, &fanout, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, || at(1));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1003);
     }
 
@@ -1026,15 +1040,15 @@ mod tests {
         let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.receive(&client_frame(OpCode::Text, b"hello"));
-        session.process(&hub, &fanout, &outbox, at(30));
+        session.process(&hub, &fanout, &outbox, || at(30));
         sent(&mut session);
         // A ping is no message: only messages keep a client from idling.
         session.receive(&client_frame(OpCode::Ping, b""));
-        session.process(&hub, &fanout, &outbox, at(80));
+        session.process(&hub, &fanout, &outbox, || at(80));
         sent(&mut session);
         assert_eq!(session.poll_timeout(), Some(Duration::from_secs(90)));
         session.handle_timeout(Duration::from_secs(90));
-        session.process(&hub, &fanout, &outbox, at(90));
+        session.process(&hub, &fanout, &outbox, || at(90));
         assert_eq!(close_code(&frames(&sent(&mut session))[0]), 1001);
         assert!(std::iter::from_fn(|| session.poll_log()).any(|l| matches!(l, Log::Idle { .. })));
     }
@@ -1050,7 +1064,7 @@ mod tests {
             sent(s);
         }
         a.receive_eof();
-        a.process(&hub, &fanout, &a_outbox, at(5));
+        a.process(&hub, &fanout, &a_outbox, || at(5));
         assert_eq!(taken(&b_outbox), [b"* guest-1 left #lobby"]);
         // C is in another room.
         assert!(c_outbox.is_empty());
@@ -1064,11 +1078,11 @@ mod tests {
         let ((mut a, a_outbox), (mut b, b_outbox)) = two_in_the_lobby((&hub, &fanout), &config);
         assert_eq!(taken(&a_outbox), [b"* guest-2 joined #lobby"]);
         b.receive(&client_frame(OpCode::Text, b"first"));
-        b.process(&hub, &fanout, &b_outbox, at(1));
+        b.process(&hub, &fanout, &b_outbox, || at(1));
         // B's line waits in A's outbox (A's task has not run yet) when A
         // speaks: the room's order (its history's) is B's, then A's.
         a.receive(&client_frame(OpCode::Text, b"second"));
-        a.process(&hub, &fanout, &a_outbox, at(1));
+        a.process(&hub, &fanout, &a_outbox, || at(1));
         let texts: Vec<Vec<u8>> = frames(&sent(&mut a)).into_iter().map(|(_, p)| p).collect();
         assert_eq!(texts, [&b"guest-2: first"[..], b"guest-1: second"]);
         assert!(a_outbox.is_empty());
@@ -1082,7 +1096,7 @@ mod tests {
         let (mut session, outbox) = joined((&hub, &fanout), &config, "/");
         sent(&mut session);
         session.outbox_closed();
-        session.process(&hub, &fanout, &outbox, at(1));
+        session.process(&hub, &fanout, &outbox, || at(1));
         let out = frames(&sent(&mut session));
         assert_eq!(close_code(&out[0]), 1008);
         assert_eq!(&out[0].1[2..], b"too slow: send queue full");
@@ -1098,7 +1112,7 @@ mod tests {
         let ((mut a, a_outbox), (_, b_outbox)) = two_in_the_lobby((&hub, &fanout), &config);
         lock(&hub).stop();
         a.receive(&client_frame(OpCode::Text, b"too late"));
-        a.process(&hub, &fanout, &a_outbox, at(1));
+        a.process(&hub, &fanout, &a_outbox, || at(1));
         assert!(b_outbox.is_empty());
         assert!(sent(&mut a).is_empty(), "not even to the sender");
         // A join that was still in its handshake is refused.
@@ -1110,12 +1124,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         );
-        late.process(&hub, &fanout, &Outbox::new(), at(1));
+        late.process(&hub, &fanout, &Outbox::new(), || at(1));
         assert!(sent(&mut late).starts_with(b"HTTP/1.1 503 "));
         // Leaving is not announced: the whole room is going.
         a.shutdown();
         a.receive_eof();
-        a.process(&hub, &fanout, &a_outbox, at(2));
+        a.process(&hub, &fanout, &a_outbox, || at(2));
         assert!(b_outbox.is_empty());
         assert_eq!(lock(&hub).len(), 1);
     }
@@ -1172,10 +1186,10 @@ mod tests {
         for _ in 0..2 {
             a.receive(&client_frame(OpCode::Text, b"hi"));
         }
-        a.process(&hub, &fanout, &a_outbox, at(0));
+        a.process(&hub, &fanout, &a_outbox, || at(0));
         assert_eq!(texts(&mut a), [b"guest-1: hi", b"guest-1: hi"]);
         a.receive_eof();
-        a.process(&hub, &fanout, &a_outbox, at(0));
+        a.process(&hub, &fanout, &a_outbox, || at(0));
 
         // Another port of the same address: the same, empty bucket.
         let (mut b, b_outbox) = joined_from(
@@ -1186,7 +1200,7 @@ mod tests {
         );
         texts(&mut b);
         b.receive(&client_frame(OpCode::Text, b"hi"));
-        b.process(&hub, &fanout, &b_outbox, at(0));
+        b.process(&hub, &fanout, &b_outbox, || at(0));
         assert_eq!(
             texts(&mut b),
             [&b"! slow down: at most 2 messages at once and 0.5 per second"[..]]
@@ -1200,7 +1214,7 @@ mod tests {
         );
         texts(&mut c);
         c.receive(&client_frame(OpCode::Text, b"hi"));
-        c.process(&hub, &fanout, &c_outbox, at(0));
+        c.process(&hub, &fanout, &c_outbox, || at(0));
         assert_eq!(texts(&mut c), [b"guest-3: hi"]);
     }
 }

@@ -179,7 +179,7 @@ fn run<R: Runtime, S: Socket>(mut driver: Driver<R, S>) -> impl Future<Output = 
             if driver.out_of_budget() {
                 future::yield_now().await;
             }
-            let Some(due) = driver.prepare() else {
+            let Some(due) = future::poll_fn(|cx| Poll::Ready(driver.prepare(cx))).await else {
                 break;
             };
             let wake = match due {
@@ -344,16 +344,32 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         spent
     }
 
-    /// Lets the session handle what happened, and gets ready to wait:
-    /// `None` once the connection is over, otherwise whether a deadline
-    /// has passed already.
-    fn prepare(&mut self) -> Option<bool> {
+    /// Lets the session handle what happened, writes what that queued if
+    /// the socket takes it now, and gets ready to wait: `None` once the
+    /// connection is over, otherwise whether a deadline has passed
+    /// already.
+    fn prepare(&mut self, cx: &mut Context<'_>) -> Option<bool> {
         let shared = &*self.conn.shared;
         let session = &mut self.conn.session;
         shared.process(session, self.conn.share.outbox());
         shared.print_logs(session);
         if session.is_finished() {
             return None;
+        }
+        // Most turns that queue bytes (an echo, a reply, what the outbox
+        // handed over) find room in the socket: written before the budget
+        // is told, they were never held, and need no wait and no second
+        // turn. Held messages wait for their hold.
+        if self.hold.is_none() && session.buffered_amount() > 0 {
+            match poll_write_queued(&self.socket, session, cx) {
+                Poll::Ready(Ok(n)) => {
+                    shared.metrics.bytes_out.inc_by(n as u64);
+                    session.advance(n);
+                    self.written += n;
+                }
+                Poll::Ready(Err(_)) => return None,
+                Poll::Pending => {}
+            }
         }
         let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let written = mem::take(&mut self.written);
