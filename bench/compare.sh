@@ -178,7 +178,13 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
     # wss: trust the certificate tls_scenario made (and nothing else).
     [ "$scheme" = wss ] && args+=(--ca "$scratch/cert.pem")
     local line server_cpu wall_ms
-    line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}")
+    # The load tool's CPU time too (bash's `time`: user and system of the
+    # children it waited for): on 2 shared cores it bounds what any server
+    # can show (see bench/README.md, "Echo and the load tool's share").
+    local TIMEFORMAT='%3U %3S'
+    { time line=$(timeout $((SECS * 3 + 120)) "$LOAD" "${args[@]}" 2>&3); } 3>&2 2>"$scratch/load.time"
+    local load_cpu
+    load_cpu=$(awk 'END { print int(($1 + $2) * 1000) }' "$scratch/load.time")
     server_cpu=$(cpu_ms "$server_pid")
     wall_ms=$(python3 -c "print(int(($EPOCHREALTIME - $started) * 1000))")
     stop_server
@@ -188,10 +194,10 @@ measure() { # label, url-scheme (ws|wss|tcp), load args (with URL as @URL@), --,
     # the server, whoever the bottleneck was; its inverse, deliveries per
     # CPU-second; the cores' worth it used over the run's wall time, and at
     # most over any 1 s of it (sampled every 0.5 s).
-    line=$(python3 - "$line" "$server_cpu" "$wall_ms" "$scratch/cpu.samples" <<'PY'
+    line=$(python3 - "$line" "$server_cpu" "$wall_ms" "$scratch/cpu.samples" "$load_cpu" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
-cpu, wall = int(sys.argv[2]), int(sys.argv[3])
+cpu, wall, load_cpu = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 samples = [tuple(map(float, l.split())) for l in open(sys.argv[4]) if len(l.split()) == 2]
 d["server_peak_cores"] = max(((c2 - c1) / 1000 / (t2 - t1) for (t1, c1), (t2, c2)
                               in zip(samples, samples[2:]) if t2 > t1), default=None)
@@ -201,7 +207,9 @@ n = d.get("delivered", d.get("messages", 0))
 d.update(server_cpu_ms=cpu, server_wall_ms=wall,
          server_cpu_us_per_msg=round(cpu * 1000 / n, 3) if n else None,
          msgs_per_server_cpu_s=round(n * 1000 / cpu) if cpu else None,
-         server_cores=round(cpu / wall, 2) if wall else None)
+         server_cores=round(cpu / wall, 2) if wall else None,
+         load_cpu_ms=load_cpu,
+         load_cpu_us_per_msg=round(load_cpu * 1000 / n, 3) if n else None)
 print(json.dumps(d))
 PY
 )
@@ -270,7 +278,7 @@ echo_scenario() { # size depth [tls]
       raw-tcp) note="ceiling (no WebSocket)" ;;
     esac
     row "$name" "$server" "$m msg/s" "p50 $(median "$f" p50_us) us" "p99 $(median "$f" p99_us) us" \
-      "$(median "$f" server_cpu_us_per_msg) us" "$note"
+      "$(median "$f" server_cpu_us_per_msg) us (load tool $(median "$f" load_cpu_us_per_msg) us)" "$note"
   done
 }
 
