@@ -295,6 +295,13 @@ struct Driver<R: Runtime, S> {
     write_shut: bool,
     /// The last wait returned `Pending` at least once.
     waited: bool,
+    /// The timer's and the outbox's wakers are in place: each was polled
+    /// `Pending` since the task last waited, and has not changed since (a
+    /// timer set again, a hold begun or ended). Until the task waits, a
+    /// wait skips them: what they bring wakes the task, which polls it
+    /// again, and then every source is polled.
+    timer_waits: bool,
+    outbox_waits: bool,
     /// When it parks: [`Park::New`] until it first does.
     park: Park,
     /// Held to the end (declared last, dropped last): counted out after
@@ -327,6 +334,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             read_open: true,
             write_shut: false,
             waited: false,
+            timer_waits: false,
+            outbox_waits: false,
             park,
             _counted: counted,
         }
@@ -339,6 +348,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         let spent = self.busy_turns > TURNS_BEFORE_YIELD || self.busy_bytes >= BYTES_BEFORE_YIELD;
         if spent {
             (self.busy_turns, self.busy_bytes) = (0, 0);
+            // Yielding is a wait: a wake it takes is not seen again.
+            (self.timer_waits, self.outbox_waits) = (false, false);
             self.socket.defer_read();
         }
         spent
@@ -406,6 +417,7 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 if at <= Instant::now() {
                     return Some(true);
                 }
+                self.timer_waits = false;
                 match &mut self.timer {
                     Some(timer) => shared.runtime.reset_timer(timer, at),
                     None => self.timer = Some(shared.runtime.timer_at(at)),
@@ -423,6 +435,10 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// then each pair's first): reading and writing each go first half the
     /// time (a random first of four would put reads first 3 times in 4).
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        if self.waited {
+            // Polled again after a wait: any source may have woken it.
+            (self.timer_waits, self.outbox_waits) = (false, false);
+        }
         let coins = fastrand::u8(..);
         let pair = |first: u8, coin: u8| match coins & coin {
             0 => [first, first + 1],
@@ -437,24 +453,19 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             let polled = match source {
                 0 => self.poll_read(cx),
                 1 => self.poll_write(cx),
-                // While messages are held, what comes meanwhile stays in
-                // the outbox, waking nobody, until the hold ends (or half
-                // the outbox fills); a stop or a close still comes.
-                2 if self.hold.is_some() => self
-                    .conn
-                    .share
-                    .outbox()
-                    .poll_take_held(cx, &mut self.batch, self.conn.shared.config.outbox_capacity)
-                    .map(Wake::Inbox),
-                // Polled even once closed: a shutdown still comes through it.
-                2 => self
-                    .conn
-                    .share
-                    .outbox()
-                    .poll_take(cx, &mut self.batch)
-                    .map(Wake::Inbox),
+                2 if self.outbox_waits => Poll::Pending,
+                2 => {
+                    let polled = self.poll_outbox(cx);
+                    self.outbox_waits = polled.is_pending();
+                    polled
+                }
+                _ if self.timer_waits => Poll::Pending,
                 _ => match (&mut self.timer, self.armed) {
-                    (Some(timer), Some(_)) => Pin::new(timer).poll(cx).map(|_| Wake::Timer),
+                    (Some(timer), Some(_)) => {
+                        let polled = Pin::new(timer).poll(cx).map(|_| Wake::Timer);
+                        self.timer_waits = polled.is_pending();
+                        polled
+                    }
                     _ => Poll::Pending,
                 },
             };
@@ -464,6 +475,21 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         }
         self.waited = true;
         Poll::Pending
+    }
+
+    fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let outbox = self.conn.share.outbox();
+        match self.hold {
+            // While messages are held, what comes meanwhile stays in the
+            // outbox, waking nobody, until the hold ends (or half the
+            // outbox fills); a stop or a close still comes.
+            Some(_) => {
+                outbox.poll_take_held(cx, &mut self.batch, self.conn.shared.config.outbox_capacity)
+            }
+            // Polled even once closed: a shutdown still comes through it.
+            None => outbox.poll_take(cx, &mut self.batch),
+        }
+        .map(Wake::Inbox)
     }
 
     fn poll_read(&self, cx: &mut Context<'_>) -> Poll<Wake> {
@@ -555,6 +581,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 }
                 if let Some(until) = self.hold.filter(|until| *until <= Instant::now()) {
                     self.hold = None;
+                    // Its waker waited for a held outbox.
+                    self.outbox_waits = false;
                     self.pace.released(until);
                     // What came meanwhile waited in the outbox (not polled
                     // while held): it goes in the same write.
@@ -644,12 +672,18 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
 
 /// One vectored write of what `session` has queued. The slices (a
 /// kilobyte) are made on this call's stack, not kept in every connection's
-/// task between polls.
+/// task between polls; and not at all when what is queued is one piece
+/// (an echo, a reply, one message), the most common write.
 fn poll_write_queued<S: Socket>(
     socket: &S,
     session: &Session,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
+    if let Some(bytes) = session.poll_transmit() {
+        if bytes.len() == session.buffered_amount() {
+            return socket.poll_write_vectored(cx, &[IoSlice::new(bytes)]);
+        }
+    }
     let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
     let n = session.poll_transmit_vectored(&mut slices);
     socket.poll_write_vectored(cx, &slices[..n])
