@@ -364,9 +364,6 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         let session = &mut self.conn.session;
         shared.process(session, self.conn.share.outbox());
         shared.print_logs(session);
-        if session.is_finished() {
-            return None;
-        }
         // Most turns that queue bytes (an echo, a reply, what the outbox
         // handed over) find room in the socket: written before the budget
         // is told, they were never held, and need no wait and no second
@@ -381,6 +378,10 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 Poll::Ready(Err(_)) => return None,
                 Poll::Pending => {}
             }
+        }
+        // After the write: it may have sent a finished session's last bytes.
+        if session.is_finished() {
+            return None;
         }
         let ms = || u64::try_from(shared.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let written = mem::take(&mut self.written);
