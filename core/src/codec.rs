@@ -315,6 +315,12 @@ impl MessageDecoder {
 
     fn next(&mut self, input: &mut &[u8]) -> Result<Option<Decoded>, ProtocolError> {
         loop {
+            // Used up between frames (the call after every read's last
+            // message): nothing can come of it. (Inside a frame, a payload
+            // of length 0 still ends it.)
+            if input.is_empty() && !self.frames.in_frame() {
+                return Ok(None);
+            }
             if let Some(message) = self.whole_message(input) {
                 return message.map(|m| Some(Decoded::Message(m)));
             }

@@ -19,8 +19,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         bytes.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
-    // 8 is a multiple of 4, so the tail starts at key[0] again.
-    for (byte, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
+    // 8 is a multiple of 4, so the tail starts at key[0] again: up to 7
+    // bytes, a word of 4 and then fewer than 4 (a cycling iterator over the
+    // key cost more than a short payload's words).
+    let rest = chunks.into_remainder();
+    let (word, rest) = rest.split_at_mut(if rest.len() >= 4 { 4 } else { 0 });
+    if let Ok(four) = <&mut [u8; 4]>::try_from(word) {
+        *four = (u32::from_ne_bytes(*four) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+    }
+    for (byte, k) in rest.iter_mut().zip(key) {
         *byte ^= k;
     }
 }

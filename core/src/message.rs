@@ -333,6 +333,7 @@ impl Assembler {
 
     /// Takes back the buffer of a delivered message to assemble the next one
     /// in, so that steady traffic allocates nothing per message.
+    #[inline]
     pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
         let size = bytes.capacity();
         if size > 0 && self.spare.len() < SPARE_BUFFERS && self.spare_bytes + size <= SPARE_BYTES {
@@ -344,16 +345,33 @@ impl Assembler {
 
     /// Swaps in the spare buffer that best fits `want` bytes: the smallest
     /// one large enough, or else the largest.
+    #[inline]
     fn take_spare(&mut self, want: usize) {
         // The last one given back, when it fits without wasting much: steady
-        // traffic of one size takes it every time, without a search.
-        if let Some(last) = self.spare.last() {
-            let size = last.capacity();
-            if size >= want && (size <= SMALL_ENOUGH || size / 2 <= want) {
-                self.swap_in_spare(self.spare.len() - 1);
-                return;
+        // traffic of one size takes it every time, without a search (and,
+        // with no buffer to give back, without a swap).
+        let fits = |b: &mut Vec<u8>| {
+            let size = b.capacity();
+            size >= want && (size <= SMALL_ENOUGH || size / 2 <= want)
+        };
+        if self.spare.last_mut().is_some_and(fits) {
+            match self.buf.capacity() {
+                0 => {
+                    if let Some(last) = self.spare.pop() {
+                        self.spare_bytes -= last.capacity();
+                        self.buf = last;
+                    }
+                }
+                _ => self.swap_in_spare(self.spare.len() - 1),
             }
+            return;
         }
+        self.take_best_spare(want);
+    }
+
+    /// The search of [`Assembler::take_spare`], when the last spare does not
+    /// fit.
+    fn take_best_spare(&mut self, want: usize) {
         let best = self
             .spare
             .iter()

@@ -591,6 +591,11 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
     // Messages a sender may have sent and not heard back: a reader keeps
     // up with the room, but messages are always in flight.
     const WINDOW: usize = 8;
+    // Messages in the room that the slowest reader has not read: readers
+    // are threads, and one the machine stalls a while must not fall far
+    // behind the others (it would be behind by 256 KiB, the send queue
+    // of the test that sets one, after 138 of them).
+    let behind = senders * WINDOW;
     // 1.9 KB messages sent before the honest members join.
     const WARM_UP: usize = 80;
     let quiet: Vec<std::net::TcpStream> = (0..silent).map(|_| silent_member(server)).collect();
@@ -628,6 +633,13 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
         let welcome = raw.read_text();
         assert!(welcome.starts_with("* Welcome to #crowd"), "{welcome:?}");
     }
+    // What all have sent, and what each has read.
+    let room = Arc::new((
+        std::sync::atomic::AtomicUsize::new(0),
+        (0..senders)
+            .map(|_| std::sync::atomic::AtomicUsize::new(0))
+            .collect::<Vec<_>>(),
+    ));
     let readers: Vec<JoinHandle<Vec<String>>> = honest
         .into_iter()
         .enumerate()
@@ -635,16 +647,23 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
             let mut writer = raw.writer();
             let pid = server.pid();
             let peak = peak.clone();
+            let room = room.clone();
             thread::spawn(move || {
                 let own = format!("{s} ");
                 let (mut sent, mut own_heard) = (0, 0);
                 let mut heard = Vec::new();
+                let (all_sent, read) = &*room;
+                let slowest = || read.iter().map(|r| r.load(Ordering::Relaxed)).min();
                 while heard.len() < senders * messages {
-                    while sent < messages && sent < own_heard + WINDOW {
+                    while sent < messages
+                        && sent < own_heard + WINDOW
+                        && all_sent.load(Ordering::Relaxed) < slowest().unwrap_or(0) + behind
+                    {
                         writer
                             .write_all(&masked(true, 1, text(s, sent).as_bytes()))
                             .expect("an honest sender's message");
                         sent += 1;
+                        all_sent.fetch_add(1, Ordering::Relaxed);
                     }
                     let line = raw.read_text();
                     if is_notice(&line) {
@@ -657,6 +676,7 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
                         own_heard += 1;
                     }
                     heard.push(line);
+                    read[s].store(heard.len(), Ordering::Relaxed);
                     // The server's memory, now and then, while it is busy.
                     if heard.len() % 16 == 0 {
                         if let Some(bytes) = rss_of(pid) {

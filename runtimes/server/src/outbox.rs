@@ -29,6 +29,7 @@
 //! until half the capacity waits; a stop or a close still wakes it.
 
 use std::mem;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -44,6 +45,11 @@ pub struct Outbox(Arc<Inner>);
 #[derive(Debug, Default)]
 struct Inner {
     state: Mutex<State>,
+    /// A task's waker is in place ([`Waiter::Task`] or [`Waiter::Holding`]):
+    /// nothing it would be woken for has come since it waited. Written
+    /// under the lock, with the waiter; read without it (see
+    /// [`Outbox::is_waited_on`]).
+    waited_on: AtomicBool,
     /// What waits in the connection's send queue, for the budget: here so
     /// that a connection's outbox and backlog are one allocation.
     backlog: Backlog,
@@ -180,7 +186,7 @@ impl Outbox {
         }
         let waiter = match &state.waiter {
             Some(Waiter::Holding(_)) if !full && state.queue.len() < capacity / 2 => None,
-            _ => state.waiter.take(),
+            _ => self.take_waiter(&mut state),
         };
         drop(state);
         if let Some(waiter) = waiter {
@@ -209,11 +215,39 @@ impl Outbox {
         let waiter = {
             let mut state = self.state();
             change(&mut state);
-            state.waiter.take()
+            self.take_waiter(&mut state)
         };
         if let Some(waiter) = waiter {
             waiter.wake();
         }
+    }
+
+    /// Takes the waiter, to wake it (outside the lock).
+    fn take_waiter(&self, state: &mut State) -> Option<Waiter> {
+        self.0.waited_on.store(false, Ordering::Release);
+        state.waiter.take()
+    }
+
+    /// Puts a task's waker in place (see [`Outbox::is_waited_on`]).
+    fn wait(&self, state: &mut State, waker: &Waker, holding: bool) {
+        match (&mut state.waiter, holding) {
+            (Some(Waiter::Task(old)), false) | (Some(Waiter::Holding(old)), true) => {
+                old.clone_from(waker)
+            }
+            (waiter, false) => *waiter = Some(Waiter::Task(waker.clone())),
+            (waiter, true) => *waiter = Some(Waiter::Holding(waker.clone())),
+        }
+        self.0.waited_on.store(true, Ordering::Release);
+    }
+
+    /// Whether the waker of the task's last `Pending` poll is still in
+    /// place: then nothing came since that [`Outbox::poll_take`] (or
+    /// [`Outbox::poll_take_held`]) would hand over, and polling it again
+    /// with the same waker would change nothing. Without the lock: a
+    /// change made meanwhile wakes the task after it, so a task that saw
+    /// `true` is polled again.
+    pub fn is_waited_on(&self) -> bool {
+        self.0.waited_on.load(Ordering::Acquire)
     }
 
     /// Whether it was closed (full, or by the budget).
@@ -264,10 +298,7 @@ impl Outbox {
         if state.closed && !mem::replace(&mut state.told_closed, true) {
             return Poll::Ready(Taken::Closed);
         }
-        match &mut state.waiter {
-            Some(Waiter::Task(waker)) => waker.clone_from(cx.waker()),
-            waiter => *waiter = Some(Waiter::Task(cx.waker().clone())),
-        }
+        self.wait(&mut state, cx.waker(), false);
         Poll::Pending
     }
 
@@ -286,10 +317,7 @@ impl Outbox {
             let mut state = self.state();
             let tell = state.stop || (state.closed && !state.told_closed);
             if !tell && state.queue.len() < capacity / 2 {
-                match &mut state.waiter {
-                    Some(Waiter::Holding(waker)) => waker.clone_from(cx.waker()),
-                    waiter => *waiter = Some(Waiter::Holding(cx.waker().clone())),
-                }
+                self.wait(&mut state, cx.waker(), true);
                 return Poll::Pending;
             }
         }
@@ -315,6 +343,7 @@ impl Outbox {
         let mut state = self.state();
         let ready = state.stop || !state.queue.is_empty() || (state.closed && !state.told_closed);
         if !ready {
+            self.0.waited_on.store(false, Ordering::Release);
             state.waiter = Some(Waiter::Parked(rung.clone(), key));
         }
         !ready
@@ -436,6 +465,45 @@ mod tests {
             assert_eq!(texts(&batch), [text.as_bytes()]);
         }
         assert_eq!(held(&mut batch, &mut cx), Poll::Ready(Taken::Closed));
+    }
+
+    #[test]
+    fn it_is_waited_on_until_something_would_wake_its_task() {
+        let (outbox, _, waker) = waited_on();
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = Vec::new();
+        assert!(outbox.is_waited_on(), "polled Pending");
+        outbox.put(message("a"), 8).expect("room for it");
+        assert!(!outbox.is_waited_on(), "a message took the waker");
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Messages)
+        );
+        assert!(!outbox.is_waited_on(), "a poll that hands over waits not");
+        // Held: messages below half the capacity leave the waker in place,
+        // as they wake nobody; the one that reaches half takes it.
+        assert_eq!(outbox.poll_take_held(&mut cx, &mut batch, 8), Poll::Pending);
+        for (text, waits) in [("b", true), ("c", true), ("d", true), ("e", false)] {
+            outbox.put(message(text), 8).expect("room for it");
+            assert_eq!(outbox.is_waited_on(), waits, "after {text}");
+        }
+        batch.clear();
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut batch),
+            Poll::Ready(Taken::Messages)
+        );
+        for signal in [Outbox::stop, Outbox::close] {
+            batch.clear();
+            while outbox.poll_take(&mut cx, &mut batch).is_ready() {}
+            assert!(outbox.is_waited_on());
+            signal(&outbox);
+            assert!(!outbox.is_waited_on(), "a stop or a close takes it");
+        }
+        // A parked connection waits with a key, not a waker.
+        let (outbox, _, _) = waited_on();
+        let rung = Arc::new(Rung::new(waker.clone()));
+        assert!(outbox.park(&rung, 1));
+        assert!(!outbox.is_waited_on());
     }
 
     #[test]

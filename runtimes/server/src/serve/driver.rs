@@ -13,7 +13,7 @@ use std::io::{self, IoSlice};
 use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -60,6 +60,49 @@ const BUSY: Duration = Duration::from_secs(1);
 /// `Wake::Inbox` in [`Driver::handle`]. (What the smallest allocation of a
 /// vector holds.)
 const FEW_MESSAGES: usize = 4;
+
+/// The orders in which [`Driver::poll_wake`] polls its sources (0 read,
+/// 1 write, 2 the outbox, 3 the timer), by three coins: whether reading
+/// and writing go before the outbox and the timer, whether reading goes
+/// before writing, and the outbox before the timer.
+const ORDERS: [[u8; 4]; 8] = {
+    let mut orders = [[0; 4]; 8];
+    let mut coins = 0;
+    while coins < 8 {
+        let io = if coins & 2 == 0 { [0, 1] } else { [1, 0] };
+        let inbox = if coins & 4 == 0 { [2, 3] } else { [3, 2] };
+        let (a, b) = if coins & 1 == 0 {
+            (io, inbox)
+        } else {
+            (inbox, io)
+        };
+        orders[coins] = [a[0], a[1], b[0], b[1]];
+        coins += 1;
+    }
+    orders
+};
+
+/// Three coins per toss, from a xorshift generator of the driver's own
+/// (seeded at random): cheaper than a thread's generator, reached through
+/// a thread-local, on every wait.
+#[derive(Debug, Clone, Copy)]
+struct Coins(u32);
+
+impl Coins {
+    fn new() -> Self {
+        Self(fastrand::u32(1..))
+    }
+
+    /// Three fair coins, as a number below 8.
+    fn toss(&mut self) -> usize {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        (x >> 29) as usize
+    }
+}
 
 /// Drives one connection until its session is finished. The driver is made
 /// here, before the task, so that the task holds it once (an `async` block
@@ -296,12 +339,18 @@ struct Driver<R: Runtime, S> {
     /// The last wait returned `Pending` at least once.
     waited: bool,
     /// The timer's and the outbox's wakers are in place: each was polled
-    /// `Pending` since the task last waited, and has not changed since (a
-    /// timer set again, a hold begun or ended). Until the task waits, a
-    /// wait skips them: what they bring wakes the task, which polls it
-    /// again, and then every source is polled.
+    /// `Pending` with `waker`, and has not changed since (a timer set
+    /// again, a hold begun or ended). A wait skips them. Woken, the task
+    /// polls again only those that may have brought something: the outbox
+    /// if it no longer holds the waker, the timer once its time has come
+    /// (a runtime's timer fires no earlier), and both if the task's waker
+    /// changed.
     timer_waits: bool,
     outbox_waits: bool,
+    /// The waker of the last wait.
+    waker: Option<Waker>,
+    /// For the order of the sources of each wait.
+    coins: Coins,
     /// When it parks: [`Park::New`] until it first does.
     park: Park,
     /// Held to the end (declared last, dropped last): counted out after
@@ -336,6 +385,8 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             waited: false,
             timer_waits: false,
             outbox_waits: false,
+            waker: None,
+            coins: Coins::new(),
             park,
             _counted: counted,
         }
@@ -437,20 +488,9 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
     /// time (a random first of four would put reads first 3 times in 4).
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         if self.waited {
-            // Polled again after a wait: any source may have woken it.
-            (self.timer_waits, self.outbox_waits) = (false, false);
+            self.after_wait(cx);
         }
-        let coins = fastrand::u8(..);
-        let pair = |first: u8, coin: u8| match coins & coin {
-            0 => [first, first + 1],
-            _ => [first + 1, first],
-        };
-        let (io, inbox) = (pair(0, 2), pair(2, 4));
-        let order = match coins & 1 {
-            0 => [io, inbox],
-            _ => [inbox, io],
-        };
-        for source in order.into_iter().flatten() {
+        for source in ORDERS[self.coins.toss()] {
             let polled = match source {
                 0 => self.poll_read(cx),
                 1 => self.poll_write(cx),
@@ -475,7 +515,24 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
             }
         }
         self.waited = true;
+        match &mut self.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            none => *none = Some(cx.waker().clone()),
+        }
         Poll::Pending
+    }
+
+    /// Polled again after a wait: keeps the timer and the outbox skipped
+    /// unless they may have woken it (see [`Driver::timer_waits`]).
+    fn after_wait(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            (self.timer_waits, self.outbox_waits) = (false, false);
+            return;
+        }
+        self.outbox_waits &= self.conn.outbox().is_waited_on();
+        if self.timer_waits && self.armed.is_some_and(|at| at <= Instant::now()) {
+            self.timer_waits = false;
+        }
     }
 
     fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
