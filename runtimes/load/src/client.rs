@@ -348,6 +348,19 @@ impl WsClient {
         }
     }
 
+    /// The socket alone, for a client that frames its own messages from
+    /// now on (see [`crate::raw_frames`]): only between messages, with
+    /// nothing queued, held or unread in the core.
+    pub fn into_socket(self) -> Result<Socket, Failure> {
+        let conn = &self.conn;
+        if conn.buffered_amount() > 0 || conn.buffered_incoming() > 0 || conn.has_pending_events() {
+            return Err(Failure::Handshake(
+                "the server sent frames before any message: not an echo server".into(),
+            ));
+        }
+        Ok(self.socket)
+    }
+
     /// Sends a normal close (1000) and waits briefly for the server's.
     pub async fn close(mut self) {
         if self.conn.close(CloseCode::Normal, "").is_err() {

@@ -2,6 +2,10 @@
 //! echo is timed (send instants wait in a per-connection ring: echoes come
 //! back in order) and answered with the next message. After a warm-up, the
 //! echoes of exactly T seconds are counted.
+//!
+//! Three clients: the core's [`Connection`] (the default), raw frames after
+//! its handshake (`--raw-frames`, see [`crate::raw_frames`]), and raw TCP
+//! (`tcp://`). The last two share one loop ([`unit_echo`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -17,6 +21,7 @@ use tincan_core::{Connection, Event};
 use crate::client::{closed_by_server, Failure, Peer, Socket, Turn, WsClient};
 use crate::gate::{count_ready, gate, Stop, Waiter};
 use crate::histogram::Histogram;
+use crate::raw_frames::RawFrames;
 use crate::report::{self, Json};
 use crate::shard;
 use crate::url::{Scheme, Target};
@@ -37,6 +42,9 @@ pub struct EchoArgs {
     pub warmup: f64,
     /// Send text instead of binary.
     pub text: bool,
+    /// After the handshake, send and read raw frames (see
+    /// [`crate::raw_frames`]).
+    pub raw_frames: bool,
 }
 
 /// What the connections of every thread share.
@@ -140,13 +148,32 @@ async fn shard(run: &Run<'_>, t: usize) -> Tally {
 
 async fn connection(run: &Run<'_>, tally: &Tally, i: usize) {
     let result = match run.target.scheme {
+        Scheme::Ws | Scheme::Wss if run.args.raw_frames => {
+            let seed = run.common.seed(i);
+            let connect = WsClient::connect(run.target, seed);
+            let args = run.args;
+            let payload = vec![b'x'; args.size];
+            let key = (seed as u32).to_le_bytes();
+            // Enough copies of the frame for a write of up to 64 KiB.
+            let copies = (64 * 1024 / (args.size + 14)).clamp(1, args.depth);
+            let peer = RawFrames::new(&payload, args.text, key, copies);
+            let echo = |client: WsClient| async move {
+                unit_echo(client.into_socket()?, peer, run, tally).await
+            };
+            session(run, connect, echo).await
+        }
         Scheme::Ws | Scheme::Wss => {
             let connect = WsClient::connect(run.target, run.common.seed(i));
             session(run, connect, |client| ws_echo(client, run, tally)).await
         }
         Scheme::Tcp => {
             let connect = Socket::connect(run.target.addr);
-            session(run, connect, |socket| tcp_echo(socket, run, tally)).await
+            let peer = RawEcho {
+                size: run.args.size.max(1),
+                unsent: 0,
+                arrived: 0,
+            };
+            session(run, connect, |socket| unit_echo(socket, peer, run, tally)).await
         }
     };
     if let Err(e) = result {
@@ -232,8 +259,36 @@ async fn ws_echo(mut client: WsClient, run: &Run<'_>, tally: &Tally) -> Result<(
 /// Bytes to send: every raw message is SIZE bytes of `x`.
 static FILLER: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
-/// Raw TCP: how many bytes are left to send and have arrived.
+/// What [`unit_echo`] drives: a peer that queues one message at a time and
+/// counts the echoes.
+trait Units: Peer {
+    /// Queues one more message.
+    fn queue(&mut self);
+    /// The echoes, and the messages that were not echoes, since the last
+    /// call.
+    fn take_echoes(&mut self) -> (usize, usize);
+    /// Why the server's stream ended, if it did.
+    fn ended(&self) -> Option<&str>;
+}
+
+impl Units for RawFrames {
+    fn queue(&mut self) {
+        RawFrames::queue(self);
+    }
+
+    fn take_echoes(&mut self) -> (usize, usize) {
+        RawFrames::take_echoes(self)
+    }
+
+    fn ended(&self) -> Option<&str> {
+        RawFrames::ended(self)
+    }
+}
+
+/// Raw TCP: a message is SIZE bytes; how many are left to send and have
+/// arrived.
 struct RawEcho {
+    size: usize,
     unsent: usize,
     arrived: usize,
 }
@@ -252,12 +307,33 @@ impl Peer for RawEcho {
     }
 }
 
-async fn tcp_echo(mut socket: Socket, run: &Run<'_>, tally: &Tally) -> Result<(), Failure> {
-    let (size, depth) = (run.args.size.max(1), run.args.depth);
-    let mut peer = RawEcho {
-        unsent: size * depth,
-        arrived: 0,
-    };
+impl Units for RawEcho {
+    fn queue(&mut self) {
+        self.unsent += self.size;
+    }
+
+    fn take_echoes(&mut self) -> (usize, usize) {
+        let echoes = self.arrived / self.size;
+        self.arrived %= self.size;
+        (echoes, 0)
+    }
+
+    fn ended(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Echoes with a peer of raw messages (raw frames, or raw TCP).
+async fn unit_echo(
+    mut socket: Socket,
+    mut peer: impl Units,
+    run: &Run<'_>,
+    tally: &Tally,
+) -> Result<(), Failure> {
+    let depth = run.args.depth;
+    for _ in 0..depth {
+        peer.queue();
+    }
     let mut in_flight: VecDeque<Instant> = (0..depth).map(|_| Instant::now()).collect();
     let mut stop = Stop::new(&run.stopped);
     loop {
@@ -269,7 +345,11 @@ async fn tcp_echo(mut socket: Socket, run: &Run<'_>, tally: &Tally) -> Result<()
         }
         let now = Instant::now();
         let (mut echoed, mut latency) = (0, tally.latency.borrow_mut());
-        for _ in 0..peer.arrived / size {
+        let (echoes, wrong) = peer.take_echoes();
+        // Not the echo of what we sent: counted, and what we sent is still
+        // awaited.
+        tally.errors.set(tally.errors.get() + wrong as u64);
+        for _ in 0..echoes {
             let Some(sent) = in_flight.pop_front() else {
                 // More came back than was sent.
                 tally.errors.set(tally.errors.get() + 1);
@@ -277,11 +357,13 @@ async fn tcp_echo(mut socket: Socket, run: &Run<'_>, tally: &Tally) -> Result<()
             };
             record(run, &mut latency, &mut echoed, sent, now);
             if !run.stopped.is_open() {
-                peer.unsent += size;
+                peer.queue();
                 in_flight.push_back(now);
             }
         }
-        peer.arrived %= size;
         tally.messages.set(tally.messages.get() + echoed);
+        if let Some(why) = peer.ended() {
+            return Err(Failure::Closed(why.to_string()));
+        }
     }
 }

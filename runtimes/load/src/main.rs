@@ -2,7 +2,7 @@
 //! role, usable against any WebSocket server (like websocat or tcpkali).
 //!
 //! ```text
-//! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
+//! tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text] [--raw-frames]
 //! tincan-load broadcast <URL> [URL...] [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
 //! tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 //! common: [--connect-concurrency N=200] [--threads N=1] [--ca PEM] [--deflate]
@@ -28,6 +28,10 @@
 //!   measured). `mb_per_sec` is payload one way: `messages * S / seconds /
 //!   1e6`. Latencies are round trips, from a fixed log-linear histogram.
 //!   `errors`: failed connections, unexpected closes, echoes of the wrong size.
+//!   With `--raw-frames` the client leaves the core after the handshake:
+//!   it sends one frame, masked once, over and over and only splits the
+//!   server's frames (see `raw_frames.rs`), so that a pipelined run
+//!   measures the server more than the tool.
 //! - `broadcast`: `{"mode":"broadcast","url","receivers","connected",
 //!   "senders","rate","seconds","sent","expected","delivered",
 //!   "delivered_per_sec","lost","out_of_order","p50_us","p99_us","max_us",
@@ -65,6 +69,7 @@ mod echo;
 mod gate;
 mod histogram;
 mod idle;
+mod raw_frames;
 mod report;
 mod shard;
 mod tls;
@@ -81,7 +86,7 @@ use url::{Scheme, Target};
 
 const USAGE: &str = "\
 Usage:
-  tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text]
+  tincan-load echo <URL> [-c CONNS=100] [-s SIZE=20] [-d DEPTH=1] [-t SECS=10] [--warmup SECS=1] [--text] [--raw-frames]
   tincan-load broadcast <URL> [URL...] [-n RECEIVERS=1000] [-k SENDERS=1] [-r RATE=100] [-t SECS=10] [--drain SECS=5] [-s SIZE=0]
   tincan-load idle <URL> [-n CONNS=10000] [-t HOLD_SECS=30] [--rooms N=1]
 
@@ -179,6 +184,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         seconds: 10.0,
         warmup: 1.0,
         text: false,
+        raw_frames: false,
     };
     let mut bc = BroadcastArgs {
         receivers: 1000,
@@ -216,6 +222,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
         }
         if (mode.as_str(), arg.as_str()) == ("echo", "--text") {
             echo.text = true;
+            continue;
+        }
+        if (mode.as_str(), arg.as_str()) == ("echo", "--raw-frames") {
+            echo.raw_frames = true;
             continue;
         }
         if arg == "--deflate" {
@@ -261,6 +271,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
         "echo" => {
             if target.scheme == Scheme::Tcp && echo.size == 0 {
                 return Err("raw TCP (tcp://) needs -s of at least 1".into());
+            }
+            if echo.raw_frames && (target.scheme == Scheme::Tcp || deflate) {
+                return Err("--raw-frames needs ws:// or wss://, without --deflate".into());
             }
             if echo.size.saturating_mul(echo.depth) as u64 > MAX_BYTES {
                 return Err("-s SIZE times -d DEPTH must stay within 1 GiB".into());
@@ -364,7 +377,8 @@ mod tests {
                 depth: 1,
                 seconds: 10.0,
                 warmup: 1.0,
-                text: false
+                text: false,
+                raw_frames: false,
             })
         );
         assert_eq!((common.connect_concurrency, common.threads), (200, 1));
@@ -399,6 +413,16 @@ mod tests {
             run("echo tcp://127.0.0.1:1 --text -s 5"),
             Ok((Mode::Echo(EchoArgs { text: true, .. }), _))
         ));
+        assert!(matches!(
+            run("echo ws://127.0.0.1:1/ --raw-frames"),
+            Ok((
+                Mode::Echo(EchoArgs {
+                    raw_frames: true,
+                    ..
+                }),
+                _
+            ))
+        ));
         assert_eq!(run("echo ws://x/ --help"), Err("help".into()));
     }
 
@@ -417,6 +441,11 @@ mod tests {
             ("echo ws://127.0.0.1:1/ extra", "unexpected argument"),
             ("echo tcp://127.0.0.1:1 -s 0", "at least 1"),
             ("echo ws://127.0.0.1:1/ -s 1073741824 -d 2", "1 GiB"),
+            ("echo tcp://127.0.0.1:1 --raw-frames", "--raw-frames needs"),
+            (
+                "echo ws://127.0.0.1:1/ --raw-frames --deflate",
+                "without --deflate",
+            ),
             ("broadcast ws://127.0.0.1:1/ -r 0", "above 0"),
             ("broadcast ws://127.0.0.1:1/ -n 10000 -k 10000", "within"),
             ("idle tcp://127.0.0.1:1", "echo only"),

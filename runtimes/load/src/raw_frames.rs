@@ -1,0 +1,301 @@
+//! `echo --raw-frames`: once the opening handshake is done, the client
+//! leaves the core's [`Connection`](tincan_core::Connection). It sends one
+//! frame, masked once, over and over, and splits what the server sends
+//! with the core's frame decoder alone ([`FrameDecoder`]: headers checked
+//! as a client must, payloads skipped, not copied). An echo is a final
+//! Text or Binary frame of the size sent, or a message of that size in
+//! fragments. Pings are answered, between two of our frames.
+//!
+//! What a message then costs the tool is little more than on raw TCP, so a
+//! pipelined run measures the server rather than the tool. (The full
+//! client does all a client must: a fresh masking key per frame, a send
+//! queue, messages assembled and checked as UTF-8.)
+
+use tincan_core::codec::{FrameDecoder, FramePiece};
+use tincan_core::frame::encode_frame;
+use tincan_core::{CloseCode, OpCode, ProtocolError, Role};
+
+use crate::client::Peer;
+
+/// The largest frame the server may send: a control frame, or an echo (of
+/// at most `tincan-load`'s largest size, 1 GiB).
+const MAX_FRAME: usize = 1 << 30;
+
+/// The socket's side of a raw-frames echo: frames out, echoes counted in.
+pub struct RawFrames {
+    /// The frame, `copies` times in a row: the bytes to send are a run of
+    /// frames, read from here starting `offset` bytes into one.
+    frames: Vec<u8>,
+    frame_len: usize,
+    /// Bytes still to send; the next one is at `offset` in a frame.
+    unsent: usize,
+    offset: usize,
+    /// A masked pong, sent whole between two frames.
+    pong: Vec<u8>,
+    pong_sent: usize,
+    /// Our masking key, for the pongs.
+    key: [u8; 4],
+    size: u64,
+    decoder: FrameDecoder,
+    /// The frame being read, and the bytes of its message so far.
+    frame: Option<tincan_core::FrameHeader>,
+    message_len: u64,
+    /// A control frame's payload, as it arrives.
+    control: Vec<u8>,
+    /// Echoes of the right size, and messages of another size, since
+    /// [`RawFrames::take_echoes`].
+    echoes: usize,
+    wrong: usize,
+    /// Why the stream ended: the server's close, or a frame no server may
+    /// send.
+    ended: Option<String>,
+}
+
+impl RawFrames {
+    /// A client that sends `payload` as a Text (if `text`) or Binary frame,
+    /// masked with `key`, and expects it back. Nothing is queued yet.
+    pub fn new(payload: &[u8], text: bool, key: [u8; 4], copies: usize) -> Self {
+        let opcode = if text { OpCode::Text } else { OpCode::Binary };
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, true, opcode, Some(key), payload);
+        let frame_len = frame.len();
+        Self {
+            frames: frame.repeat(copies.max(1)),
+            frame_len,
+            unsent: 0,
+            offset: 0,
+            pong: Vec::new(),
+            pong_sent: 0,
+            key,
+            size: payload.len() as u64,
+            decoder: FrameDecoder::new(Role::Client, MAX_FRAME),
+            frame: None,
+            message_len: 0,
+            control: Vec::new(),
+            echoes: 0,
+            wrong: 0,
+            ended: None,
+        }
+    }
+
+    /// Queues one more frame.
+    pub fn queue(&mut self) {
+        self.unsent += self.frame_len;
+    }
+
+    /// The echoes and the messages of a wrong size that arrived since the
+    /// last call.
+    pub fn take_echoes(&mut self) -> (usize, usize) {
+        let taken = (self.echoes, self.wrong);
+        (self.echoes, self.wrong) = (0, 0);
+        taken
+    }
+
+    /// Why the server's stream ended, if it did: its close frame, or a
+    /// protocol error.
+    pub fn ended(&self) -> Option<&str> {
+        self.ended.as_deref()
+    }
+
+    fn on_piece(&mut self, piece: FramePiece<'_>) {
+        match piece {
+            FramePiece::Header(header) => self.frame = Some(header),
+            FramePiece::Payload { bytes, end, .. } => {
+                let Some(header) = self.frame else { return };
+                if header.opcode.is_control() {
+                    self.control.extend_from_slice(bytes);
+                } else {
+                    self.message_len += bytes.len() as u64;
+                }
+                if end {
+                    self.frame = None;
+                    self.end_frame(header.opcode, header.fin);
+                }
+            }
+        }
+    }
+
+    fn end_frame(&mut self, opcode: OpCode, fin: bool) {
+        match opcode {
+            // §5.5.3: answering only the latest ping is allowed: a pong not
+            // yet begun is replaced (one being written is not, and the ping
+            // goes unanswered).
+            OpCode::Ping if self.pong_sent == 0 => {
+                self.pong.clear();
+                let key = Some(self.key);
+                encode_frame(&mut self.pong, true, OpCode::Pong, key, &self.control);
+            }
+            OpCode::Close => {
+                let code = match self.control.first_chunk::<2>() {
+                    Some(code) => u16::from_be_bytes(*code),
+                    None => CloseCode::NoStatus.as_u16(),
+                };
+                self.ended = Some(format!("closed by the server: {code}"));
+            }
+            OpCode::Ping | OpCode::Pong => {}
+            _ if fin => {
+                match self.message_len == self.size {
+                    true => self.echoes += 1,
+                    false => self.wrong += 1,
+                }
+                self.message_len = 0;
+            }
+            _ => {}
+        }
+        self.control.clear();
+    }
+
+    /// Whether the pong goes next: it waits, and no frame is begun.
+    fn pong_due(&self) -> bool {
+        !self.pong.is_empty() && (self.pong_sent > 0 || self.offset == 0)
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        self.ended = Some(format!("the server broke the protocol: {error}"));
+    }
+}
+
+impl Peer for RawFrames {
+    fn transmit(&self) -> Option<&[u8]> {
+        if self.pong_due() {
+            return Some(&self.pong[self.pong_sent..]);
+        }
+        // While a pong waits, up to the end of the frame begun.
+        let limit = match self.pong.is_empty() {
+            true => self.frames.len(),
+            false => self.frame_len,
+        };
+        let end = limit.min(self.offset + self.unsent);
+        (self.unsent > 0).then(|| &self.frames[self.offset..end])
+    }
+
+    fn advance(&mut self, n: usize) {
+        if self.pong_due() {
+            self.pong_sent += n;
+            if self.pong_sent == self.pong.len() {
+                self.pong.clear();
+                self.pong_sent = 0;
+            }
+            return;
+        }
+        self.unsent -= n;
+        self.offset = (self.offset + n) % self.frame_len;
+    }
+
+    fn receive(&mut self, mut bytes: &[u8]) {
+        while self.ended.is_none() {
+            match self.decoder.decode(&mut bytes) {
+                Ok(Some(piece)) => self.on_piece(piece),
+                Ok(None) => break,
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends everything `peer` has queued, `chunk` bytes at a time.
+    fn sent(peer: &mut RawFrames, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(bytes) = peer.transmit() {
+            let n = bytes.len().min(chunk);
+            out.extend_from_slice(&bytes[..n]);
+            peer.advance(n);
+        }
+        out
+    }
+
+    fn server_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, fin, opcode, None, payload);
+        out
+    }
+
+    #[test]
+    fn sends_masked_frames_that_a_server_decodes_in_any_split() {
+        let key = [1, 2, 3, 4];
+        for chunk in [1, 3, 7, 1000] {
+            let mut peer = RawFrames::new(b"hello", true, key, 2);
+            for _ in 0..5 {
+                peer.queue();
+            }
+            let bytes = sent(&mut peer, chunk);
+            let mut server = FrameDecoder::new(Role::Server, 1 << 20);
+            let mut input = &bytes[..];
+            let mut frames = 0;
+            while let Some(piece) = server.decode(&mut input).expect("valid frames") {
+                if let FramePiece::Payload {
+                    bytes,
+                    end: true,
+                    offset: 0,
+                } = piece
+                {
+                    let mut payload = bytes.to_vec();
+                    tincan_core::mask::apply_mask(&mut payload, key, 0);
+                    assert_eq!(payload, b"hello");
+                    frames += 1;
+                }
+            }
+            assert_eq!(frames, 5, "five whole frames, split every {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn counts_echoes_whole_or_fragmented_and_of_the_wrong_size() {
+        let mut peer = RawFrames::new(b"abcd", false, [9; 4], 1);
+        let mut stream = server_frame(OpCode::Binary, true, b"abcd");
+        stream.extend(server_frame(OpCode::Binary, false, b"ab"));
+        stream.extend(server_frame(OpCode::Ping, true, b"p"));
+        stream.extend(server_frame(OpCode::Continuation, true, b"cd"));
+        stream.extend(server_frame(OpCode::Binary, true, b"abc"));
+        for byte in stream.chunks(1) {
+            peer.receive(byte);
+        }
+        assert_eq!(peer.take_echoes(), (2, 1));
+        assert_eq!(peer.take_echoes(), (0, 0));
+        assert!(peer.ended().is_none());
+    }
+
+    #[test]
+    fn answers_a_ping_between_two_frames() {
+        let key = [5, 6, 7, 8];
+        let mut peer = RawFrames::new(b"xyz", false, key, 1);
+        peer.queue();
+        peer.queue();
+        // Part of the first frame is out when the ping comes.
+        let first = peer.transmit().expect("queued")[..2].to_vec();
+        peer.advance(2);
+        peer.receive(&server_frame(OpCode::Ping, true, b"hi"));
+        let mut bytes = first;
+        bytes.extend(sent(&mut peer, 4));
+        let mut server = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut input = &bytes[..];
+        let mut opcodes = Vec::new();
+        while let Some(piece) = server.decode(&mut input).expect("valid frames") {
+            if let FramePiece::Header(header) = piece {
+                opcodes.push(header.opcode);
+            }
+        }
+        assert_eq!(opcodes, [OpCode::Binary, OpCode::Pong, OpCode::Binary]);
+    }
+
+    #[test]
+    fn a_close_or_a_masked_frame_ends_the_stream() {
+        let mut peer = RawFrames::new(b"x", false, [0; 4], 1);
+        peer.receive(&server_frame(OpCode::Close, true, &1001u16.to_be_bytes()));
+        assert_eq!(peer.ended(), Some("closed by the server: 1001"));
+
+        let mut peer = RawFrames::new(b"x", false, [0; 4], 1);
+        let mut masked = Vec::new();
+        encode_frame(&mut masked, true, OpCode::Binary, Some([1; 4]), b"x");
+        peer.receive(&masked);
+        let ended = peer.ended().expect("a client refuses masked frames");
+        assert!(
+            ended.starts_with("the server broke the protocol"),
+            "{ended}"
+        );
+    }
+}
