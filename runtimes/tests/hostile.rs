@@ -653,6 +653,7 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
                 let (mut sent, mut own_heard) = (0, 0);
                 let mut heard = Vec::new();
                 let (all_sent, read) = &*room;
+                let mut waiting = None;
                 let slowest = || read.iter().map(|r| r.load(Ordering::Relaxed)).min();
                 while heard.len() < senders * messages {
                     while sent < messages
@@ -665,6 +666,19 @@ fn silent_crowd(server: &Server, silent: usize, senders: usize, messages: usize)
                         sent += 1;
                         all_sent.fetch_add(1, Ordering::Relaxed);
                     }
+                    // Nothing on its way to this reader (it read all that
+                    // was sent, and may send no more until the slowest
+                    // catches up): it waits for a send, not in a read.
+                    if all_sent.load(Ordering::Relaxed) <= heard.len() {
+                        let since = *waiting.get_or_insert_with(Instant::now);
+                        assert!(
+                            since.elapsed() < WAIT,
+                            "reader {s}: nothing sent in {WAIT:?}"
+                        );
+                        thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    waiting = None;
                     let line = raw.read_text();
                     if is_notice(&line) {
                         continue;

@@ -30,9 +30,12 @@ pub struct RawFrames {
     /// Bytes still to send; the next one is at `offset` in a frame.
     unsent: usize,
     offset: usize,
-    /// A masked pong, sent whole between two frames.
+    /// A masked pong, sent whole between two frames, and the payload of a
+    /// ping that came while one was being written (§5.5.3: only the
+    /// latest needs an answer).
     pong: Vec<u8>,
     pong_sent: usize,
+    ping: Option<Vec<u8>>,
     /// Our masking key, for the pongs.
     key: [u8; 4],
     size: u64,
@@ -66,6 +69,7 @@ impl RawFrames {
             offset: 0,
             pong: Vec::new(),
             pong_sent: 0,
+            ping: None,
             key,
             size: payload.len() as u64,
             decoder: FrameDecoder::new(Role::Client, MAX_FRAME),
@@ -117,13 +121,9 @@ impl RawFrames {
 
     fn end_frame(&mut self, opcode: OpCode, fin: bool) {
         match opcode {
-            // §5.5.3: answering only the latest ping is allowed: a pong not
-            // yet begun is replaced (one being written is not, and the ping
-            // goes unanswered).
-            OpCode::Ping if self.pong_sent == 0 => {
-                self.pong.clear();
-                let key = Some(self.key);
-                encode_frame(&mut self.pong, true, OpCode::Pong, key, &self.control);
+            OpCode::Ping => {
+                self.ping = Some(std::mem::take(&mut self.control));
+                self.answer_ping();
             }
             OpCode::Close => {
                 let code = match self.control.first_chunk::<2>() {
@@ -132,7 +132,7 @@ impl RawFrames {
                 };
                 self.ended = Some(format!("closed by the server: {code}"));
             }
-            OpCode::Ping | OpCode::Pong => {}
+            OpCode::Pong => {}
             _ if fin => {
                 match self.message_len == self.size {
                     true => self.echoes += 1,
@@ -143,6 +143,20 @@ impl RawFrames {
             _ => {}
         }
         self.control.clear();
+    }
+
+    /// Makes the pong for the latest ping, unless one is being written
+    /// (§5.5.3: answering only the latest ping is allowed, so one not yet
+    /// begun is replaced).
+    fn answer_ping(&mut self) {
+        if self.pong_sent > 0 {
+            return;
+        }
+        if let Some(payload) = self.ping.take() {
+            self.pong.clear();
+            let key = Some(self.key);
+            encode_frame(&mut self.pong, true, OpCode::Pong, key, &payload);
+        }
     }
 
     /// Whether the pong goes next: it waits, and no frame is begun.
@@ -175,6 +189,7 @@ impl Peer for RawFrames {
             if self.pong_sent == self.pong.len() {
                 self.pong.clear();
                 self.pong_sent = 0;
+                self.answer_ping();
             }
             return;
         }
@@ -280,6 +295,28 @@ mod tests {
             }
         }
         assert_eq!(opcodes, [OpCode::Binary, OpCode::Pong, OpCode::Binary]);
+    }
+
+    #[test]
+    fn a_ping_while_a_pong_is_written_is_answered_after_it() {
+        let mut peer = RawFrames::new(b"x", false, [1, 1, 1, 1], 1);
+        peer.receive(&server_frame(OpCode::Ping, true, b"one"));
+        let mut bytes = peer.transmit().expect("the pong")[..3].to_vec();
+        peer.advance(3);
+        peer.receive(&server_frame(OpCode::Ping, true, b"two"));
+        peer.receive(&server_frame(OpCode::Ping, true, b"three"));
+        bytes.extend(sent(&mut peer, 2));
+        let mut server = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut input = &bytes[..];
+        let mut pongs = Vec::new();
+        while let Some(piece) = server.decode(&mut input).expect("valid frames") {
+            if let FramePiece::Payload { bytes, .. } = piece {
+                let mut payload = bytes.to_vec();
+                tincan_core::mask::apply_mask(&mut payload, [1, 1, 1, 1], 0);
+                pongs.push(payload);
+            }
+        }
+        assert_eq!(pongs, [&b"one"[..], b"three"], "the first, then the latest");
     }
 
     #[test]

@@ -229,6 +229,9 @@ fn echo_on(name: &str) {
         &["-t", "0.5", "--threads", "2", "-s", "20000"],
         // Compressed both ways (RFC 7692): the echoes inflate to their size.
         &["-t", "0.5", "--text", "-s", "5000", "--deflate"],
+        // Raw frames after the handshake: pipelined, and large.
+        &["-t", "0.5", "--raw-frames", "-d", "16"],
+        &["-t", "0.5", "--raw-frames", "--text", "-s", "70000"],
     ] {
         let mut args = vec!["echo", &url, "-c", "4", "-s", "100", "--warmup", "0.2"];
         args.extend(extra);
@@ -259,10 +262,15 @@ fn echo_over_tls() {
         let (server, cert) = Server::start_tls(name, &["--echo"]);
         let url = format!("wss://127.0.0.1:{}/", server.port);
         let ca = cert.to_str().expect("utf-8");
-        for size in ["20", "20000"] {
-            let args = [
+        for (size, raw) in [
+            ("20", None),
+            ("20000", None),
+            ("20000", Some("--raw-frames")),
+        ] {
+            let mut args = vec![
                 "echo", &url, "--ca", ca, "-c", "4", "-s", size, "-t", "0.5", "--warmup", "0.2",
             ];
+            args.extend(raw);
             let line = json_line(&load(&args));
             assert_eq!(field(&line, "connected"), 4.0, "{name}: {line}");
             assert_eq!(field(&line, "errors"), 0.0, "{name}: {line}");

@@ -33,7 +33,10 @@ pub type ReloadSignals = Pin<Box<dyn Stream<Item = ()> + Send>>;
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// A listening TCP socket.
     type Listener: Listener;
-    /// A timer that fires once, at the instant it was made for.
+    /// A timer that fires once, at the instant it was made for, never
+    /// before. Polled `Pending`, it has the waker it was polled with, to
+    /// wake when it fires: the serve loop polls it again only once its
+    /// time has come (or the task's waker changed).
     type Timer: Future + Send + Unpin + 'static;
 
     /// Runs `future` to completion on this runtime (the binary's `main`).

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::process::ExitCode;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -47,8 +47,7 @@ impl Tokio {
 
 impl Runtime for Tokio {
     type Listener = TokioListener;
-    /// `Sleep` is `!Unpin`; the serve loop wants a timer it can move.
-    type Timer = Pin<Box<Sleep>>;
+    type Timer = Timer;
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.0.block_on(future)
@@ -65,16 +64,31 @@ impl Runtime for Tokio {
 
     fn timer_at(&self, at: Instant) -> Self::Timer {
         let _context = self.0.enter();
-        Box::pin(tokio::time::sleep_until(at.into()))
+        Timer(Box::pin(tokio::time::sleep_until(at.into())))
     }
 
     fn reset_timer(&self, timer: &mut Self::Timer, at: Instant) {
-        timer.as_mut().reset(at.into());
+        timer.0.as_mut().reset(at.into());
     }
 
     fn socket(&self, stream: std::net::TcpStream) -> io::Result<TokioSocket> {
         let _context = self.0.enter();
         TcpStream::from_std(stream).map(TokioSocket)
+    }
+}
+
+/// tokio's `Sleep` (boxed: it is `!Unpin`, and the serve loop moves its
+/// timer), polled outside tokio's cooperative budget: out of budget, a
+/// `Sleep` is `Pending` without taking the waker, and the serve loop, which
+/// polls its timer again only once its time has come, would never hear
+/// that it fired.
+struct Timer(Pin<Box<Sleep>>);
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        pin!(tokio::task::unconstrained(&mut self.0)).poll(cx)
     }
 }
 
