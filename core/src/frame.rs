@@ -18,20 +18,22 @@ use crate::role::Role;
 pub const MAX_HEADER_LEN: usize = 14;
 
 /// A frame opcode (§5.2, §11.8).
+/// Each is its 4-bit value, so [`OpCode::as_u8`] costs nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum OpCode {
     /// 0x0: continues a fragmented message.
-    Continuation,
+    Continuation = 0x0,
     /// 0x1: the first frame of a text message.
-    Text,
+    Text = 0x1,
     /// 0x2: the first frame of a binary message.
-    Binary,
+    Binary = 0x2,
     /// 0x8: begins or answers the closing handshake.
-    Close,
+    Close = 0x8,
     /// 0x9: asks for a pong.
-    Ping,
+    Ping = 0x9,
     /// 0xA: answers a ping, or is a unidirectional heartbeat.
-    Pong,
+    Pong = 0xA,
 }
 
 impl OpCode {
@@ -50,14 +52,7 @@ impl OpCode {
 
     /// The 4-bit value.
     pub fn as_u8(self) -> u8 {
-        match self {
-            Self::Continuation => 0x0,
-            Self::Text => 0x1,
-            Self::Binary => 0x2,
-            Self::Close => 0x8,
-            Self::Ping => 0x9,
-            Self::Pong => 0xA,
-        }
+        self as u8
     }
 
     /// Close, ping and pong are control frames (§5.5).
@@ -185,6 +180,11 @@ impl FrameHeader {
     /// Appends the header to `out`, with the minimal length encoding.
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
+        // The commonest, a server's short frame: two bytes.
+        if self.mask.is_none() && self.payload_len <= 125 {
+            out.extend_from_slice(&[self.first_byte(), self.payload_len as u8]);
+            return;
+        }
         let mut bytes = [0; MAX_HEADER_LEN];
         let len = self.encode_into(&mut bytes);
         // With room for it, the whole array and then back: a copy of a
@@ -199,15 +199,19 @@ impl FrameHeader {
         }
     }
 
+    /// FIN, the RSV bits and the opcode.
+    #[inline]
+    fn first_byte(&self) -> u8 {
+        let fin = if self.fin { 0x80 } else { 0 };
+        fin | (self.rsv & 0x07) << 4 | self.opcode.as_u8()
+    }
+
     /// Writes the header to the front of `bytes` and returns its length:
     /// built on the stack and appended in one go, which costs less than
     /// appending its fields one by one.
     #[inline]
     fn encode_into(&self, bytes: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        bytes[0] = self.opcode.as_u8() | (self.rsv & 0x07) << 4;
-        if self.fin {
-            bytes[0] |= 0x80;
-        }
+        bytes[0] = self.first_byte();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut len = match self.payload_len {
             n @ 0..=125 => {
