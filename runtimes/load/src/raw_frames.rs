@@ -13,7 +13,7 @@
 
 use tincan_core::codec::{FrameDecoder, FramePiece};
 use tincan_core::frame::encode_frame;
-use tincan_core::{CloseCode, OpCode, ProtocolError, Role};
+use tincan_core::{CloseCode, FrameHeader, OpCode, ProtocolError, Role};
 
 use crate::client::Peer;
 
@@ -41,7 +41,7 @@ pub struct RawFrames {
     size: u64,
     decoder: FrameDecoder,
     /// The frame being read, and the bytes of its message so far.
-    frame: Option<tincan_core::FrameHeader>,
+    frame: Option<FrameHeader>,
     message_len: u64,
     /// A control frame's payload, as it arrives.
     control: Vec<u8>,
@@ -159,6 +159,28 @@ impl RawFrames {
         }
     }
 
+    /// The common case in one step: a whole data frame at the front of
+    /// `bytes`, between frames, that passes the decoder's checks (those of
+    /// [`FrameHeader::validate`] for a client, and the size limit): counted,
+    /// and the bytes after it returned. Anything else (a part of a frame, a
+    /// control frame, a header that fails a check) is left to the decoder,
+    /// which reports what is wrong.
+    fn whole_data_frame<'a>(&mut self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        if self.frame.is_some() || !self.decoder.is_between_frames() {
+            return None;
+        }
+        let (header, len) = FrameHeader::decode(bytes).ok()??;
+        let size = usize::try_from(header.payload_len).ok()?;
+        let valid = header.validate(Role::Client).is_ok() && size <= MAX_FRAME;
+        if !valid || header.opcode.is_control() {
+            return None;
+        }
+        let rest = bytes.get(len..)?.get(size..)?;
+        self.message_len += header.payload_len;
+        self.end_frame(header.opcode, header.fin);
+        Some(rest)
+    }
+
     /// Whether the pong goes next: it waits, and no frame is begun.
     fn pong_due(&self) -> bool {
         !self.pong.is_empty() && (self.pong_sent > 0 || self.offset == 0)
@@ -199,6 +221,10 @@ impl Peer for RawFrames {
 
     fn receive(&mut self, mut bytes: &[u8]) {
         while self.ended.is_none() {
+            if let Some(rest) = self.whole_data_frame(bytes) {
+                bytes = rest;
+                continue;
+            }
             match self.decoder.decode(&mut bytes) {
                 Ok(Some(piece)) => self.on_piece(piece),
                 Ok(None) => break,
@@ -260,18 +286,22 @@ mod tests {
 
     #[test]
     fn counts_echoes_whole_or_fragmented_and_of_the_wrong_size() {
-        let mut peer = RawFrames::new(b"abcd", false, [9; 4], 1);
         let mut stream = server_frame(OpCode::Binary, true, b"abcd");
         stream.extend(server_frame(OpCode::Binary, false, b"ab"));
         stream.extend(server_frame(OpCode::Ping, true, b"p"));
         stream.extend(server_frame(OpCode::Continuation, true, b"cd"));
         stream.extend(server_frame(OpCode::Binary, true, b"abc"));
-        for byte in stream.chunks(1) {
-            peer.receive(byte);
+        stream.extend(server_frame(OpCode::Text, true, b"wxyz"));
+        // Whole frames take the one-step path; pieces, the decoder's.
+        for chunk in [1, 3, 5, stream.len()] {
+            let mut peer = RawFrames::new(b"abcd", false, [9; 4], 1);
+            for piece in stream.chunks(chunk) {
+                peer.receive(piece);
+            }
+            assert_eq!(peer.take_echoes(), (3, 1), "in pieces of {chunk}");
+            assert_eq!(peer.take_echoes(), (0, 0));
+            assert!(peer.ended().is_none());
         }
-        assert_eq!(peer.take_echoes(), (2, 1));
-        assert_eq!(peer.take_echoes(), (0, 0));
-        assert!(peer.ended().is_none());
     }
 
     #[test]
