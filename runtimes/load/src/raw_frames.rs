@@ -1,10 +1,12 @@
 //! `echo --raw-frames`: once the opening handshake is done, the client
 //! leaves the core's [`Connection`](tincan_core::Connection). It sends one
 //! frame, masked once, over and over, and splits what the server sends
-//! with the core's frame decoder alone ([`FrameDecoder`]: headers checked
-//! as a client must, payloads skipped, not copied). An echo is a final
-//! Text or Binary frame of the size sent, or a message of that size in
-//! fragments. Pings are answered, between two of our frames.
+//! with the core's frame decoder alone ([`FrameDecoder`]: each header
+//! checked as a client must, for its opcode, RSV bits, masking and length;
+//! payloads skipped, not copied; the order of fragments, §5.4, is not
+//! checked). An echo is a final Text or Binary frame of the size sent, or
+//! a message of that size in fragments. Pings are answered, between two of
+//! our frames.
 //!
 //! What a message then costs the tool is little more than on raw TCP, so a
 //! pipelined run measures the server rather than the tool. (The full
