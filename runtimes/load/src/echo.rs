@@ -261,7 +261,7 @@ static FILLER: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 /// What [`unit_echo`] drives: a peer that queues one message at a time and
 /// counts the echoes.
-trait Units: Peer {
+pub(crate) trait Units: Peer {
     /// Queues one more message.
     fn queue(&mut self);
     /// The echoes, and the messages that were not echoes, since the last
@@ -269,20 +269,6 @@ trait Units: Peer {
     fn take_echoes(&mut self) -> (usize, usize);
     /// Why the server's stream ended, if it did.
     fn ended(&self) -> Option<&str>;
-}
-
-impl Units for RawFrames {
-    fn queue(&mut self) {
-        RawFrames::queue(self);
-    }
-
-    fn take_echoes(&mut self) -> (usize, usize) {
-        RawFrames::take_echoes(self)
-    }
-
-    fn ended(&self) -> Option<&str> {
-        RawFrames::ended(self)
-    }
 }
 
 /// Raw TCP: a message is SIZE bytes; how many are left to send and have

@@ -18,6 +18,7 @@ use tincan_core::frame::encode_frame;
 use tincan_core::{CloseCode, FrameHeader, OpCode, ProtocolError, Role};
 
 use crate::client::Peer;
+use crate::echo::Units;
 
 /// The largest frame the server may send: a control frame, or an echo (of
 /// at most `tincan-load`'s largest size, 1 GiB).
@@ -82,25 +83,6 @@ impl RawFrames {
             wrong: 0,
             ended: None,
         }
-    }
-
-    /// Queues one more frame.
-    pub fn queue(&mut self) {
-        self.unsent += self.frame_len;
-    }
-
-    /// The echoes and the messages of a wrong size that arrived since the
-    /// last call.
-    pub fn take_echoes(&mut self) -> (usize, usize) {
-        let taken = (self.echoes, self.wrong);
-        (self.echoes, self.wrong) = (0, 0);
-        taken
-    }
-
-    /// Why the server's stream ended, if it did: its close frame, or a
-    /// protocol error.
-    pub fn ended(&self) -> Option<&str> {
-        self.ended.as_deref()
     }
 
     fn on_piece(&mut self, piece: FramePiece<'_>) {
@@ -190,6 +172,24 @@ impl RawFrames {
 
     fn fail(&mut self, error: ProtocolError) {
         self.ended = Some(format!("the server broke the protocol: {error}"));
+    }
+}
+
+/// A message is one frame; one that ends the stream is the server's close
+/// frame, or a protocol error.
+impl Units for RawFrames {
+    fn queue(&mut self) {
+        self.unsent += self.frame_len;
+    }
+
+    fn take_echoes(&mut self) -> (usize, usize) {
+        let taken = (self.echoes, self.wrong);
+        (self.echoes, self.wrong) = (0, 0);
+        taken
+    }
+
+    fn ended(&self) -> Option<&str> {
+        self.ended.as_deref()
     }
 }
 

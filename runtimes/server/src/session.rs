@@ -433,8 +433,10 @@ impl Session {
         self.conn.buffered_amount()
     }
 
-    /// See [`Connection::advance`].
+    /// See [`Connection::advance`]: `n` bytes were written to the client
+    /// (and are counted as such).
     pub fn advance(&mut self, n: usize) {
+        self.config.metrics.bytes_out.inc_by(n as u64);
         self.conn.advance(n);
         if self.conn.buffered_amount() == 0 {
             // Everything queued is written: the sampled messages too.

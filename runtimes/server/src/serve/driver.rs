@@ -189,7 +189,6 @@ pub(super) fn deliver_parked<R: Runtime>(
         let n = session.poll_transmit_vectored(&mut slices);
         match send_slices(&parked.stream, &slices[..n]) {
             Ok(n) => {
-                shared.metrics.bytes_out.inc_by(n as u64);
                 session.advance(n);
                 written += n;
             }
@@ -422,7 +421,6 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
         if self.hold.is_none() && session.buffered_amount() > 0 {
             match poll_write_queued(&self.socket, session, cx) {
                 Poll::Ready(Ok(n)) => {
-                    shared.metrics.bytes_out.inc_by(n as u64);
                     session.advance(n);
                     self.written += n;
                 }
@@ -590,7 +588,6 @@ impl<R: Runtime, S: Socket> Driver<R, S> {
                 session.receive_eof();
             }
             Wake::Wrote(Ok(n)) => {
-                shared.metrics.bytes_out.inc_by(n as u64);
                 session.advance(n);
                 self.written += n;
             }
