@@ -42,6 +42,11 @@ BC_RATE=${BC_RATE:-400}
 # (1 M deliveries/s) is what it takes whole beside the server on 2 cores.
 TLS_BC_RATE=${TLS_BC_RATE:-100}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+# Seconds the idle row waits after the last connection opened before it
+# reads the server's RSS: what is measured is connections held idle, once
+# the joins were announced (250 ms) and the memory of the burst that opened
+# them was given back (tincan: a second after the last one parked).
+IDLE_SETTLE=${IDLE_SETTLE:-3}
 # Joining: this many clients join one room at once (the load tool's
 # --connect-concurrency 200 at a time).
 JOIN_CONNS=${JOIN_CONNS:-1000}
@@ -345,7 +350,7 @@ hold() { # label, path, idle args...
 }
 
 # Idle: server RSS per connection while the tool holds IDLE_CONNS of them
-# (over 100 rooms); the load tool gets the extra arguments in $idle_extra.
+# (over 100 rooms), IDLE_SETTLE seconds after the last one opened; the load tool gets the extra arguments in $idle_extra.
 declare -A per_conn=()
 idle_extra=()
 run_idle() { # label, server command...
@@ -360,6 +365,7 @@ run_idle() { # label, server command...
     local before
     before=$(rss_kib "$server_pid")
     hold "$label" /idle -n "$IDLE_CONNS" --rooms 100 "${idle_extra[@]}"
+    sleep "$IDLE_SETTLE"
     local after connected
     after=$(rss_kib "$server_pid")
     kill "$load_pid" 2>/dev/null || true

@@ -447,6 +447,45 @@ fn the_server_announces_joins_and_leaves_once_the_presence_delay_is_over() {
     );
 }
 
+#[test]
+fn once_a_burst_of_connections_has_gone_idle_the_server_gives_free_memory_back() {
+    // The parking thread's `GIVE_BACK_AFTER` (`serve/park.rs`).
+    const BURST: usize = 256;
+    let _ = rlimit::increase_nofile_limit(BURST as u64 + 1024);
+    // No pings: a ping wakes a connection, which then parks again.
+    let server = Server::start(&["--max-connections-per-ip", "0", "--ping-interval", "0"]);
+    let given_back = |scrape: &prometheus_parse::Scrape| {
+        common::metrics::value(scrape, "tincan_memory_given_back_total", &[])
+    };
+    let mut clients = Vec::new();
+    for i in 0..BURST - 1 {
+        let mut raw = Raw::connect(&server);
+        raw.send(upgrade_request(&format!("/r{}", i % 10), "").as_bytes());
+        assert!(raw.read_head().starts_with("HTTP/1.1 101"));
+        clients.push(raw);
+    }
+    // One short of a burst: however long parking stays quiet, nothing is
+    // given back (the thread would have after a second).
+    wait_parked(&server, (BURST - 1) as f64);
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(1500) {
+        let scrape = common::metrics::scrape(server.port);
+        assert_eq!(given_back(&scrape), Some(0.0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut last = Raw::connect(&server);
+    last.send(upgrade_request("/r0", "").as_bytes());
+    assert!(last.read_head().starts_with("HTTP/1.1 101"));
+    let scrape = common::metrics::scrape_until(server.port, "memory given back", |scrape| {
+        given_back(scrape) == Some(1.0)
+    });
+    // Every client is still connected, parked.
+    assert_eq!(
+        common::metrics::value(&scrape, "tincan_connections_parked", &[]),
+        Some(BURST as f64)
+    );
+}
+
 /// Waits until `/metrics` counts `n` parked connections.
 fn wait_parked(server: &Server, n: f64) {
     common::metrics::scrape_until(server.port, &format!("{n} parked"), |scrape| {

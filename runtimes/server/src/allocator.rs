@@ -15,6 +15,16 @@
 //!
 //! An operator's `MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in
 //! `GLIBC_TUNABLES`) is left alone, as is any other C library.
+//!
+//! What a burst of connections frees in the middle of the heap (their
+//! handshakes' and tasks' memory, the notices that announced them) stays
+//! resident: `free` gives memory back to the kernel only from the heap's
+//! top, and the connections' lasting state lies above it. How much
+//! depends on how many were in their handshake at once: 0.07-0.33 KiB
+//! per connection, run to run, of tincan-tokio's 0.83-1.09 KiB with
+//! 10,000 idle. [`give_back`] returns the whole free pages among it, and
+//! the parking thread calls it once such a burst has gone idle (see
+//! `serve/park.rs`).
 
 /// Makes every thread share one `malloc` arena (glibc only; see the
 /// module's docs). Called first thing in [`crate::main`], before any other
@@ -31,5 +41,23 @@ pub(crate) fn one_arena() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
+    }
+}
+
+/// Gives the whole pages of the heap's free memory back to the kernel
+/// (glibc's `malloc_trim`, which since glibc 2.8 releases free pages
+/// anywhere in the heap, not only at its top); elsewhere nothing. The
+/// allocator's lock is held while it walks its free lists: 0.2 ms for
+/// tincan-tokio's heap with 10,000 idle connections.
+pub(crate) fn give_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory to the kernel, under
+    // the allocator's own lock; any thread may call it at any time.
+    #[allow(
+        unsafe_code,
+        reason = "the one call that returns freed memory to the kernel"
+    )]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -56,6 +56,8 @@ pub struct Metrics {
     websockets_open: Gauge,
     /// Idle WebSocket connections parked (see `serve/park.rs`).
     pub(crate) connections_parked: Gauge,
+    /// Times the parking thread gave free memory back to the kernel.
+    pub(crate) memory_given_back: Counter,
     handshakes_refused: Family<StatusLabel, Counter>,
     closes: Family<CodeLabel, Counter>,
     pub(crate) messages_in: Counter,
@@ -83,6 +85,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             websockets_open: Gauge::default(),
             connections_parked: Gauge::default(),
+            memory_given_back: Counter::default(),
             handshakes_refused: Family::default(),
             closes: Family::default(),
             messages_in: Counter::default(),
@@ -123,6 +126,11 @@ impl Metrics {
             "connections_parked",
             "Idle WebSocket connections parked without a task, until they have traffic",
             m.connections_parked.clone(),
+        );
+        r.register(
+            "memory_given_back",
+            "Times the heap's free pages were given back to the kernel, after a burst of connections went idle",
+            m.memory_given_back.clone(),
         );
         r.register(
             "handshakes_refused",

@@ -201,7 +201,8 @@ pub async fn serve<R: Runtime>(
         }
         None => None,
     };
-    let parker = Parker::new().map_err(|e| format!("cannot watch idle connections: {e}"))?;
+    let parker =
+        Parker::new(metrics.clone()).map_err(|e| format!("cannot watch idle connections: {e}"))?;
     let (presence_bell, presence_rung) = async_channel::bounded::<()>(1);
     hub.presence_bell = Some(presence_bell);
     let shared = Arc::new(Shared {

@@ -18,6 +18,12 @@
 //! runtime's I/O source and a timer (the tenth session in
 //! `bench/README.md`). uWebSockets keeps every connection so, with no task
 //! at all.
+//!
+//! What the connections used before they parked is free then, but still
+//! resident, in holes between what stays (see [`crate::allocator`]). Once
+//! [`GIVE_BACK_AFTER`] connections have parked and then none for
+//! [`SETTLED`], a burst has gone idle, and the thread gives those pages
+//! back to the kernel.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -33,6 +39,8 @@ use rustix::event::{eventfd, EventfdFlags, Timespec};
 
 use super::driver::{self, Conn};
 use super::Counted;
+use crate::allocator;
+use crate::metrics::Metrics;
 use crate::outbox::Rung;
 use crate::runtime::Runtime;
 use crate::session::Outgoing;
@@ -53,6 +61,14 @@ const KEPT: usize = 64;
 
 /// The longest the thread waits for a deadline before it looks again.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// Connections parked since memory was last given back, from which on the
+/// thread gives it back once parking has been quiet for [`SETTLED`]: a
+/// burst of connections gone idle (see [`allocator::give_back`]).
+const GIVE_BACK_AFTER: u32 = 256;
+
+/// How long no connection parks before a burst counts as over.
+const SETTLED: Duration = Duration::from_secs(1);
 
 /// The `epoll` set of parked connections and the thread that watches it.
 /// Dropped with the server's shared state, which a parked connection
@@ -90,6 +106,7 @@ struct Inner<R: Runtime> {
     /// Where the parked connections' outboxes ring, by key.
     rung: Arc<Rung>,
     state: Mutex<State<R>>,
+    metrics: Arc<Metrics>,
 }
 
 /// An `eventfd` in the set.
@@ -117,11 +134,24 @@ struct State<R: Runtime> {
     parked: HashMap<u64, Box<Entry<R>>>,
     deadlines: BTreeSet<(Instant, u64)>,
     closing: bool,
+    /// Connections parked since memory was last given back, and when the
+    /// last one did (see [`GIVE_BACK_AFTER`]).
+    parks: u32,
+    last_park: Instant,
+}
+
+impl<R: Runtime> State<R> {
+    /// When the thread next gives memory back: [`SETTLED`] after the last
+    /// park of a burst.
+    fn give_back_at(&self) -> Option<Instant> {
+        (self.parks >= GIVE_BACK_AFTER).then(|| self.last_park + SETTLED)
+    }
 }
 
 impl<R: Runtime> Parker<R> {
-    /// The set and its thread (`tincan-park`).
-    pub(super) fn new() -> io::Result<Self> {
+    /// The set and its thread (`tincan-park`), which counts what it gives
+    /// back to the kernel in `metrics`.
+    pub(super) fn new(metrics: Arc<Metrics>) -> io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let bell = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         epoll::add(&epoll, &bell, EventData::new_u64(BELL), EventFlags::IN)?;
@@ -131,6 +161,8 @@ impl<R: Runtime> Parker<R> {
             parked: HashMap::new(),
             deadlines: BTreeSet::new(),
             closing: false,
+            parks: 0,
+            last_park: Instant::now(),
         });
         let start = Instant::now();
         let inner = Arc::new(Inner {
@@ -140,6 +172,7 @@ impl<R: Runtime> Parker<R> {
             rung: Arc::new(Rung::new(Waker::from(bell.clone()))),
             bell,
             state,
+            metrics,
         });
         let watched = inner.clone();
         std::thread::Builder::new()
@@ -186,6 +219,8 @@ impl<R: Runtime> Parker<R> {
             sent: 0,
         });
         state.parked.insert(key, entry);
+        state.parks = state.parks.saturating_add(1);
+        state.last_park = Instant::now();
         let earliest = state.deadlines.first().map(|(at, _)| *at);
         if let Some(at) = deadline {
             state.deadlines.insert((at, key));
@@ -278,11 +313,16 @@ impl<R: Runtime> Inner<R> {
                 // that a deadline is never looked at just before it; at most
                 // an hour (a longer wait takes `epoll_pwait2`, which an older
                 // kernel lacks).
-                state.deadlines.first().map(|(at, _)| {
-                    let left = at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
-                    let ms = left.as_nanos().div_ceil(1_000_000);
-                    timespec(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
-                })
+                let deadline = state.deadlines.first().map(|(at, _)| *at);
+                [deadline, state.give_back_at()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|at| {
+                        let left = at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+                        let ms = left.as_nanos().div_ceil(1_000_000);
+                        timespec(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+                    })
             };
             events.clear();
             let spare = rustix::buffer::spare_capacity(&mut events);
@@ -304,6 +344,10 @@ impl<R: Runtime> Inner<R> {
             let mut guard = self.lock();
             let state = &mut *guard;
             let now = Instant::now();
+            let give_back = state.give_back_at().is_some_and(|at| at <= now);
+            if give_back {
+                state.parks = 0;
+            }
             while let Some(&(at, key)) = state.deadlines.first() {
                 if at > now {
                     break;
@@ -343,6 +387,10 @@ impl<R: Runtime> Inner<R> {
                 self.resume(entry);
             }
             work.shrink();
+            if give_back {
+                allocator::give_back();
+                self.metrics.memory_given_back.inc();
+            }
         }
     }
 
