@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tincan_core::frame::encode_frame;
-use tincan_core::mask::apply_mask;
+use tincan_core::mask::{apply_mask, extend_masked};
 use tincan_core::{Config, Connection, Event, FrameHeader, OpCode, Role};
 
 const SIZES: [usize; 4] = [16, 1 << 10, 64 << 10, 1 << 20];
@@ -54,6 +54,23 @@ fn frames(c: &mut Criterion) {
                     .expect("valid")
                     .expect("complete");
                 apply_mask(&mut frame[len..], header.mask.expect("masked"), 0);
+            })
+        });
+
+        // A masked payload into a message's buffer: copied, then unmasked
+        // there (two passes), against `extend_masked` (one).
+        let mut message = Vec::with_capacity(size);
+        group.bench_function(id("copy, then unmask"), |b| {
+            b.iter(|| {
+                message.clear();
+                message.extend_from_slice(black_box(&src));
+                apply_mask(&mut message, KEY, 0);
+            })
+        });
+        group.bench_function(id("copy unmasking"), |b| {
+            b.iter(|| {
+                message.clear();
+                extend_masked(&mut message, black_box(&src), KEY, 0);
             })
         });
 

@@ -34,7 +34,7 @@ use crate::close::{parse_close_payload, CloseCode};
 use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, extend_masked};
 use crate::message::{Assembler, Message, MessageKind};
 use crate::role::Role;
 
@@ -404,9 +404,9 @@ impl MessageDecoder {
             return Err(ProtocolError::ReservedBits);
         };
         self.scratch.clear();
-        self.scratch.extend_from_slice(bytes);
-        if let Some(key) = mask {
-            apply_mask(&mut self.scratch, key, (offset % 4) as usize);
+        match mask {
+            Some(key) => extend_masked(&mut self.scratch, bytes, key, (offset % 4) as usize),
+            None => self.scratch.extend_from_slice(bytes),
         }
         let assembler = &mut self.assembler;
         let mut sink = |plain: &[u8]| assembler.extend(plain, None, 0, false);

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::error::ProtocolError;
-use crate::mask::apply_mask;
+use crate::mask::extend_masked;
 use crate::role::Role;
 
 /// The longest possible header: 2 + 8 (length) + 4 (mask) bytes.
@@ -268,10 +268,9 @@ pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8
     let mask = header.mask;
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
+    match mask {
+        Some(key) => extend_masked(out, payload, key, 0),
+        None => out.extend_from_slice(payload),
     }
 }
 

@@ -32,6 +32,47 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// Appends `src` XORed with `key` to `out`, as if `src` started at byte
+/// `offset` of the payload: the copy and the unmasking in one pass, where
+/// copying and then [`apply_mask`] would read and write the bytes twice
+/// (`cargo bench -p tincan-core --bench frame`: 2.1 against 4.6 µs for
+/// 64 KiB, 31 against 55 ns for 1 KiB).
+///
+/// Works 32 bytes at a time, in safe code: the compiler turns each block
+/// into vector loads, XORs and stores straight into `out`'s spare room.
+/// The last 31 bytes or fewer (all of a short payload) are copied and
+/// then masked a word at a time, which is faster for so few.
+#[inline]
+pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
+    let (key, tail) = match src.len() {
+        0..32 => (key, src),
+        _ => {
+            let key = rotate(key, offset);
+            out.reserve(src.len());
+            // 32 is a multiple of 4: every block, and the tail, starts at
+            // key[0].
+            let mut pattern = [0u8; 32];
+            for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
+                *p = *k;
+            }
+            let blocks = src.chunks_exact(32);
+            let tail = blocks.remainder();
+            out.extend(blocks.flat_map(|block| {
+                let mut masked = [0u8; 32];
+                for ((m, b), p) in masked.iter_mut().zip(block).zip(&pattern) {
+                    *m = b ^ p;
+                }
+                masked
+            }));
+            (key, tail)
+        }
+    };
+    let start = out.len();
+    out.extend_from_slice(tail);
+    let offset = if tail.len() == src.len() { offset } else { 0 };
+    apply_mask(&mut out[start..], key, offset);
+}
+
 /// The key as seen from byte `offset` of the payload.
 /// (One rotate instruction: `<[u8]>::rotate_left` is an out-of-line call
 /// that cost more than unmasking a short payload.)
@@ -62,6 +103,16 @@ mod tests {
         assert_eq!(&payload, b"Hello");
     }
 
+    #[test]
+    fn rfc_5_7_masked_hello_extended_in_pieces() {
+        let masked = [0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let mut out = Vec::new();
+        extend_masked(&mut out, &masked[..3], key, 0);
+        extend_masked(&mut out, &masked[3..], key, 3);
+        assert_eq!(&out, b"Hello");
+    }
+
     proptest! {
         #[test]
         fn matches_the_bytewise_definition(
@@ -74,6 +125,21 @@ mod tests {
             apply_mask(&mut fast, key, offset);
             naive(&mut slow, key, offset);
             prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn extending_masked_is_copying_then_masking(
+            before in proptest::collection::vec(any::<u8>(), 0..8),
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            key in any::<[u8; 4]>(),
+            offset in 0usize..16,
+        ) {
+            let mut fused = before.clone();
+            extend_masked(&mut fused, &data, key, offset);
+            let mut slow = data.clone();
+            naive(&mut slow, key, offset);
+            prop_assert_eq!(&fused[..before.len()], &before[..]);
+            prop_assert_eq!(&fused[before.len()..], &slow[..]);
         }
 
         #[test]

@@ -9,7 +9,7 @@ use crate::error::ProtocolError;
 #[cfg(feature = "deflate")]
 use crate::frame::encode_frame_header;
 use crate::frame::{encode_frame, FrameHeader, OpCode};
-use crate::mask::apply_mask;
+use crate::mask::extend_masked;
 use crate::utf8::Utf8Validator;
 
 /// A complete data message.
@@ -274,11 +274,11 @@ impl Assembler {
                 limit: self.max_message_size,
             });
         }
-        self.buf.extend_from_slice(payload);
-        let added = &mut self.buf[start..];
-        if let Some(key) = mask {
-            apply_mask(added, key, (offset % 4) as usize);
+        match mask {
+            Some(key) => extend_masked(&mut self.buf, payload, key, (offset % 4) as usize),
+            None => self.buf.extend_from_slice(payload),
         }
+        let added = &self.buf[start..];
         if self.kind == Some(MessageKind::Text) && !(complete && start == 0) {
             self.utf8
                 .feed(added)
@@ -306,9 +306,9 @@ impl Assembler {
         if self.buf.capacity() < payload.len() {
             self.take_spare(payload.len());
         }
-        self.buf.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.buf, key, 0);
+        match mask {
+            Some(key) => extend_masked(&mut self.buf, payload, key, 0),
+            None => self.buf.extend_from_slice(payload),
         }
         self.kind = Some(kind);
         self.finish()
