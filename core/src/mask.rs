@@ -41,36 +41,43 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Works 32 bytes at a time, in safe code: the compiler turns each block
 /// into vector loads, XORs and stores straight into `out`'s spare room.
 /// The last 31 bytes or fewer (all of a short payload) are copied and
-/// then masked a word at a time, which is faster for so few.
-#[inline]
+/// then masked a word at a time, which is faster for so few. Always
+/// inlined: a short payload (a chat line) costs its caller no call, as
+/// when it was copied and masked in place (at 20 B, depth 16, 812
+/// instructions per echo against 799 before and 840 with a call).
+#[inline(always)]
 pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
-    let (key, tail) = match src.len() {
-        0..32 => (key, src),
-        _ => {
-            let key = rotate(key, offset);
-            out.reserve(src.len());
-            // 32 is a multiple of 4: every block, and the tail, starts at
-            // key[0].
-            let mut pattern = [0u8; 32];
-            for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
-                *p = *k;
-            }
-            let blocks = src.chunks_exact(32);
-            let tail = blocks.remainder();
-            out.extend(blocks.flat_map(|block| {
-                let mut masked = [0u8; 32];
-                for ((m, b), p) in masked.iter_mut().zip(block).zip(&pattern) {
-                    *m = b ^ p;
-                }
-                masked
-            }));
-            (key, tail)
+    if src.len() >= 32 {
+        return extend_masked_blocks(out, src, key, offset);
+    }
+    let start = out.len();
+    out.extend_from_slice(src);
+    apply_mask(&mut out[start..], key, offset);
+}
+
+/// [`extend_masked`] for a payload of a block or more: kept out of line,
+/// so that the short path inlines where it is called.
+#[inline(never)]
+fn extend_masked_blocks(out: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
+    let key = rotate(key, offset);
+    out.reserve(src.len());
+    // 32 is a multiple of 4: every block, and the tail, starts at key[0].
+    let mut pattern = [0u8; 32];
+    for (p, k) in pattern.iter_mut().zip(key.iter().cycle()) {
+        *p = *k;
+    }
+    let blocks = src.chunks_exact(32);
+    let tail = blocks.remainder();
+    out.extend(blocks.flat_map(|block| {
+        let mut masked = [0u8; 32];
+        for ((m, b), p) in masked.iter_mut().zip(block).zip(&pattern) {
+            *m = b ^ p;
         }
-    };
+        masked
+    }));
     let start = out.len();
     out.extend_from_slice(tail);
-    let offset = if tail.len() == src.len() { offset } else { 0 };
-    apply_mask(&mut out[start..], key, offset);
+    apply_mask(&mut out[start..], key, 0);
 }
 
 /// The key as seen from byte `offset` of the payload.
