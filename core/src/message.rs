@@ -256,7 +256,7 @@ impl Assembler {
     }
 
     /// Appends payload bytes that start `offset` bytes into their frame,
-    /// unmasking them in place. Text is validated at once, so invalid UTF-8
+    /// unmasking them as they are copied. Text is validated at once, so invalid UTF-8
     /// fails the connection before the rest of the frame arrives (§8.1);
     /// except when `payload` is the whole message (`complete`), which
     /// [`Assembler::finish`] validates in one pass anyway.

@@ -451,38 +451,57 @@ fn the_server_announces_joins_and_leaves_once_the_presence_delay_is_over() {
 fn once_a_burst_of_connections_has_gone_idle_the_server_gives_free_memory_back() {
     // The parking thread's `GIVE_BACK_AFTER` (`serve/park.rs`).
     const BURST: usize = 256;
-    let _ = rlimit::increase_nofile_limit(BURST as u64 + 1024);
-    // No pings: a ping wakes a connection, which then parks again.
-    let server = Server::start(&["--max-connections-per-ip", "0", "--ping-interval", "0"]);
+    let _ = rlimit::increase_nofile_limit(2 * BURST as u64 + 1024);
+    // No pings and no presence notices: nothing but a park wakes the
+    // parking thread, which must learn of the give-back from the park that
+    // makes the burst.
+    let server = Server::start(&[
+        "--max-connections-per-ip",
+        "0",
+        "--ping-interval",
+        "0",
+        "--presence-limit",
+        "0",
+    ]);
     let given_back = |scrape: &prometheus_parse::Scrape| {
         common::metrics::value(scrape, "tincan_memory_given_back_total", &[])
     };
+    let connect = |clients: &mut Vec<Raw>, n: usize| {
+        for _ in 0..n {
+            let mut raw = Raw::connect(&server);
+            raw.send(upgrade_request("/", "").as_bytes());
+            assert!(raw.read_head().starts_with("HTTP/1.1 101"));
+            clients.push(raw);
+        }
+    };
+    // However long parking then stays quiet (the thread gives back a
+    // second after a burst), nothing is given back.
+    let nothing_given_back = |parked: usize| {
+        wait_parked(&server, parked as f64);
+        let quiet = Instant::now();
+        while quiet.elapsed() < Duration::from_millis(1500) {
+            let scrape = common::metrics::scrape(server.port);
+            assert_eq!(given_back(&scrape), Some(0.0), "{parked} parked");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
     let mut clients = Vec::new();
-    for i in 0..BURST - 1 {
-        let mut raw = Raw::connect(&server);
-        raw.send(upgrade_request(&format!("/r{}", i % 10), "").as_bytes());
-        assert!(raw.read_head().starts_with("HTTP/1.1 101"));
-        clients.push(raw);
-    }
-    // One short of a burst: however long parking stays quiet, nothing is
-    // given back (the thread would have after a second).
-    wait_parked(&server, (BURST - 1) as f64);
-    let quiet = Instant::now();
-    while quiet.elapsed() < Duration::from_millis(1500) {
-        let scrape = common::metrics::scrape(server.port);
-        assert_eq!(given_back(&scrape), Some(0.0));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut last = Raw::connect(&server);
-    last.send(upgrade_request("/r0", "").as_bytes());
-    assert!(last.read_head().starts_with("HTTP/1.1 101"));
+    // One short of a burst.
+    connect(&mut clients, BURST - 1);
+    nothing_given_back(BURST - 1);
+    // One more, after that burst settled: parks spread out over time do
+    // not add up to a burst.
+    connect(&mut clients, 1);
+    nothing_given_back(BURST);
+    // A whole burst ends in one give-back.
+    connect(&mut clients, BURST);
     let scrape = common::metrics::scrape_until(server.port, "memory given back", |scrape| {
         given_back(scrape) == Some(1.0)
     });
     // Every client is still connected, parked.
     assert_eq!(
         common::metrics::value(&scrape, "tincan_connections_parked", &[]),
-        Some(BURST as f64)
+        Some((2 * BURST) as f64)
     );
 }
 

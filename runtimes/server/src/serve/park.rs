@@ -21,9 +21,9 @@
 //!
 //! What the connections used before they parked is free then, but still
 //! resident, in holes between what stays (see [`crate::allocator`]). Once
-//! [`GIVE_BACK_AFTER`] connections have parked and then none for
-//! [`SETTLED`], a burst has gone idle, and the thread gives those pages
-//! back to the kernel.
+//! [`GIVE_BACK_AFTER`] connections have parked, each within [`SETTLED`] of
+//! the one before, and then none for [`SETTLED`], a burst has gone idle,
+//! and the thread gives those pages back to the kernel.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -62,9 +62,11 @@ const KEPT: usize = 64;
 /// The longest the thread waits for a deadline before it looks again.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
-/// Connections parked since memory was last given back, from which on the
-/// thread gives it back once parking has been quiet for [`SETTLED`]: a
-/// burst of connections gone idle (see [`allocator::give_back`]).
+/// Connections parked in a burst (each within [`SETTLED`] of the one
+/// before), from which on the thread gives memory back once parking has
+/// been quiet for [`SETTLED`]: a burst of connections gone idle (see
+/// [`allocator::give_back`]). Parks spread out over time never add up to
+/// one.
 const GIVE_BACK_AFTER: u32 = 256;
 
 /// How long no connection parks before a burst counts as over.
@@ -134,8 +136,8 @@ struct State<R: Runtime> {
     parked: HashMap<u64, Box<Entry<R>>>,
     deadlines: BTreeSet<(Instant, u64)>,
     closing: bool,
-    /// Connections parked since memory was last given back, and when the
-    /// last one did (see [`GIVE_BACK_AFTER`]).
+    /// Connections parked in the current burst (none once memory was given
+    /// back), and when the last one did (see [`GIVE_BACK_AFTER`]).
     parks: u32,
     last_park: Instant,
 }
@@ -219,8 +221,16 @@ impl<R: Runtime> Parker<R> {
             sent: 0,
         });
         state.parked.insert(key, entry);
+        let now = Instant::now();
+        if now.saturating_duration_since(state.last_park) > SETTLED {
+            // The last burst settled without enough parks; this starts one.
+            state.parks = 0;
+        }
         state.parks = state.parks.saturating_add(1);
-        state.last_park = Instant::now();
+        state.last_park = now;
+        // The park that makes a burst: the thread, which may be waiting for
+        // a later deadline or none, learns of the give-back's.
+        let burst = state.parks == GIVE_BACK_AFTER;
         let earliest = state.deadlines.first().map(|(at, _)| *at);
         if let Some(at) = deadline {
             state.deadlines.insert((at, key));
@@ -233,7 +243,7 @@ impl<R: Runtime> Parker<R> {
         if rang {
             inner.rung.ring(key);
         }
-        if deadline.is_some_and(|at| earliest.is_none_or(|e| at < e)) {
+        if burst || deadline.is_some_and(|at| earliest.is_none_or(|e| at < e)) {
             inner.bell.ring();
         }
     }
@@ -387,8 +397,7 @@ impl<R: Runtime> Inner<R> {
                 self.resume(entry);
             }
             work.shrink();
-            if give_back {
-                allocator::give_back();
+            if give_back && allocator::give_back() {
                 self.metrics.memory_given_back.inc();
             }
         }
