@@ -404,10 +404,7 @@ impl MessageDecoder {
             return Err(ProtocolError::ReservedBits);
         };
         self.scratch.clear();
-        match mask {
-            Some(key) => extend_masked(&mut self.scratch, bytes, key, (offset % 4) as usize),
-            None => self.scratch.extend_from_slice(bytes),
-        }
+        extend_masked(&mut self.scratch, bytes, mask, (offset % 4) as usize);
         let assembler = &mut self.assembler;
         let mut sink = |plain: &[u8]| assembler.extend(plain, None, 0, false);
         inflater.inflate(&self.scratch, &mut sink)?;

@@ -265,13 +265,9 @@ pub fn encode_frame(
 #[inline]
 pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
     debug_assert_eq!(header.payload_len, payload.len() as u64);
-    let mask = header.mask;
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
-    match mask {
-        Some(key) => extend_masked(out, payload, key, 0),
-        None => out.extend_from_slice(payload),
-    }
+    extend_masked(out, payload, header.mask, 0);
 }
 
 #[cfg(test)]

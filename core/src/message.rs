@@ -256,10 +256,11 @@ impl Assembler {
     }
 
     /// Appends payload bytes that start `offset` bytes into their frame,
-    /// unmasking them as they are copied. Text is validated at once, so invalid UTF-8
-    /// fails the connection before the rest of the frame arrives (§8.1);
-    /// except when `payload` is the whole message (`complete`), which
-    /// [`Assembler::finish`] validates in one pass anyway.
+    /// unmasking them as they are copied. Text is validated at once, so
+    /// invalid UTF-8 fails the connection before the rest of the frame
+    /// arrives (§8.1); except when `payload` is the whole message
+    /// (`complete`), which [`Assembler::finish`] validates in one pass
+    /// anyway.
     pub(crate) fn extend(
         &mut self,
         payload: &[u8],
@@ -274,10 +275,7 @@ impl Assembler {
                 limit: self.max_message_size,
             });
         }
-        match mask {
-            Some(key) => extend_masked(&mut self.buf, payload, key, (offset % 4) as usize),
-            None => self.buf.extend_from_slice(payload),
-        }
+        extend_masked(&mut self.buf, payload, mask, (offset % 4) as usize);
         let added = &self.buf[start..];
         if self.kind == Some(MessageKind::Text) && !(complete && start == 0) {
             self.utf8
@@ -306,10 +304,7 @@ impl Assembler {
         if self.buf.capacity() < payload.len() {
             self.take_spare(payload.len());
         }
-        match mask {
-            Some(key) => extend_masked(&mut self.buf, payload, key, 0),
-            None => self.buf.extend_from_slice(payload),
-        }
+        extend_masked(&mut self.buf, payload, mask, 0);
         self.kind = Some(kind);
         self.finish()
     }
