@@ -265,6 +265,14 @@ pub fn encode_frame(
 #[inline]
 pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
     debug_assert_eq!(header.payload_len, payload.len() as u64);
+    // The commonest, a server's short frame (an echo, a chat line): two
+    // bytes and the payload, without the general header's steps.
+    if header.mask.is_none() && payload.len() <= 125 {
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[header.first_byte(), payload.len() as u8]);
+        out.extend_from_slice(payload);
+        return;
+    }
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     extend_masked(out, payload, header.mask, 0);
@@ -433,6 +441,25 @@ mod tests {
                 prop_assert_eq!(FrameHeader::decode(&bytes[..cut]), Ok(None));
             }
             prop_assert_eq!(FrameHeader::decode(&bytes), Ok(Some((header, bytes.len()))));
+        }
+
+        /// A whole frame (the short server frame's own path included) is
+        /// the header as `encode` writes it, then the payload masked byte
+        /// by byte as §5.3 defines it, after what `out` held.
+        #[test]
+        fn a_whole_frame_is_its_header_then_its_masked_payload(
+            header in any_header(),
+            payload in prop::collection::vec(any::<u8>(), 0..300),
+            before in prop::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let header = FrameHeader { payload_len: payload.len() as u64, ..header };
+            let mut expected = before.clone();
+            header.encode(&mut expected);
+            let key = header.mask.unwrap_or([0; 4]);
+            expected.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            let mut out = before;
+            encode_frame_header(&mut out, header, &payload);
+            prop_assert_eq!(out, expected);
         }
     }
 }
