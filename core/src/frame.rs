@@ -260,16 +260,21 @@ pub fn encode_frame(
     );
 }
 
-/// Appends `header` and `payload` (whose length it must give), masked with
-/// the header's key if it has one: for frames with RSV bits (RFC 7692).
+/// Appends one whole frame to `out`: `header`, then `payload`, masked with
+/// the header's key if it has one (§5.3). Every frame is written here:
+/// through [`encode_frame`], or directly for one with RSV bits (RFC 7692).
+/// `header.payload_len` must be `payload.len()` (checked in debug builds
+/// only): the length written is `header.payload_len` on every path.
 #[inline]
 pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
     debug_assert_eq!(header.payload_len, payload.len() as u64);
-    // The commonest, a server's short frame (an echo, a chat line): two
-    // bytes and the payload, without the general header's steps.
-    if header.mask.is_none() && payload.len() <= 125 {
+    // The commonest, a server's short frame (an echo, a chat line): its two
+    // header bytes and the payload after one reservation, without working
+    // out the header's length, looking at it again in `encode`, and
+    // looking for a key to mask with.
+    if header.mask.is_none() && header.payload_len <= 125 {
         out.reserve(2 + payload.len());
-        out.extend_from_slice(&[header.first_byte(), payload.len() as u8]);
+        out.extend_from_slice(&[header.first_byte(), header.payload_len as u8]);
         out.extend_from_slice(payload);
         return;
     }
@@ -348,6 +353,23 @@ mod tests {
         encoded.clear();
         h.encode(&mut encoded);
         assert_eq!(encoded, bytes);
+    }
+
+    #[test]
+    fn a_short_server_frame_ends_at_125_bytes() {
+        // §5.2: a length of 0 to 125 is the 7-bit field itself; 126 takes
+        // the 16-bit form.
+        for len in [0usize, 1, 125, 126] {
+            let payload = vec![0x5a; len];
+            let mut out = vec![0xee];
+            encode_frame(&mut out, true, OpCode::Binary, None, &payload);
+            let header: &[u8] = match len {
+                126 => &[0xee, 0x82, 0x7e, 0x00, 0x7e],
+                short => &[0xee, 0x82, short as u8],
+            };
+            assert_eq!(&out[..header.len()], header, "length {len}");
+            assert_eq!(&out[header.len()..], &payload[..], "length {len}");
+        }
     }
 
     #[test]
