@@ -180,9 +180,8 @@ impl FrameHeader {
     /// Appends the header to `out`, with the minimal length encoding.
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        // The commonest, a server's short frame: two bytes.
-        if self.mask.is_none() && self.payload_len <= 125 {
-            out.extend_from_slice(&[self.first_byte(), self.payload_len as u8]);
+        if let Some(short) = self.short() {
+            out.extend_from_slice(&short);
             return;
         }
         let mut bytes = [0; MAX_HEADER_LEN];
@@ -197,6 +196,14 @@ impl FrameHeader {
         } else {
             out.extend_from_slice(&bytes[..len]);
         }
+    }
+
+    /// The whole header of the commonest frame, a server's short one (no
+    /// mask, a length of at most 125 in the 7-bit field, §5.2): two bytes.
+    #[inline]
+    fn short(&self) -> Option<[u8; 2]> {
+        (self.mask.is_none() && self.payload_len <= 125)
+            .then(|| [self.first_byte(), self.payload_len as u8])
     }
 
     /// FIN, the RSV bits and the opcode.
@@ -272,9 +279,9 @@ pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8
     // header bytes and the payload after one reservation, without working
     // out the header's length, looking at it again in `encode`, and
     // looking for a key to mask with.
-    if header.mask.is_none() && header.payload_len <= 125 {
-        out.reserve(2 + payload.len());
-        out.extend_from_slice(&[header.first_byte(), header.payload_len as u8]);
+    if let Some(short) = header.short() {
+        out.reserve(short.len() + payload.len());
+        out.extend_from_slice(&short);
         out.extend_from_slice(payload);
         return;
     }
