@@ -390,6 +390,70 @@ impl MessageDecoder {
         Some(self.assembler.whole(kind, payload, header.mask))
     }
 
+    /// Decodes the run of whole short messages at the front of `input`, each
+    /// in one frame of at most 125 bytes (FIN set, no RSV bit, Text or
+    /// Binary, masked as the receiver expects, within the limits), hands
+    /// each to `each` and advances `input` past them. It stops at anything
+    /// else, untouched, for [`MessageDecoder::decode`]: a part of a frame, a
+    /// longer or fragmented one, a control frame, a compressed one, a header
+    /// that fails a check. What `decode` would return for them, message by
+    /// message (a read of pipelined chat lines or echoes, without the frame
+    /// layer's steps and the checks of state between them); invalid UTF-8
+    /// fails as it does there, and every later call returns the error.
+    pub(crate) fn decode_short_messages(
+        &mut self,
+        input: &mut &[u8],
+        mut each: impl FnMut(Message),
+    ) -> Result<(), ProtocolError> {
+        if self.failed.is_some()
+            || self.closed
+            || !self.frames.is_between_frames()
+            || self.assembler.in_message()
+        {
+            return Ok(());
+        }
+        // §5.1: a server reads masked frames, with the key after the two
+        // header bytes (§5.2); a client unmasked ones.
+        let masked = self.frames.receiver == Role::Server;
+        let head = if masked { 6 } else { 2 };
+        let limit = self
+            .frames
+            .max_frame_size
+            .min(self.assembler.limit())
+            .min(125);
+        let mut rest = *input;
+        while let [first, second, ..] = *rest {
+            let kind = match first {
+                0x81 => MessageKind::Text,
+                0x82 => MessageKind::Binary,
+                _ => break,
+            };
+            let len = usize::from(second & 0x7F);
+            if (second & 0x80 != 0) != masked || len > limit {
+                break;
+            }
+            let Some((header, payload)) = rest.get(..head + len).map(|f| f.split_at(head)) else {
+                break;
+            };
+            let mask = match *header {
+                [_, _, a, b, c, d] => Some([a, b, c, d]),
+                _ => None,
+            };
+            rest = &rest[head + len..];
+            match self.assembler.whole(kind, payload, mask) {
+                Ok(message) => each(message),
+                Err(error) => {
+                    *input = rest;
+                    self.failed = Some(error.clone());
+                    self.control = Vec::new();
+                    return Err(error);
+                }
+            }
+        }
+        *input = rest;
+        Ok(())
+    }
+
     /// Unmasks compressed bytes and inflates them into the message, which
     /// refuses them past its limit before inflating more (a zip bomb stops
     /// at `max_message_size`).
@@ -679,15 +743,37 @@ mod tests {
         wire: &[u8],
         cuts: &[usize],
     ) -> (Vec<Decoded>, Option<ProtocolError>) {
+        decode_as(Role::Server, limits, wire, cuts, false)
+    }
+
+    /// [`decode_in_pieces`] for `receiver`; with `short_runs`, as a
+    /// [`Connection`](crate::Connection) decodes: each run of whole short
+    /// messages first ([`MessageDecoder::decode_short_messages`]), then
+    /// one step of [`MessageDecoder::decode`].
+    fn decode_as(
+        receiver: Role,
+        limits: Limits,
+        wire: &[u8],
+        cuts: &[usize],
+        short_runs: bool,
+    ) -> (Vec<Decoded>, Option<ProtocolError>) {
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
         cuts.push(wire.len());
         cuts.sort_unstable();
-        let mut decoder = MessageDecoder::new(Role::Server, limits);
+        let mut decoder = MessageDecoder::new(receiver, limits);
         let (mut out, mut start) = (Vec::new(), 0);
         for end in cuts {
             let mut input = &wire[start..end];
             start = end;
             loop {
+                if short_runs {
+                    let run = decoder.decode_short_messages(&mut input, |message| {
+                        out.push(Decoded::Message(message));
+                    });
+                    if let Err(e) = run {
+                        return (out, Some(e));
+                    }
+                }
                 match decoder.decode(&mut input) {
                     Ok(Some(decoded)) => out.push(decoded),
                     Ok(None) => break,
@@ -696,6 +782,30 @@ mod tests {
             }
         }
         (out, None)
+    }
+
+    /// The frames of [`any_frame`] on the wire, for `receiver`: those
+    /// marked `masked` as it expects (masked for a server, not for a
+    /// client), the others not.
+    fn encode_frames(frames: &[(u8, bool, u8, bool, Vec<u8>)], receiver: Role) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (opcode, fin, rsv, masked, payload) in frames {
+            let mut header = FrameHeader::new(OpCode::Text, payload.len() as u64);
+            header.fin = *fin;
+            header.rsv = *rsv;
+            let with_key = *masked == (receiver == Role::Server);
+            header.mask = with_key.then_some([0x37, 0xfa, 0x21, 0x3d]);
+            header.encode(&mut wire);
+            // The opcode by hand: reserved ones too.
+            let first = wire.len() - header.encoded_len();
+            wire[first] = (wire[first] & 0xF0) | opcode;
+            let start = wire.len();
+            wire.extend_from_slice(payload);
+            if let Some(key) = header.mask {
+                apply_mask(&mut wire[start..], key, 0);
+            }
+        }
+        wire
     }
 
     /// A frame as `(opcode, FIN, RSV, masked, payload)`: mostly data
@@ -729,28 +839,66 @@ mod tests {
             frames in prop::collection::vec(any_frame(), 1..12),
             cuts in prop::collection::vec(any::<usize>(), 0..8),
         ) {
-            let mut wire = Vec::new();
-            for (opcode, fin, rsv, masked, payload) in &frames {
-                let mut header = FrameHeader::new(OpCode::Text, payload.len() as u64);
-                header.fin = *fin;
-                header.rsv = *rsv;
-                header.mask = masked.then_some([0x37, 0xfa, 0x21, 0x3d]);
-                header.encode(&mut wire);
-                // The opcode by hand: reserved ones too.
-                let first = wire.len() - header.encoded_len();
-                wire[first] = (wire[first] & 0xF0) | opcode;
-                let start = wire.len();
-                wire.extend_from_slice(payload);
-                if let Some(key) = header.mask {
-                    apply_mask(&mut wire[start..], key, 0);
-                }
-            }
+            let wire = encode_frames(&frames, Role::Server);
             let limits = Limits { max_frame_size: 200, max_message_size: 250 };
             let whole = decode_in_pieces(limits, &wire, &[]);
             let bytes: Vec<usize> = (0..wire.len()).collect();
             prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &bytes));
             prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &cuts));
         }
+
+        /// Runs of whole short messages take a shorter path still
+        /// ([`MessageDecoder::decode_short_messages`], as a connection
+        /// decodes): the same messages, control frames and errors as
+        /// [`MessageDecoder::decode`] alone, for either receiver, under any
+        /// limits (some below 125 bytes), in any split.
+        #[test]
+        fn short_runs_decode_as_frames_one_by_one_do(
+            frames in prop::collection::vec(any_frame(), 1..24),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            client in prop::bool::weighted(0.2),
+            max_frame_size in prop_oneof![3 => Just(200usize), 1 => 0usize..200],
+            max_message_size in prop_oneof![3 => Just(250usize), 1 => 0usize..250],
+        ) {
+            let receiver = if client { Role::Client } else { Role::Server };
+            let wire = encode_frames(&frames, receiver);
+            let limits = Limits { max_frame_size, max_message_size };
+            let plain = decode_as(receiver, limits, &wire, &[], false);
+            prop_assert_eq!(&plain, &decode_as(receiver, limits, &wire, &[], true));
+            prop_assert_eq!(&plain, &decode_as(receiver, limits, &wire, &cuts, true));
+        }
+    }
+
+    /// §5.7's masked "Hello" three times over, as a server reads them: all
+    /// three in one run, with the input left at what follows (a ping, for
+    /// `decode`); an unmasked one is left for `decode` to refuse.
+    #[test]
+    fn a_run_of_short_messages_stops_at_anything_else() {
+        let hello = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+        let mut wire = [&hello[..], hello, hello, b"\x89\x80\0\0\0\0"].concat();
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut messages = Vec::new();
+        let mut input = &wire[..];
+        decoder
+            .decode_short_messages(&mut input, |m| messages.push(m))
+            .expect("valid");
+        assert_eq!(messages, vec![Message::Text("Hello".into()); 3]);
+        assert_eq!(input, b"\x89\x80\0\0\0\0");
+        assert_eq!(
+            decoder.decode(&mut input),
+            Ok(Some(Decoded::Ping(Vec::new())))
+        );
+
+        wire = b"\x81\x05Hello".to_vec();
+        let mut input = &wire[..];
+        decoder
+            .decode_short_messages(&mut input, |m| messages.push(m))
+            .expect("stops");
+        assert_eq!(input.len(), wire.len());
+        assert_eq!(
+            decoder.decode(&mut input),
+            Err(ProtocolError::UnmaskedFrame)
+        );
     }
 
     #[test]

@@ -272,19 +272,26 @@ pub fn encode_frame(
 /// through [`encode_frame`], or directly for one with RSV bits (RFC 7692).
 /// `header.payload_len` must be `payload.len()` (checked in debug builds
 /// only): the length written is `header.payload_len` on every path.
-#[inline]
+#[inline(always)]
 pub fn encode_frame_header(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
     debug_assert_eq!(header.payload_len, payload.len() as u64);
     // The commonest, a server's short frame (an echo, a chat line): its two
     // header bytes and the payload after one reservation, without working
     // out the header's length, looking at it again in `encode`, and
-    // looking for a key to mask with.
+    // looking for a key to mask with. Inlined where it is called, with the
+    // rest out of line.
     if let Some(short) = header.short() {
         out.reserve(short.len() + payload.len());
         out.extend_from_slice(&short);
         out.extend_from_slice(payload);
         return;
     }
+    encode_long_frame(out, header, payload);
+}
+
+/// [`encode_frame_header`] for every frame but a server's short one.
+#[inline(never)]
+fn encode_long_frame(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
     out.reserve(header.encoded_len() + payload.len());
     header.encode(out);
     extend_masked(out, payload, header.mask, 0);

@@ -10,9 +10,12 @@
 /// inner loop.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    // The key twice over, as one word (whatever the byte order, both
+    // halves hold the same four bytes). Put together byte by byte, it took
+    // 21 more instructions per 20-byte message of a server's pipelined
+    // echo (its core loop, counted by callgrind: 420 against 399).
+    let half = u64::from(u32::from_ne_bytes(key));
+    let word = half << 32 | half;
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut bytes = [0u8; 8];

@@ -294,19 +294,36 @@ impl Assembler {
     /// [`Assembler::begin_frame`], [`Assembler::extend`] and
     /// [`Assembler::finish`] make of it, in one step. The caller checked
     /// the frame and the size limit.
+    #[inline(always)]
     pub(crate) fn whole(
         &mut self,
         kind: MessageKind,
         payload: &[u8],
         mask: Option<[u8; 4]>,
     ) -> Result<Message, ProtocolError> {
-        debug_assert!(self.kind.is_none() && self.buf.is_empty());
-        if self.buf.capacity() < payload.len() {
-            self.take_spare(payload.len());
+        debug_assert!(self.kind.is_none() && self.buf.is_empty() && self.fragments == 0);
+        let want = payload.len();
+        // Steady traffic of small messages: the last buffer given back,
+        // which fits (as `take_spare` would find), straight from the spares.
+        let mut bytes = match self.spare.last().map(Vec::capacity) {
+            Some(size) if (want..=SMALL_ENOUGH).contains(&size) => {
+                self.spare_bytes -= size;
+                self.spare.pop().unwrap_or_default()
+            }
+            _ => {
+                if self.buf.capacity() < want {
+                    self.take_spare(want);
+                }
+                std::mem::take(&mut self.buf)
+            }
+        };
+        extend_masked(&mut bytes, payload, mask, 0);
+        match kind {
+            MessageKind::Text => String::from_utf8(bytes)
+                .map(Message::Text)
+                .map_err(|_| ProtocolError::InvalidUtf8),
+            MessageKind::Binary => Ok(Message::Binary(bytes)),
         }
-        extend_masked(&mut self.buf, payload, mask, 0);
-        self.kind = Some(kind);
-        self.finish()
     }
 
     /// Ends the message after its final frame.

@@ -943,6 +943,13 @@ impl Connection {
             return;
         }
         while self.reading {
+            // The commonest first: whole short messages, one frame each (a
+            // read of chat lines or pipelined echoes); then whatever
+            // follows them, piece by piece.
+            if let Err(e) = self.read_short_messages(&mut bytes) {
+                self.fail(e);
+                break;
+            }
             match self.decoder().decode(&mut bytes) {
                 Ok(Some(decoded)) => self.on_decoded(decoded),
                 Ok(None) => break,
@@ -973,6 +980,20 @@ impl Connection {
             },
             _ => Timer::Off,
         };
+    }
+
+    /// Queues the events of the run of whole short messages at the front
+    /// of `bytes` (see [`MessageDecoder::decode_short_messages`]): what
+    /// [`Connection::on_decoded`] would make of them one by one.
+    fn read_short_messages(&mut self, bytes: &mut &[u8]) -> Result<(), ProtocolError> {
+        self.decoder();
+        let Some(decoder) = self.decoder.as_deref_mut() else {
+            return Ok(());
+        };
+        let steps = &mut Traffic::of(&mut self.traffic).steps;
+        decoder.decode_short_messages(bytes, |message| {
+            steps.push_back(Step::Event(Event::Message(message)));
+        })
     }
 
     fn on_decoded(&mut self, decoded: Decoded) {
