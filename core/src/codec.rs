@@ -398,8 +398,10 @@ impl MessageDecoder {
     /// longer or fragmented one, a control frame, a compressed one, a header
     /// that fails a check. What `decode` would return for them, message by
     /// message (a read of pipelined chat lines or echoes, without the frame
-    /// layer's steps and the checks of state between them); invalid UTF-8
-    /// fails as it does there, and every later call returns the error.
+    /// layer's steps and the checks of state between them). Invalid UTF-8
+    /// fails as it does there: the frame is used up, and `decode` returns
+    /// the same error from then on (this returns `Ok` and takes nothing
+    /// once the decoder has failed or read a close frame).
     pub(crate) fn decode_short_messages(
         &mut self,
         input: &mut &[u8],
@@ -757,6 +759,28 @@ mod tests {
         cuts: &[usize],
         short_runs: bool,
     ) -> (Vec<Decoded>, Option<ProtocolError>) {
+        let (out, failure) = decode_to_failure(receiver, limits, wire, cuts, short_runs);
+        (out, failure.map(|f| f.error))
+    }
+
+    /// Where and how a decoder failed: its error, how much of the wire
+    /// it had used, and what it said when asked again.
+    #[derive(Debug, PartialEq)]
+    struct Failure {
+        error: ProtocolError,
+        used: usize,
+        again: Result<Option<Decoded>, ProtocolError>,
+    }
+
+    /// [`decode_as`], with where the decoder stopped at its error and what
+    /// it says after it (a short run after a failure must take nothing).
+    fn decode_to_failure(
+        receiver: Role,
+        limits: Limits,
+        wire: &[u8],
+        cuts: &[usize],
+        short_runs: bool,
+    ) -> (Vec<Decoded>, Option<Failure>) {
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
         cuts.push(wire.len());
         cuts.sort_unstable();
@@ -766,18 +790,29 @@ mod tests {
             let mut input = &wire[start..end];
             start = end;
             loop {
+                let mut failed = None;
                 if short_runs {
                     let run = decoder.decode_short_messages(&mut input, |message| {
                         out.push(Decoded::Message(message));
                     });
-                    if let Err(e) = run {
-                        return (out, Some(e));
+                    failed = run.err();
+                }
+                if failed.is_none() {
+                    match decoder.decode(&mut input) {
+                        Ok(Some(decoded)) => out.push(decoded),
+                        Ok(None) => break,
+                        Err(e) => failed = Some(e),
                     }
                 }
-                match decoder.decode(&mut input) {
-                    Ok(Some(decoded)) => out.push(decoded),
-                    Ok(None) => break,
-                    Err(e) => return (out, Some(e)),
+                if let Some(error) = failed {
+                    let used = end - input.len();
+                    let before = input;
+                    if short_runs {
+                        let taken = decoder.decode_short_messages(&mut input, |_| {});
+                        assert_eq!((taken, input), (Ok(()), before), "nothing after a failure");
+                    }
+                    let again = decoder.decode(&mut input);
+                    return (out, Some(Failure { error, used, again }));
                 }
             }
         }
@@ -866,6 +901,12 @@ mod tests {
             let plain = decode_as(receiver, limits, &wire, &[], false);
             prop_assert_eq!(&plain, &decode_as(receiver, limits, &wire, &[], true));
             prop_assert_eq!(&plain, &decode_as(receiver, limits, &wire, &cuts, true));
+            // In the same pieces, a failure leaves the input at the same
+            // place, and sticks.
+            prop_assert_eq!(
+                decode_to_failure(receiver, limits, &wire, &cuts, false),
+                decode_to_failure(receiver, limits, &wire, &cuts, true)
+            );
         }
     }
 
@@ -899,6 +940,93 @@ mod tests {
             decoder.decode(&mut input),
             Err(ProtocolError::UnmaskedFrame)
         );
+    }
+
+    /// What a run of short messages must leave to `decode`, each case
+    /// after a start that `decode` takes: the continuation a fragment
+    /// waits for, what follows a close, a header begun in an earlier read,
+    /// and a compressed frame (RSV1, with permessage-deflate on).
+    #[test]
+    fn a_run_of_short_messages_waits_for_the_state_before_it() {
+        let hello = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut noted = Vec::new();
+        let mut run = |decoder: &mut MessageDecoder, input: &mut &[u8]| {
+            let before = input.len();
+            decoder
+                .decode_short_messages(input, |m| noted.push(m))
+                .expect("stops");
+            before - input.len()
+        };
+
+        // A fragment began: a whole message next is a protocol error (§5.4).
+        let mut input = &b"\x01\x81\0\0\0\0a"[..];
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        let mut input = &hello[..];
+        assert_eq!(run(&mut decoder, &mut input), 0, "in a message");
+        assert_eq!(
+            decoder.decode(&mut input),
+            Err(ProtocolError::ExpectedContinuation)
+        );
+
+        // After a close frame, nothing is read (§5.5.1).
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut input = &b"\x88\x80\0\0\0\0"[..];
+        let close = decoder.decode(&mut input).expect("valid");
+        assert!(matches!(close, Some(Decoded::Close { .. })));
+        let mut input = &hello[..];
+        assert_eq!(run(&mut decoder, &mut input), 0, "after a close");
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+
+        // A header's first byte kept from the last read: what comes next
+        // is the rest of it, not a frame, even when it looks like one (the
+        // masked "Hello" is then a 1-byte binary frame, and a bad one).
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut input = &b"\x82"[..];
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        let mut input = &hello[..];
+        assert_eq!(run(&mut decoder, &mut input), 0, "a header in pieces");
+        assert_eq!(
+            decoder.decode(&mut input),
+            Ok(Some(Decoded::Message(Message::Binary(vec![0x3d ^ 0x85]))))
+        );
+
+        // The middle of a long frame's payload.
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let long = [&b"\x82\xfe\x01\x00\0\0\0\0"[..], &hello[..], &[0; 200]].concat();
+        let mut input = &long[..8];
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        let mut input = &long[8..];
+        assert_eq!(run(&mut decoder, &mut input), 0, "inside a frame");
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert_eq!(decoder.buffered(), 211, "of 256");
+
+        #[cfg(feature = "deflate")]
+        {
+            // RSV1: a compressed message is the inflater's.
+            let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+            decoder.enable_deflate(false);
+            let mut input = &b"\xc1\x80\0\0\0\0"[..];
+            assert_eq!(run(&mut decoder, &mut input), 0, "compressed");
+        }
+        assert!(noted.is_empty());
+    }
+
+    /// Invalid UTF-8 in a run fails as `decode` fails: the frame is used,
+    /// the error sticks, and the run takes nothing more.
+    #[test]
+    fn invalid_text_in_a_run_fails_and_stays_failed() {
+        let wire = b"\x82\x81\0\0\0\0a\x81\x81\0\0\0\0\xff\x82\x81\0\0\0\0b";
+        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+        let mut messages = Vec::new();
+        let mut input = &wire[..];
+        let run = decoder.decode_short_messages(&mut input, |m| messages.push(m));
+        assert_eq!(run, Err(ProtocolError::InvalidUtf8));
+        assert_eq!(messages, [Message::Binary(b"a".to_vec())]);
+        assert_eq!(input, b"\x82\x81\0\0\0\0b", "the bad frame is used up");
+        let run = decoder.decode_short_messages(&mut input, |m| messages.push(m));
+        assert_eq!((run, input.len()), (Ok(()), 7), "nothing more is taken");
+        assert_eq!(decoder.decode(&mut input), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]

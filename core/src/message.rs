@@ -305,8 +305,9 @@ impl Assembler {
         let want = payload.len();
         // Steady traffic of small messages: the last buffer given back,
         // which fits (as `take_spare` would find), straight from the spares.
+        // An empty message takes none (it has no bytes to hold).
         let mut bytes = match self.spare.last().map(Vec::capacity) {
-            Some(size) if (want..=SMALL_ENOUGH).contains(&size) => {
+            Some(size) if want > 0 && (want..=SMALL_ENOUGH).contains(&size) => {
                 self.spare_bytes -= size;
                 self.spare.pop().unwrap_or_default()
             }

@@ -990,9 +990,12 @@ impl Connection {
         let Some(decoder) = self.decoder.as_deref_mut() else {
             return Ok(());
         };
-        let steps = &mut Traffic::of(&mut self.traffic).steps;
+        // Made only for a message: a read of part of a frame leaves a
+        // quiet connection without traffic state, as it was.
+        let traffic = &mut self.traffic;
         decoder.decode_short_messages(bytes, |message| {
-            steps.push_back(Step::Event(Event::Message(message)));
+            let event = Step::Event(Event::Message(message));
+            Traffic::of(traffic).steps.push_back(event);
         })
     }
 

@@ -433,6 +433,28 @@ fn a_keepalive_exchange_leaves_no_buffers_behind() {
 }
 
 #[test]
+fn part_of_a_frame_makes_no_traffic_state() {
+    // The header and a piece of a short message, then of a long one: no
+    // event yet, so a quiet connection keeps no queue for events.
+    let mut server = pinging_server();
+    let short = masked(0x1, true, b"hello");
+    server.receive(&short[..3]);
+    assert!(server.traffic.is_none(), "a partial header");
+    server.receive(&short[3..8]);
+    assert!(server.traffic.is_none(), "a partial payload");
+    server.receive(&short[8..]);
+    assert_eq!(
+        events(&mut server),
+        [Event::Message(Message::Text("hello".into()))]
+    );
+    let mut server = pinging_server();
+    let long = masked(0x2, true, &[7; 300]);
+    server.receive(&long[..100]);
+    assert_eq!(server.poll_event(), None);
+    assert!(server.traffic.is_none(), "a piece of a long payload");
+}
+
+#[test]
 fn buffers_kept_for_traffic_are_freed_after_a_quiet_interval() {
     let mut server = pinging_server();
     // A 64 KiB message in, recycled as an application would; 50 small
