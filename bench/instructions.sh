@@ -13,13 +13,32 @@
 # Prints the messages echoed, the instructions and their ratio (start-up
 # and connecting are included: a few percent at 5 s). The profile stays in
 # $OUT (default /tmp/instructions.out) for callgrind_annotate.
+#
+#   bench/instructions.sh core [SIZE=20]
+#
+# The protocol alone (core/examples/echo_loop.rs: reads of 16 messages
+# received, echoed and written, no sockets): the instructions per message
+# of 20,000 reads less those of 10,000, so start-up cancels out. Exact to
+# the instruction from run to run; the server's count moves by a few
+# percent with how many messages each read happens to carry.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: bench/instructions.sh SERVER [SIZE] [DEPTH] [SECS]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bench/instructions.sh SERVER|core [SIZE] [DEPTH] [SECS]" >&2; exit 2; }
 server=$1 size=${2:-20} depth=${3:-1} secs=${4:-5}
 out=${OUT:-/tmp/instructions.out}
 port=${PORT:-27400}
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+if [ "$server" = core ]; then
+  cargo build --release -q -p tincan-core --example echo_loop
+  count() {
+    valgrind --tool=callgrind --callgrind-out-file="$out" \
+      target/release/examples/echo_loop "$1" "$size" 2>&1 >/dev/null |
+      awk '/Collected :/ { print $NF }'
+  }
+  fewer=$(count 10000) more=$(count 20000)
+  echo "core echo loop, $size B: $(( (more - fewer) / 160000 )) instructions per message"
+  exit 0
+fi
 cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-tokio -p tincan-load
 cargo build --release -q --manifest-path bench/peers/Cargo.toml
 case $server in
