@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per echoed message in a server's user space, counted by
-# valgrind's callgrind: the same count for the same build and load however
-# busy the machine is (where msg/s swings by 15%), so an A/B of a change to
-# the per-message work needs one run of each. Kernel time is not counted.
+# valgrind's callgrind: the count does not depend on how busy the machine
+# is (where msg/s swings by 15%), so an A/B of a change to the per-message
+# work needs a run or two of each (a server's count moves by a few percent
+# with how many messages each read carries; the `core` count not at all).
+# Kernel time is not counted.
 #
 #   bench/instructions.sh SERVER [SIZE=20] [DEPTH=1] [SECS=5]
 #   bench/instructions.sh tincan-tokio 20 16
@@ -17,10 +19,9 @@
 #   bench/instructions.sh core [SIZE=20]
 #
 # The protocol alone (core/examples/echo_loop.rs: reads of 16 messages
-# received, echoed and written, no sockets): the instructions per message
-# of 20,000 reads less those of 10,000, so start-up cancels out. Exact to
-# the instruction from run to run; the server's count moves by a few
-# percent with how many messages each read happens to carry.
+# received, echoed and written, no sockets; DEPTH and SECS do not apply):
+# the instructions of 20,000 reads less those of 10,000, per message, so
+# start-up cancels out. Exact to the instruction from run to run.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/instructions.sh SERVER|core [SIZE] [DEPTH] [SECS]" >&2; exit 2; }
 server=$1 size=${2:-20} depth=${3:-1} secs=${4:-5}
@@ -30,13 +31,17 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
 if [ "$server" = core ]; then
   cargo build --release -q -p tincan-core --example echo_loop
-  count() {
-    valgrind --tool=callgrind --callgrind-out-file="$out" \
-      target/release/examples/echo_loop "$1" "$size" 2>&1 >/dev/null |
-      awk '/Collected :/ { print $NF }'
+  count() { # reads: prints the instructions, or fails with what was said
+    local said status=0
+    said=$(valgrind --tool=callgrind --callgrind-out-file="$out" \
+      target/release/examples/echo_loop "$1" "$size" 2>&1 >/dev/null) || status=$?
+    [ "$status" = 0 ] && awk '/Collected :/ { print $NF }' <<<"$said" | grep -E '^[0-9]+$' ||
+      { echo "instructions.sh: no count for $1 reads:" >&2; echo "$said" >&2; return 1; }
   }
-  fewer=$(count 10000) more=$(count 20000)
-  echo "core echo loop, $size B: $(( (more - fewer) / 160000 )) instructions per message"
+  fewer=$(count 10000)
+  more=$(count 20000)
+  # The example reads 16 messages at a time (DEPTH in echo_loop.rs).
+  echo "core echo loop, $size B: $(( (more - fewer) / (10000 * 16) )) instructions per message"
   exit 0
 fi
 cargo build --release -q -p tincan-smol -p tincan-async-std -p tincan-tokio -p tincan-load
