@@ -738,17 +738,9 @@ mod tests {
         }
     }
 
-    /// Everything a decoder gives for `wire` fed in pieces cut at `cuts`
-    /// (positions, in any order), up to and including its first error.
-    fn decode_in_pieces(
-        limits: Limits,
-        wire: &[u8],
-        cuts: &[usize],
-    ) -> (Vec<Decoded>, Option<ProtocolError>) {
-        decode_as(Role::Server, limits, wire, cuts, false)
-    }
-
-    /// [`decode_in_pieces`] for `receiver`; with `short_runs`, as a
+    /// Everything a decoder for `receiver` gives for `wire` fed in pieces
+    /// cut at `cuts` (positions, in any order), up to and including its
+    /// first error; with `short_runs`, as a
     /// [`Connection`](crate::Connection) decodes: each run of whole short
     /// messages first ([`MessageDecoder::decode_short_messages`]), then
     /// one step of [`MessageDecoder::decode`].
@@ -876,10 +868,10 @@ mod tests {
         ) {
             let wire = encode_frames(&frames, Role::Server);
             let limits = Limits { max_frame_size: 200, max_message_size: 250 };
-            let whole = decode_in_pieces(limits, &wire, &[]);
+            let whole = decode_as(Role::Server, limits, &wire, &[], false);
             let bytes: Vec<usize> = (0..wire.len()).collect();
-            prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &bytes));
-            prop_assert_eq!(&whole, &decode_in_pieces(limits, &wire, &cuts));
+            prop_assert_eq!(&whole, &decode_as(Role::Server, limits, &wire, &bytes, false));
+            prop_assert_eq!(&whole, &decode_as(Role::Server, limits, &wire, &cuts, false));
         }
 
         /// Runs of whole short messages take a shorter path still
