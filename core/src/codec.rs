@@ -511,6 +511,13 @@ impl MessageDecoder {
         self.assembler.recycle(message.into_bytes());
     }
 
+    /// The largest buffer [`MessageDecoder::recycle`] keeps (by default,
+    /// any that the spares have room for): see
+    /// [`crate::Config::max_spare_buffer`].
+    pub fn set_max_spare_buffer(&mut self, size: usize) {
+        self.assembler.max_spare = size;
+    }
+
     /// Frees the inflate state between messages when the peer compresses
     /// each message on its own (RFC 7692 `*_no_context_takeover`): a
     /// connection that has gone quiet then holds nothing for it. Returns

@@ -193,6 +193,8 @@ pub(crate) struct Assembler {
     /// Buffers of delivered messages, given back for the next ones.
     spare: Vec<Vec<u8>>,
     spare_bytes: usize,
+    /// The largest buffer kept as a spare.
+    pub(crate) max_spare: usize,
     utf8: Utf8Validator,
     max_message_size: usize,
 }
@@ -205,6 +207,7 @@ impl Assembler {
             buf: Vec::new(),
             spare: Vec::new(),
             spare_bytes: 0,
+            max_spare: SPARE_BYTES,
             utf8: Utf8Validator::new(),
             max_message_size,
         }
@@ -345,11 +348,16 @@ impl Assembler {
     }
 
     /// Takes back the buffer of a delivered message to assemble the next one
-    /// in, so that steady traffic allocates nothing per message.
+    /// in, so that steady traffic allocates nothing per message; one larger
+    /// than `max_spare` is freed.
     #[inline]
     pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
         let size = bytes.capacity();
-        if size > 0 && self.spare.len() < SPARE_BUFFERS && self.spare_bytes + size <= SPARE_BYTES {
+        if size > 0
+            && size <= self.max_spare
+            && self.spare.len() < SPARE_BUFFERS
+            && self.spare_bytes + size <= SPARE_BYTES
+        {
             bytes.clear();
             self.spare_bytes += size;
             self.spare.push(bytes);
@@ -455,6 +463,10 @@ mod tests {
         // Spares are kept up to a bound, and the best fit is used.
         assembler.recycle(Vec::with_capacity(SPARE_BYTES + 1));
         assert!(assembler.spare.is_empty(), "too big to keep");
+        assembler.max_spare = 1000;
+        assembler.recycle(Vec::with_capacity(1001));
+        assert!(assembler.spare.is_empty(), "larger than max_spare");
+        assembler.max_spare = SPARE_BYTES;
         for size in [10, 1000, 100] {
             assembler.recycle(Vec::with_capacity(size));
         }

@@ -74,6 +74,7 @@ const CONFIG: Config = Config {
     message_timeout: Some(Duration::from_secs(2)),
     close_timeout: Duration::from_secs(1),
     deflate: false,
+    max_spare_buffer: 1024,
     mask_seed: 7,
 };
 

@@ -376,6 +376,40 @@ fn the_handshake_buffers_go_once_it_and_what_followed_are_written() {
 }
 
 #[test]
+fn a_large_buffer_is_kept_for_the_next_message_only_up_to_max_spare_buffer() {
+    // A 16 KiB echo sent by value leaves from its own buffer, which comes
+    // back once written: kept by default (steady traffic allocates
+    // nothing), given back to the allocator past `max_spare_buffer`, as a
+    // short message's buffer is not.
+    let large = "x".repeat(16 << 10);
+    for (max_spare_buffer, kept) in [(Config::DEFAULT.max_spare_buffer, true), (4096, false)] {
+        let mut server = open_server(Config {
+            max_spare_buffer,
+            ..Config::default()
+        });
+        for text in [large.as_str(), "hi"] {
+            server.receive(&masked(0x1, true, text.as_bytes()));
+            let Some(Event::Message(message)) = server.poll_event() else {
+                panic!("a message");
+            };
+            assert_eq!(message, Message::Text(text.into()));
+            server.send_owned(message).expect("open");
+            drain(&mut server);
+        }
+        let spares = server.decoder.as_ref().map_or(0, |d| d.capacity());
+        assert_eq!(
+            spares >= large.len(),
+            kept,
+            "limit {max_spare_buffer}: {spares} bytes"
+        );
+        assert!(
+            spares >= 2,
+            "limit {max_spare_buffer}: the short one's buffer is kept"
+        );
+    }
+}
+
+#[test]
 fn a_caller_that_knows_it_quiet_frees_the_buffers_once_drained() {
     let mut server = open_server(Config::default());
     server.receive(&masked(0x1, true, b"hi"));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tincan_chat::ChatConfig;
-use tincan_core::Config;
+use tincan_core::{Config, Connection};
 
 use crate::log::{LogFormat, LogLevel};
 use crate::origin::OriginPolicy;
@@ -107,6 +107,11 @@ impl ServerConfig {
         connection: Config {
             max_send_queue: 1 << 20,
             deflate: true,
+            // What a connection keeps for its next messages: a larger
+            // buffer goes back to the allocator once its message is
+            // written, and serves the next connection's large message
+            // while still in cache (see `Config::max_spare_buffer`).
+            max_spare_buffer: Connection::OWNED_FROM,
             ..Config::DEFAULT
         },
         outbox_capacity: 8192,
