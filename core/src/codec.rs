@@ -506,16 +506,18 @@ impl MessageDecoder {
     }
 
     /// Gives back a decoded message's buffer to hold a later one, so steady
-    /// traffic allocates nothing per message. Optional.
+    /// traffic allocates nothing per message (buffers up to
+    /// [`MessageDecoder::set_max_spare_buffer`]). Optional.
     pub fn recycle(&mut self, message: Message) {
         self.assembler.recycle(message.into_bytes());
     }
 
-    /// The largest buffer [`MessageDecoder::recycle`] keeps (by default,
-    /// any that the spares have room for): see
+    /// The largest capacity, in bytes, of a buffer that
+    /// [`MessageDecoder::recycle`] keeps (by default, any that the spares
+    /// have room for); spares kept already above it are freed. See
     /// [`crate::Config::max_spare_buffer`].
     pub fn set_max_spare_buffer(&mut self, size: usize) {
-        self.assembler.max_spare = size;
+        self.assembler.set_max_spare(size);
     }
 
     /// Frees the inflate state between messages when the peer compresses

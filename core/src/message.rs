@@ -164,7 +164,7 @@ const RESERVE_UP_FRONT: u64 = 256 * 1024;
 /// The most bytes of recycled buffers an assembler keeps for the next
 /// messages (one read may carry many), so that an idle connection holds
 /// little.
-const SPARE_BYTES: usize = 128 * 1024;
+pub(crate) const SPARE_BYTES: usize = 128 * 1024;
 
 /// The most recycled buffers it keeps: enough for a read full of messages,
 /// few enough that finding the best fit stays cheap.
@@ -194,7 +194,7 @@ pub(crate) struct Assembler {
     spare: Vec<Vec<u8>>,
     spare_bytes: usize,
     /// The largest buffer kept as a spare.
-    pub(crate) max_spare: usize,
+    max_spare: usize,
     utf8: Utf8Validator,
     max_message_size: usize,
 }
@@ -364,6 +364,13 @@ impl Assembler {
         }
     }
 
+    /// Keeps no spare larger than `size` from now on, and frees those kept.
+    pub(crate) fn set_max_spare(&mut self, size: usize) {
+        self.max_spare = size;
+        self.spare.retain(|b| b.capacity() <= size);
+        self.spare_bytes = self.spare.iter().map(Vec::capacity).sum();
+    }
+
     /// Swaps in the spare buffer that best fits `want` bytes: the smallest
     /// one large enough, or else the largest.
     #[inline]
@@ -463,10 +470,17 @@ mod tests {
         // Spares are kept up to a bound, and the best fit is used.
         assembler.recycle(Vec::with_capacity(SPARE_BYTES + 1));
         assert!(assembler.spare.is_empty(), "too big to keep");
-        assembler.max_spare = 1000;
+        assembler.recycle(Vec::with_capacity(2000));
+        assembler.set_max_spare(1000);
+        assert!(assembler.spare.is_empty(), "larger than max_spare: freed");
+        assert_eq!(assembler.spare_bytes, 0);
         assembler.recycle(Vec::with_capacity(1001));
         assert!(assembler.spare.is_empty(), "larger than max_spare");
-        assembler.max_spare = SPARE_BYTES;
+        assembler.recycle(Vec::with_capacity(1000));
+        assert_eq!(assembler.spare_bytes, 1000, "as large as max_spare: kept");
+        assembler.set_max_spare(SPARE_BYTES);
+        assembler.spare.clear();
+        assembler.spare_bytes = 0;
         for size in [10, 1000, 100] {
             assembler.recycle(Vec::with_capacity(size));
         }

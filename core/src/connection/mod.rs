@@ -85,15 +85,17 @@ pub struct Config {
     /// offer, a client makes one. See [`crate::deflate`] for the parameters.
     /// Needs the crate's `deflate` feature; without it this is ignored.
     pub deflate: bool,
-    /// The largest buffer of a received message kept, once the message is
-    /// recycled or written, to receive the connection's next messages in.
-    /// Larger ones go back to the allocator. Kept, steady traffic of any
-    /// size allocates nothing; given back, a large buffer serves the next
-    /// large message of any connection on the thread while it is still in
-    /// the CPU's cache, where a kept one waits, and goes cold, until its own
-    /// connection's next message. A server with many connections per
-    /// thread sets it low. The default, 128 KiB, is what the spares hold in
-    /// all: any buffer they have room for is kept.
+    /// The largest capacity, in bytes, of a message buffer kept to receive
+    /// the connection's next messages in, once it comes back: a received
+    /// message's buffer recycled ([`Connection::recycle`]), or one sent by
+    /// value ([`Connection::send_owned`]) and written. Larger ones go back
+    /// to the allocator. Steady traffic whose buffers are kept allocates
+    /// nothing; a large buffer given back serves the next large message of
+    /// any connection on the thread while it is still in the CPU's cache,
+    /// where a kept one waits, and goes cold, until its own connection's
+    /// next message. A server with many connections per thread sets it
+    /// low. The default is what the spares hold in all (128 KiB): any
+    /// buffer they have room for is kept.
     pub max_spare_buffer: usize,
     /// Seed of the masking keys of a client (§5.3 wants them unpredictable:
     /// take the seed from a random source). Every connection made from one
@@ -116,7 +118,7 @@ impl Config {
         message_timeout: Some(Duration::from_secs(60)),
         close_timeout: Duration::from_secs(5),
         deflate: false,
-        max_spare_buffer: 128 << 10,
+        max_spare_buffer: crate::message::SPARE_BYTES,
         mask_seed: 0x5EED_F07A_C4B1,
     };
 
@@ -715,7 +717,8 @@ impl Connection {
 
     /// Gives back a message from [`Event::Message`] once the application is
     /// done with it: its buffer holds the next message, so steady traffic
-    /// allocates nothing per message. Optional.
+    /// allocates nothing per message (buffers up to
+    /// [`Config::max_spare_buffer`]). Optional.
     pub fn recycle(&mut self, message: Message) {
         if let Some(decoder) = &mut self.decoder {
             decoder.recycle(message);

@@ -382,21 +382,23 @@ fn a_large_buffer_is_kept_for_the_next_message_only_up_to_max_spare_buffer() {
     // nothing), given back to the allocator past `max_spare_buffer`, as a
     // short message's buffer is not.
     let large = "x".repeat(16 << 10);
+    let echo = |server: &mut Connection, text: &str| {
+        server.receive(&masked(0x1, true, text.as_bytes()));
+        let Some(Event::Message(message)) = server.poll_event() else {
+            panic!("a message");
+        };
+        assert_eq!(message, Message::Text(text.into()));
+        server.send_owned(message).expect("open");
+        drain(server);
+        server.decoder.as_ref().map_or(0, |d| d.capacity())
+    };
     for (max_spare_buffer, kept) in [(Config::DEFAULT.max_spare_buffer, true), (4096, false)] {
         let mut server = open_server(Config {
             max_spare_buffer,
             ..Config::default()
         });
-        for text in [large.as_str(), "hi"] {
-            server.receive(&masked(0x1, true, text.as_bytes()));
-            let Some(Event::Message(message)) = server.poll_event() else {
-                panic!("a message");
-            };
-            assert_eq!(message, Message::Text(text.into()));
-            server.send_owned(message).expect("open");
-            drain(&mut server);
-        }
-        let spares = server.decoder.as_ref().map_or(0, |d| d.capacity());
+        echo(&mut server, &large);
+        let spares = echo(&mut server, "hi");
         assert_eq!(
             spares >= large.len(),
             kept,
@@ -405,6 +407,16 @@ fn a_large_buffer_is_kept_for_the_next_message_only_up_to_max_spare_buffer() {
         assert!(
             spares >= 2,
             "limit {max_spare_buffer}: the short one's buffer is kept"
+        );
+        // A decoder made again after a quiet spell has the same limit.
+        server.release_when_drained();
+        assert!(server.poll_event().is_none());
+        assert!(server.decoder.is_none(), "freed once quiet");
+        let spares = echo(&mut server, &large);
+        assert_eq!(
+            spares >= large.len(),
+            kept,
+            "limit {max_spare_buffer}: again"
         );
     }
 }

@@ -333,8 +333,10 @@ impl Session {
                         Message::Binary(bytes) => self.log_binary(bytes.len()),
                     }
                     echoed += 1;
-                    // A large one leaves from its own buffer, which comes
-                    // back for a later message once written.
+                    // A large one leaves from its own buffer, which goes
+                    // back to the allocator once written (see
+                    // `ServerConfig::DEFAULT`'s `max_spare_buffer`); a
+                    // small one is copied, and its buffer kept.
                     self.reply(|conn| conn.send_owned(message));
                 }
                 Event::Message(Message::Text(text)) => {

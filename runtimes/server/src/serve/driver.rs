@@ -45,9 +45,9 @@ const WRITE_SLICES: usize = 64;
 /// long is quiet: the storage its traffic grew (the outbox's and the batch's
 /// vectors, the connection's buffers, the session's log queue, the budget's
 /// marks) goes, and comes back with the next traffic. Looked at once per
-/// period while traffic flows, so that steady traffic allocates nothing per
-/// message (the look is the connection's timer, set once a period) and
-/// reads the clock once a period; not at all once quiet.
+/// period while traffic flows, so that steady traffic of short messages
+/// allocates nothing per message (the look is the connection's timer, set
+/// once a period) and reads the clock once a period; not at all once quiet.
 const QUIET: Duration = Duration::from_secs(1);
 
 /// A client sent chat messages less than this long ago is in a busy room:
