@@ -950,7 +950,6 @@ mod tests {
     #[test]
     fn a_run_of_short_messages_waits_for_the_state_before_it() {
         let hello = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
-        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
         let mut noted = Vec::new();
         let mut run = |decoder: &mut MessageDecoder, input: &mut &[u8]| {
             let before = input.len();
@@ -959,37 +958,37 @@ mod tests {
                 .expect("stops");
             before - input.len()
         };
+        // A fresh decoder after `start`, what `decode` made of it, and what
+        // `decode` makes of "Hello" once the run took none of it.
+        let mut after = |start: &[u8], case: &str| {
+            let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
+            let mut input = start;
+            let first = decoder.decode(&mut input);
+            let mut input = &hello[..];
+            assert_eq!(run(&mut decoder, &mut input), 0, "{case}");
+            (first, decoder.decode(&mut input))
+        };
 
         // A fragment began: a whole message next is a protocol error (§5.4).
-        let mut input = &b"\x01\x81\0\0\0\0a"[..];
-        assert_eq!(decoder.decode(&mut input), Ok(None));
-        let mut input = &hello[..];
-        assert_eq!(run(&mut decoder, &mut input), 0, "in a message");
         assert_eq!(
-            decoder.decode(&mut input),
-            Err(ProtocolError::ExpectedContinuation)
+            after(b"\x01\x81\0\0\0\0a", "in a message"),
+            (Ok(None), Err(ProtocolError::ExpectedContinuation))
         );
 
         // After a close frame, nothing is read (§5.5.1).
-        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
-        let mut input = &b"\x88\x80\0\0\0\0"[..];
-        let close = decoder.decode(&mut input).expect("valid");
-        assert!(matches!(close, Some(Decoded::Close { .. })));
-        let mut input = &hello[..];
-        assert_eq!(run(&mut decoder, &mut input), 0, "after a close");
-        assert_eq!(decoder.decode(&mut input), Ok(None));
+        let (close, next) = after(b"\x88\x80\0\0\0\0", "after a close");
+        assert!(matches!(close, Ok(Some(Decoded::Close { .. }))));
+        assert_eq!(next, Ok(None));
 
         // A header's first byte kept from the last read: what comes next
         // is the rest of it, not a frame, even when it looks like one (the
         // masked "Hello" is then a 1-byte binary frame, and a bad one).
-        let mut decoder = MessageDecoder::new(Role::Server, Limits::default());
-        let mut input = &b"\x82"[..];
-        assert_eq!(decoder.decode(&mut input), Ok(None));
-        let mut input = &hello[..];
-        assert_eq!(run(&mut decoder, &mut input), 0, "a header in pieces");
         assert_eq!(
-            decoder.decode(&mut input),
-            Ok(Some(Decoded::Message(Message::Binary(vec![0x3d ^ 0x85]))))
+            after(b"\x82", "a header in pieces"),
+            (
+                Ok(None),
+                Ok(Some(Decoded::Message(Message::Binary(vec![0x3d ^ 0x85]))))
+            )
         );
 
         // The middle of a long frame's payload.

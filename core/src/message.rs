@@ -250,9 +250,8 @@ impl Assembler {
             // One reservation for a typical message; a header alone must not
             // make us reserve its whole declared length.
             let want = header.payload_len.min(RESERVE_UP_FRONT) as usize;
-            if self.buf.capacity() < want {
-                self.take_spare(want);
-            }
+            let buf = std::mem::take(&mut self.buf);
+            self.buf = self.fit(buf, want);
             self.buf.reserve(want);
         }
         Ok(())
@@ -305,46 +304,24 @@ impl Assembler {
         mask: Option<[u8; 4]>,
     ) -> Result<Message, ProtocolError> {
         debug_assert!(self.kind.is_none() && self.buf.is_empty() && self.fragments == 0);
-        let want = payload.len();
-        // Steady traffic of small messages: the last buffer given back,
-        // which fits (as `take_spare` would find), straight from the spares.
-        // An empty message takes none (it has no bytes to hold).
-        let mut bytes = match self.spare.last().map(Vec::capacity) {
-            Some(size) if want > 0 && (want..=SMALL_ENOUGH).contains(&size) => {
-                self.spare_bytes -= size;
-                self.spare.pop().unwrap_or_default()
-            }
-            _ => {
-                if self.buf.capacity() < want {
-                    self.take_spare(want);
-                }
-                std::mem::take(&mut self.buf)
-            }
-        };
+        // An empty message takes no spare (it has no bytes to hold).
+        let buf = std::mem::take(&mut self.buf);
+        let mut bytes = self.fit(buf, payload.len());
         extend_masked(&mut bytes, payload, mask, 0);
-        match kind {
-            MessageKind::Text => String::from_utf8(bytes)
-                .map(Message::Text)
-                .map_err(|_| ProtocolError::InvalidUtf8),
-            MessageKind::Binary => Ok(Message::Binary(bytes)),
-        }
+        message(kind, bytes)
     }
 
     /// Ends the message after its final frame.
     pub(crate) fn finish(&mut self) -> Result<Message, ProtocolError> {
         self.fragments = 0;
         let bytes = std::mem::take(&mut self.buf);
-        match self.kind.take() {
-            Some(MessageKind::Text) => {
-                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                // Fragments were validated piece by piece (and cannot fail
-                // here); a message that came whole is validated only here.
-                String::from_utf8(bytes)
-                    .map(Message::Text)
-                    .map_err(|_| ProtocolError::InvalidUtf8)
-            }
-            _ => Ok(Message::Binary(bytes)),
+        let kind = self.kind.take().unwrap_or(MessageKind::Binary);
+        if kind == MessageKind::Text {
+            // Fragments were validated piece by piece (and cannot fail
+            // here); a message that came whole is validated in `message`.
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
+        message(kind, bytes)
     }
 
     /// Takes back the buffer of a delivered message to assemble the next one
@@ -371,35 +348,43 @@ impl Assembler {
         self.spare_bytes = self.spare.iter().map(Vec::capacity).sum();
     }
 
-    /// Swaps in the spare buffer that best fits `want` bytes: the smallest
-    /// one large enough, or else the largest.
-    #[inline]
-    fn take_spare(&mut self, want: usize) {
-        // The last one given back, when it fits without wasting much: steady
-        // traffic of one size takes it every time, without a search (and,
-        // with no buffer to give back, without a swap).
-        let fits = |b: &mut Vec<u8>| {
-            let size = b.capacity();
-            size >= want && (size <= SMALL_ENOUGH || size / 2 <= want)
-        };
-        if self.spare.last_mut().is_some_and(fits) {
-            match self.buf.capacity() {
-                0 => {
-                    if let Some(last) = self.spare.pop() {
-                        self.spare_bytes -= last.capacity();
-                        self.buf = last;
-                    }
-                }
-                _ => self.swap_in_spare(self.spare.len() - 1),
-            }
-            return;
+    /// `buf` if it holds `want` bytes; else the spare that best fits them
+    /// (see [`Assembler::spare_for`]), and `buf`, if it holds memory,
+    /// becomes a spare. With no spare, `buf` (which grows).
+    #[inline(always)]
+    fn fit(&mut self, buf: Vec<u8>, want: usize) -> Vec<u8> {
+        if buf.capacity() >= want {
+            return buf;
         }
-        self.take_best_spare(want);
+        let spare = self.spare_for(want);
+        if spare.capacity() == 0 {
+            return buf;
+        }
+        if buf.capacity() > 0 {
+            self.recycle(buf);
+        }
+        spare
     }
 
-    /// The search of [`Assembler::take_spare`], when the last spare does not
+    /// The spare buffer that best fits `want` bytes, taken from the spares:
+    /// the last one given back when it fits without wasting much (steady
+    /// traffic of one size takes it every time, without a search), else
+    /// the smallest one large enough, else the largest; an empty one when
+    /// there is none.
+    #[inline(always)]
+    fn spare_for(&mut self, want: usize) -> Vec<u8> {
+        match self.spare.last().map(Vec::capacity) {
+            Some(size) if size >= want && (size <= SMALL_ENOUGH || size / 2 <= want) => {
+                self.spare_bytes -= size;
+                self.spare.pop().unwrap_or_default()
+            }
+            _ => self.best_spare(want),
+        }
+    }
+
+    /// The search of [`Assembler::spare_for`], when the last spare does not
     /// fit.
-    fn take_best_spare(&mut self, want: usize) {
+    fn best_spare(&mut self, want: usize) -> Vec<u8> {
         let best = self
             .spare
             .iter()
@@ -409,19 +394,12 @@ impl Assembler {
                 c => (1, usize::MAX - c),
             })
             .map(|(i, _)| i);
-        if let Some(i) = best {
-            self.swap_in_spare(i);
-        }
-    }
-
-    /// Makes spare `i` the message buffer; the old one becomes a spare.
-    fn swap_in_spare(&mut self, i: usize) {
+        let Some(i) = best else {
+            return Vec::new();
+        };
         let spare = self.spare.swap_remove(i);
         self.spare_bytes -= spare.capacity();
-        let old = std::mem::replace(&mut self.buf, spare);
-        if old.capacity() > 0 {
-            self.recycle(old);
-        }
+        spare
     }
 
     /// Frees the buffers kept for messages to come (the spares, and the
@@ -447,6 +425,16 @@ impl Assembler {
     /// Whether a message has begun and not ended.
     pub(crate) fn in_message(&self) -> bool {
         self.kind.is_some()
+    }
+}
+
+/// The message of `kind` in `bytes`: text must be valid UTF-8 (§8.1).
+fn message(kind: MessageKind, bytes: Vec<u8>) -> Result<Message, ProtocolError> {
+    match kind {
+        MessageKind::Text => String::from_utf8(bytes)
+            .map(Message::Text)
+            .map_err(|_| ProtocolError::InvalidUtf8),
+        MessageKind::Binary => Ok(Message::Binary(bytes)),
     }
 }
 

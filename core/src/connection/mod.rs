@@ -926,22 +926,10 @@ impl Connection {
     /// inflating if permessage-deflate was agreed.
     fn decoder(&mut self) -> &mut MessageDecoder {
         // Called for every frame: the limits and the deflate parameters are
-        // looked at only when a decoder is made.
-        let decoder = match self.decoder.take() {
-            Some(decoder) => decoder,
-            None => self.new_decoder(),
-        };
-        self.decoder.insert(decoder)
-    }
-
-    fn new_decoder(&self) -> Box<MessageDecoder> {
-        let mut decoder = MessageDecoder::new(self.role, self.config.limits());
-        decoder.set_max_spare_buffer(self.config.max_spare_buffer);
-        #[cfg(feature = "deflate")]
-        if let Some(params) = self.deflate {
-            decoder.enable_deflate(!params.receive_without_context(self.role));
-        }
-        Box::new(decoder)
+        // looked at only when a decoder is made. (The closure borrows the
+        // fields it reads, not `self`, which the decoder's field is part of.)
+        self.decoder
+            .get_or_insert_with(|| new_decoder(self.role, &self.config, self.deflate))
     }
 
     /// Whether a data message has begun and not ended.
@@ -1000,10 +988,11 @@ impl Connection {
     /// of `bytes` (see [`MessageDecoder::decode_short_messages`]): what
     /// [`Connection::on_decoded`] would make of them one by one.
     fn read_short_messages(&mut self, bytes: &mut &[u8]) -> Result<(), ProtocolError> {
-        self.decoder();
-        let Some(decoder) = self.decoder.as_deref_mut() else {
-            return Ok(());
-        };
+        // The decoder as `decoder()` makes it, borrowed beside the traffic
+        // state (which the method's borrow of `self` would not allow).
+        let decoder = self
+            .decoder
+            .get_or_insert_with(|| new_decoder(self.role, &self.config, self.deflate));
         // Made only for a message: a read of part of a frame leaves a
         // quiet connection without traffic state, as it was. (The event is
         // built in the push: built first, as a value of its own, it made
@@ -1307,6 +1296,24 @@ impl Connection {
         z ^= z >> 31;
         (z as u32).to_ne_bytes()
     }
+}
+
+/// A decoder for what `role` receives, with `config`'s limits, inflating
+/// if permessage-deflate was agreed (`deflate`).
+fn new_decoder(
+    role: Role,
+    config: &Config,
+    #[allow(unused_variables, reason = "inflating needs the deflate feature")] deflate: Option<
+        DeflateParams,
+    >,
+) -> Box<MessageDecoder> {
+    let mut decoder = MessageDecoder::new(role, config.limits());
+    decoder.set_max_spare_buffer(config.max_spare_buffer);
+    #[cfg(feature = "deflate")]
+    if let Some(params) = deflate {
+        decoder.enable_deflate(!params.receive_without_context(role));
+    }
+    Box::new(decoder)
 }
 
 #[cfg(test)]
